@@ -1,0 +1,41 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
+INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test venv venv-local lint crds clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=25"
+
+$(VENV)/.installed-base: $(BIN)/python pyproject.toml constraints.txt
+	$(INSTALL) -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-local: $(VENV)/.installed-base
+	$(INSTALL) -e '.[local]'
+	touch $@
+
+venv: $(VENV)/.installed-base
+venv-local: $(VENV)/.installed-local
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: venv lint
+	$(BIN)/pytest
+
+demo: venv-local
+	$(BIN)/gymops demo
+
+crds: venv
+	$(BIN)/gymops crds --output crds
+
+clean:
+	rm -rf $(VENV) demo-output

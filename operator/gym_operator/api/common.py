@@ -1,0 +1,151 @@
+"""Shared building blocks of the gymops.dev resources: base model, references, S3, pod template."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "gymops.dev"
+API_VERSION = "v1alpha1"
+GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
+
+
+def cel(rule: str, message: str) -> dict[str, str]:
+    """One CEL rule for the CRD schema (`x-kubernetes-validations`)."""
+    return {"rule": rule, "message": message}
+
+
+class ApiModel(BaseModel):
+    """Base of every spec and status model: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it appears in YAML or the Kubernetes API (camelCase, no unset nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SecretKeyRef(ApiModel):
+    """A key inside a Kubernetes Secret in the resource's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key within the Secret's data.")
+
+
+class S3CredentialsRef(ApiModel):
+    """A Kubernetes Secret holding S3 credentials."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    access_key_id_key: str = Field(
+        default="AWS_ACCESS_KEY_ID", description="Key of the access key id in the Secret."
+    )
+    secret_access_key_key: str = Field(
+        default="AWS_SECRET_ACCESS_KEY", description="Key of the secret access key in the Secret."
+    )
+
+
+class S3Spec(ApiModel):
+    """How to reach S3; unset fields fall back to the standard AWS environment variables."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        alias="endpointURL",
+        description="S3 endpoint, e.g. http://minio:9000; unset means AWS or AWS_ENDPOINT_URL.",
+    )
+    region: str | None = Field(default=None, description="S3 region, e.g. us-east-1.")
+    credentials_secret_ref: S3CredentialsRef | None = Field(
+        default=None,
+        description="Secret with the access key pair; unset uses the pod's identity or env.",
+    )
+
+
+class Toleration(ApiModel):
+    """A Kubernetes toleration (same fields as core/v1 Toleration)."""
+
+    key: str | None = Field(default=None, description="Taint key the toleration applies to.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (default Equal)."
+    )
+    value: str | None = Field(default=None, description="Taint value for the Equal operator.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; empty matches all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated."
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """CPU and memory requests and limits, as Kubernetes quantities."""
+
+    requests: dict[str, str] | None = Field(default=None, description="e.g. {cpu: 500m}.")
+    limits: dict[str, str] | None = Field(default=None, description="e.g. {memory: 1Gi}.")
+
+
+class EnvVar(ApiModel):
+    """An extra environment variable for worker pods (plain values only)."""
+
+    name: str = Field(min_length=1, description="Variable name.")
+    value: str = Field(default="", description="Variable value.")
+
+
+class PodTemplate(ApiModel):
+    """Settings applied to every worker pod the operator creates."""
+
+    image: str | None = Field(
+        default=None, description="Worker image; unset uses the operator's default image."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="Image pull policy."
+    )
+    image_pull_secrets: list[str] | None = Field(
+        default=None, description="Names of Secrets used to pull the image."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Resources of the worker container."
+    )
+    node_selector: dict[str, str] | None = Field(default=None, description="Node selector.")
+    tolerations: list[Toleration] | None = Field(default=None, description="Tolerations.")
+    service_account_name: str | None = Field(
+        default=None, description="Service account of the worker pods."
+    )
+    priority_class_name: str | None = Field(default=None, description="Priority class.")
+    env: list[EnvVar] | None = Field(default=None, description="Extra environment variables.")
+    labels: dict[str, str] | None = Field(default=None, description="Extra pod labels.")
+    annotations: dict[str, str] | None = Field(default=None, description="Extra pod annotations.")
+
+
+class Condition(ApiModel):
+    """A status condition in the metav1.Condition shape."""
+
+    type: str = Field(description="Condition type, e.g. Ready, Complete, Failed.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the condition was set for."
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes metadata that local mode reads; the rest is kept as is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(default="local", description="Resource name.")
+    namespace: str | None = Field(default=None, description="Resource namespace.")
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended"]
+PHASES: tuple[str, ...] = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})

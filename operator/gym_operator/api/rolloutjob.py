@@ -1,0 +1,342 @@
+"""The RolloutJob resource: tasks, a policy endpoint, a verifier and sampling in; rollouts out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gym_operator.api.common import (
+    GROUP_VERSION,
+    ApiModel,
+    Condition,
+    ObjectMeta,
+    Phase,
+    PodTemplate,
+    S3Spec,
+    SecretKeyRef,
+    cel,
+)
+
+BUILTIN_VERIFIERS: tuple[str, ...] = (
+    "math",
+    "exact_match",
+    "mcqa",
+    "regex",
+    "json_schema",
+    "instruction_following",
+    "code_execution",
+    "llm_judge",
+)
+BuiltinVerifier = Literal[
+    "math",
+    "exact_match",
+    "mcqa",
+    "regex",
+    "json_schema",
+    "instruction_following",
+    "code_execution",
+    "llm_judge",
+]
+EMBEDDED_MODELS: tuple[str, ...] = ("smollm2",)
+
+
+class InputSpec(ApiModel):
+    """Where the tasks come from: a JSONL file of NeMo Gym task rows."""
+
+    uri: str = Field(
+        min_length=1,
+        description="Task file: s3://bucket/key.jsonl, file:///path or a local path (local mode).",
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Read at most this many rows (counted before sharding)."
+    )
+    max_row_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Rows longer than this many bytes are rejected to the errors file.",
+    )
+
+
+class PolicySpec(ApiModel):
+    """The policy model to sample from: an OpenAI-compatible endpoint or an embedded model."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.baseURL) != has(self.embedded)",
+                    "set exactly one of policy.baseURL and policy.embedded",
+                ),
+                cel(
+                    "!has(self.baseURL) || has(self.model)",
+                    "policy.model is required with policy.baseURL",
+                ),
+            ]
+        }
+    )
+
+    base_url: str | None = Field(
+        default=None,
+        alias="baseURL",
+        pattern=r"^https?://",
+        description="OpenAI-compatible base URL ending in /v1, e.g. http://vllm:8000/v1.",
+    )
+    model: str | None = Field(default=None, min_length=1, description="Model name to request.")
+    api: Literal["chat", "responses"] = Field(
+        default="chat", description="chat: /chat/completions; responses: /responses."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding the API key (sent as a Bearer token)."
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="Environment variable the worker reads the API key from (local mode).",
+    )
+    embedded: Literal["smollm2"] | None = Field(
+        default=None,
+        description="Local mode only: run this bundled model (SmolLM2-135M-Instruct) on loopback.",
+    )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Cap on requests in flight to this endpoint across all shards.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PolicySpec:
+        if (self.base_url is None) == (self.embedded is None):
+            raise ValueError("set exactly one of policy.baseURL and policy.embedded")
+        if self.base_url is not None and not self.model:
+            raise ValueError("policy.model is required with policy.baseURL")
+        return self
+
+
+class SamplingParams(BaseModel):
+    """Overrides merged into each task's responses_create_params (OpenAI names, snake_case)."""
+
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling mass.")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Token limit of each response."
+    )
+
+
+class SamplingSpec(ApiModel):
+    """How many responses per task, and how many requests in flight."""
+
+    num_repeats: int = Field(default=1, ge=1, le=1024, description="Responses sampled per task.")
+    concurrency: int = Field(
+        default=64, ge=1, le=8192, description="Requests in flight per generator pod."
+    )
+    seed_per_repeat: bool = Field(
+        default=True, description="Send seed = repeat index so each repeat is reproducible."
+    )
+    max_turns: int = Field(
+        default=8, ge=1, le=100, description="Model turns per rollout when the task has tools."
+    )
+    params: SamplingParams = Field(
+        default_factory=SamplingParams,
+        description="responses_create_params overrides: temperature, top_p, max_output_tokens, ...",
+    )
+
+
+class VerifierSpec(ApiModel):
+    """Who scores responses: a built-in verifier, a NeMo Gym resource server image, or a URL."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "[has(self.builtin), has(self.image), has(self.url)].filter(x, x).size() == 1",
+                    "set exactly one of verifier.builtin, verifier.image and verifier.url",
+                )
+            ]
+        }
+    )
+
+    builtin: BuiltinVerifier | None = Field(default=None, description="A built-in verifier.")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of the built-in verifier (see the verifier reference).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    image: str | None = Field(
+        default=None, description="Image of a NeMo Gym resource server, run as a Deployment."
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the verifier listens on.")
+    replicas: int = Field(default=1, ge=1, le=1000, description="Verifier server replicas.")
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="An already running verifier server."
+    )
+    timeout_seconds: float = Field(
+        default=120, gt=0, le=86400, description="Timeout of one /verify request."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts per /verify call before a failure row."
+    )
+    resources: dict[str, dict[str, str]] | None = Field(
+        default=None, description="Resources of the verifier container (requests, limits)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> VerifierSpec:
+        chosen = [x for x in (self.builtin, self.image, self.url) if x is not None]
+        if len(chosen) != 1:
+            raise ValueError("set exactly one of verifier.builtin, verifier.image and verifier.url")
+        return self
+
+
+class RewardSpec(ApiModel):
+    """How the verifier's score becomes the stored reward."""
+
+    mode: Literal["binary", "continuous"] = Field(
+        default="binary",
+        description="binary: 1.0 when score >= passThreshold else 0.0; continuous: the score.",
+    )
+    pass_threshold: float = Field(
+        default=1.0, ge=0, le=1, description="Score at or above which a rollout counts as passed."
+    )
+    components: dict[str, float] | None = Field(
+        default=None,
+        description="Weights of reward components; reward = weighted sum of the components.",
+    )
+
+
+class OutputSpec(ApiModel):
+    """Where rollouts go and how they are encoded."""
+
+    uri: str = Field(
+        min_length=1, description="Output prefix: s3://bucket/prefix/ or file:///dir/."
+    )
+    format: Literal["jsonl", "parquet"] = Field(default="jsonl", description="Part file format.")
+    compression: Literal["zstd", "gzip", "none"] = Field(
+        default="zstd", description="Compression of JSONL parts."
+    )
+    part_rows: int = Field(
+        default=1000, ge=1, le=1_000_000, description="Commit a part after this many rollouts."
+    )
+    part_seconds: float = Field(
+        default=30, gt=0, le=3600, description="Commit a non-empty part at least this often."
+    )
+
+
+class RetrySpec(ApiModel):
+    """Bounded retries of model requests."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.maxRetrySeconds >= self.requestTimeoutSeconds",
+                    "retry.maxRetrySeconds must be at least retry.requestTimeoutSeconds",
+                )
+            ]
+        }
+    )
+
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts per model request.")
+    request_timeout_seconds: float = Field(
+        default=600, gt=0, le=86400, description="Timeout of one model request."
+    )
+    max_retry_seconds: float = Field(
+        default=900,
+        gt=0,
+        le=604800,
+        description="Wall-clock budget for one request and its retries.",
+    )
+    backoff_base_seconds: float = Field(
+        default=1.0, gt=0, le=600, description="First backoff; doubles per attempt, with jitter."
+    )
+    backoff_max_seconds: float = Field(
+        default=60, gt=0, le=3600, description="Longest single backoff."
+    )
+
+    @model_validator(mode="after")
+    def _budget_covers_timeout(self) -> RetrySpec:
+        if self.max_retry_seconds < self.request_timeout_seconds:
+            raise ValueError("retry.maxRetrySeconds must be at least retry.requestTimeoutSeconds")
+        return self
+
+
+class RolloutJobSpec(ApiModel):
+    """Desired state of a RolloutJob."""
+
+    input: InputSpec = Field(description="The task file.")
+    policy: PolicySpec = Field(description="The model to sample responses from.")
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling settings.")
+    verifier: VerifierSpec = Field(description="How responses are scored.")
+    reward: RewardSpec = Field(default_factory=RewardSpec, description="Reward shaping.")
+    parallelism: int = Field(
+        default=1, ge=1, le=1000, description="Generator pods, one shard each (task index mod N)."
+    )
+    output: OutputSpec = Field(description="Where rollouts are written.")
+    s3: S3Spec | None = Field(default=None, description="S3 connection settings.")
+    retry: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy.")
+    backoff_limit_per_index: int = Field(
+        default=3, ge=0, le=100, description="Pod restarts allowed per shard before it fails."
+    )
+    suspend: bool = Field(default=False, description="Pause the job; resume by setting false.")
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the resource this long after it finished."
+    )
+    template: PodTemplate | None = Field(default=None, description="Worker pod settings.")
+
+
+class Progress(ApiModel):
+    """Counts aggregated from the shard manifests."""
+
+    total: int | None = Field(default=None, description="Rollouts expected (tasks x repeats).")
+    completed: int = Field(default=0, description="Rollouts committed with a reward.")
+    failed: int = Field(default=0, description="Rollouts committed as typed failures.")
+    percent: float = Field(default=0.0, description="(completed + failed) / total x 100.")
+    rollouts_per_second: float | None = Field(default=None, description="Recent throughput.")
+    eta_seconds: float | None = Field(default=None, description="Estimated seconds to finish.")
+    last_updated: str | None = Field(default=None, description="When progress was read.")
+
+
+class RewardSummary(ApiModel):
+    """Reward statistics over committed rollouts."""
+
+    mean: float | None = Field(default=None, description="Mean reward.")
+    pass_rate: float | None = Field(default=None, description="Fraction of passed rollouts.")
+
+
+class OutputStatus(ApiModel):
+    """Where the results are."""
+
+    uri: str | None = Field(default=None, description="Output prefix.")
+    manifest: str | None = Field(default=None, description="URI of the _SUCCESS file.")
+
+
+class RolloutJobStatus(ApiModel):
+    """Observed state of a RolloutJob."""
+
+    phase: Phase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed, Suspended."
+    )
+    reason: str | None = Field(default=None, description="CamelCase reason for the phase.")
+    message: str | None = Field(default=None, description="Why the resource is where it is.")
+    observed_generation: int | None = Field(default=None, description="Generation last acted on.")
+    start_time: str | None = Field(default=None, description="When the job started.")
+    completion_time: str | None = Field(default=None, description="When the job finished.")
+    conditions: list[Condition] | None = Field(default=None, description="Status conditions.")
+    progress: Progress | None = Field(default=None, description="Rollout counts and rate.")
+    rewards: RewardSummary | None = Field(default=None, description="Reward statistics.")
+    output: OutputStatus | None = Field(default=None, description="Output location.")
+
+
+class RolloutJob(ApiModel):
+    """A RolloutJob resource."""
+
+    api_version: Literal["gymops.dev/v1alpha1"] = Field(default=GROUP_VERSION)
+    kind: Literal["RolloutJob"] = "RolloutJob"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: RolloutJobSpec
+    status: RolloutJobStatus | None = None

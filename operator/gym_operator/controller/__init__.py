@@ -1,0 +1,1 @@
+"""kopf handlers that reconcile RolloutJob and Dataset into Kubernetes objects and status."""

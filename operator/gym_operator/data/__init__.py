@@ -1,0 +1,1 @@
+"""Dataset builder: filters, dedup, pairing, splits, exporters, dataset card."""

@@ -1,0 +1,1 @@
+"""Prometheus metric definitions, one place. Names gymops_<noun>_<unit>; no per-task labels."""

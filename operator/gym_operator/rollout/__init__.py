@@ -1,0 +1,1 @@
+"""Generator: task reader, sampler loop, model client, retry policy, shard commit."""
