@@ -17,7 +17,7 @@ COMMANDS: dict[str, str] = {
     "build-dataset": "gym_operator.data.entrypoint:main",
     "crds": "gym_operator.controller.crdgen:main",
     "operator": "gym_operator.controller.entrypoint:main",
-    "demo": "gym_operator.cli_run:demo",
+    "demo": "gym_operator.cli_demo:main",
 }
 
 
