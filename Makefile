@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local lint crds clean
+.PHONY: demo test venv venv-local lint crds clean reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,6 @@ crds: venv
 
 clean:
 	rm -rf $(VENV) demo-output
+
+reference: venv
+	$(BIN)/python -c "from gym_operator.api.reference import render_reference as r; open('docs/reference.md','w').write(r())"
