@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: fault-injecting servers on loopback (never used in production)."""
