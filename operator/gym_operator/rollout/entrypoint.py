@@ -1,0 +1,100 @@
+"""`gymops generate`: the generator pod entrypoint, one shard of a RolloutJob.
+
+Exit codes: 0 the shard is finished (committed, manifest marked finished); 1 unexpected error
+(retry the pod: work committed so far is kept); 2 bad spec or arguments (do not retry);
+3 stopped by SIGTERM/SIGINT after committing what was done (resumable); 4 the output prefix
+holds another spec's results (do not retry without --restart or another output URI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from gym_operator import metrics
+from gym_operator.api import RolloutJob, SpecError, load_resource
+from gym_operator.rollout.generator import ShardInterrupted
+from gym_operator.rollout.job import JobConflict
+from gym_operator.rollout.runner import parse_shard, run_job
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_SPEC = 2
+EXIT_INTERRUPTED = 3
+EXIT_CONFLICT = 4
+
+
+def resolve_shard(arg: str | None, parallelism: int) -> int:
+    """The shard index from --shard i/N or JOB_COMPLETION_INDEX; N must equal spec.parallelism."""
+    if arg:
+        index, count = parse_shard(arg)
+        if count != parallelism:
+            raise ValueError(f"--shard {arg}: N must equal spec.parallelism ({parallelism})")
+        return index
+    raw = os.environ.get("JOB_COMPLETION_INDEX", "0" if parallelism == 1 else "")
+    if not raw.isdigit() or int(raw) >= parallelism:
+        raise ValueError(
+            f"no shard: pass --shard i/{parallelism} or set JOB_COMPLETION_INDEX below "
+            f"{parallelism} (got {raw!r})"
+        )
+    return int(raw)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run one shard; see the module docstring for exit codes."""
+    try:
+        job = load_resource(args.spec)
+        if not isinstance(job, RolloutJob):
+            raise SpecError(args.spec, [f"kind: expected RolloutJob, got {job.kind}"])
+        if job.spec.policy.embedded:
+            raise SpecError(args.spec, ["policy.embedded: only `gymops run` (local mode)"])
+        shard = resolve_shard(args.shard, job.spec.parallelism)
+    except (SpecError, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return EXIT_BAD_SPEC
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
+    try:
+        asyncio.run(_generate(job, shard, args))
+    except ShardInterrupted as exc:
+        log.warning("%s", exc)
+        return EXIT_INTERRUPTED
+    except JobConflict as exc:
+        log.error("%s", exc)
+        return EXIT_CONFLICT
+    except ValueError as exc:
+        log.error("%s", exc)
+        return EXIT_BAD_SPEC
+    except Exception:
+        log.exception("shard %d failed", shard)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+async def _generate(job: RolloutJob, shard: int, args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    result = await run_job(
+        job.spec,
+        shards=[shard],
+        restart=args.restart,
+        verifier_url=args.verifier_url,
+        stop=stop,
+    )
+    stats = result.shards[0]
+    log.info(
+        "shard %d/%d finished: %d completed, %d failed, %d input errors; job complete: %s",
+        shard,
+        job.spec.parallelism,
+        stats.completed,
+        stats.failed,
+        stats.input_errors,
+        result.success,
+    )

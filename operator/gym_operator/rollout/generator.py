@@ -1,0 +1,448 @@
+"""One shard of a RolloutJob: sample, verify, reward and commit every (task, repeat) exactly once.
+
+Sliding window, not batches: a reader streams the shard's tasks into a bounded queue of
+(task, repeat) slots; a pool of worker coroutines takes them one at a time, so memory does not
+grow with tasks x repeats. Model requests in flight are gated by the AIMD window. Finished rows
+collect in a part buffer committed every `output.partRows` rows or `output.partSeconds` (encoding
+and upload run in a thread). A slot is done once its part is in the manifest; on restart the
+manifest's done set is skipped. The slot of (task, repeat) is `(task_index // N) * R + repeat`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from gym_operator import metrics
+from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.rollout import parts
+from gym_operator.rollout.client import ModelClient, is_truncated, merge_params
+from gym_operator.rollout.retry import (
+    HTTP_429,
+    RequestError,
+    RetriesExhausted,
+    RetryPolicy,
+    call_with_retry,
+)
+from gym_operator.rollout.reward import make_reward_fn
+from gym_operator.rollout.tasks import BadRow, Task, iter_shard
+from gym_operator.rollout.verifier_client import VerifierClient
+from gym_operator.rollout.window import AimdWindow
+from gym_operator.storage import layout
+from gym_operator.storage.manifest import (
+    PartEntry,
+    ShardManifest,
+    commit_part,
+    read_all_manifests,
+    read_manifest,
+    write_manifest,
+    write_success,
+)
+from gym_operator.storage.slots import SlotSet
+from gym_operator.storage.store import Storage
+from gym_operator.storage.uri import StorageURI, parse_uri
+
+log = logging.getLogger(__name__)
+READ_BATCH = 256
+
+
+class ShardInterrupted(Exception):
+    """The shard stopped on request (SIGTERM); what was done is committed, the rest resumes."""
+
+
+@dataclass
+class ShardStats:
+    """Live counts of one shard (committed and still buffered), for progress reporting."""
+
+    shard: int
+    completed: int = 0
+    failed: int = 0
+    input_errors: int = 0
+    truncated: int = 0
+    passed: int = 0
+    reward_sum: float = 0.0
+    resumed: int = 0
+    valid_tasks: int = 0
+    failures_by_class: Counter[str] = field(default_factory=Counter)
+    finished: bool = False
+
+    @property
+    def done(self) -> int:
+        """Rollouts with a final outcome (reward or failure)."""
+        return self.completed + self.failed
+
+
+@dataclass
+class PartBuffer:
+    """Rows waiting for the next commit, and what they add to the manifest."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    slots: SlotSet = field(default_factory=SlotSet)
+    truncated: int = 0
+    passed: int = 0
+    reward_sum: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.failures) + len(self.errors)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The model and verifier clients a shard uses (shared across shards of one process)."""
+
+    model: ModelClient
+    verifier: VerifierClient
+
+
+class ShardGenerator:
+    """Runs one shard to completion (or until stopped)."""
+
+    def __init__(
+        self,
+        spec: RolloutJobSpec,
+        *,
+        storage: Storage,
+        prefix: StorageURI,
+        shard: int,
+        num_shards: int,
+        digest: str,
+        clients: Clients,
+        window: AimdWindow,
+        on_progress: Callable[[ShardStats], None] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.spec = spec
+        self.storage = storage
+        self.prefix = prefix
+        self.shard = shard
+        self.num_shards = num_shards
+        self.digest = digest
+        self.clients = clients
+        self.window = window
+        self.on_progress = on_progress
+        self.repeats = spec.sampling.num_repeats
+        self.stats = ShardStats(shard)
+        self.reward_fn = make_reward_fn(spec.reward)
+        self.overrides = spec.sampling.params.model_dump(exclude_none=True)
+        retry = spec.retry
+        self.model_policy = RetryPolicy(
+            max_attempts=retry.max_attempts,
+            timeout=retry.request_timeout_seconds,
+            budget=retry.max_retry_seconds,
+            backoff_base=retry.backoff_base_seconds,
+            backoff_max=retry.backoff_max_seconds,
+        )
+        ver = spec.verifier
+        self.verify_policy = RetryPolicy(
+            max_attempts=ver.max_attempts,
+            timeout=ver.timeout_seconds,
+            budget=ver.timeout_seconds * ver.max_attempts + 60,
+            backoff_base=0.5,
+            backoff_max=10,
+        )
+        self.suffix = parts.part_suffix(spec.output.format, spec.output.compression)
+        self._buffer = PartBuffer()
+        self._commit_lock = asyncio.Lock()
+        self._flush = asyncio.Event()
+        self._stop = stop or asyncio.Event()
+        self._manifest: ShardManifest | None = None
+        self._done = SlotSet()
+
+    def request_stop(self) -> None:
+        """Stop taking new work; commit what is finished (SIGTERM)."""
+        self._stop.set()
+
+    def slot(self, task_index: int, repeat: int) -> int:
+        """The shard-local slot of (task, repeat)."""
+        return (task_index // self.num_shards) * self.repeats + repeat
+
+    async def run(self) -> ShardStats:
+        """Do every missing slot, commit, mark the shard finished; returns its stats."""
+        manifest = await asyncio.to_thread(read_manifest, self.storage, self.prefix, self.shard)
+        if manifest is None:
+            manifest = ShardManifest(
+                shard=self.shard,
+                num_shards=self.num_shards,
+                job_digest=self.digest,
+                num_repeats=self.repeats,
+            )
+        self._manifest = manifest
+        self._done = manifest.done_slots()
+        self._load_stats(manifest)
+        if manifest.finished:
+            self.stats.finished = True
+            await asyncio.to_thread(self._write_success_if_complete)
+            return self.stats
+        concurrency = self.spec.sampling.concurrency
+        queue: asyncio.Queue[tuple[Task, int] | None] = asyncio.Queue(maxsize=concurrency * 2)
+        work = asyncio.create_task(self._work(queue, workers=concurrency * 2))
+        committer = asyncio.create_task(self._committer())
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait([work, committer, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if committer.done():
+                committer.result()
+            if work.done():
+                work.result()
+        finally:
+            for task in (work, committer, stopper):
+                task.cancel()
+            await asyncio.gather(work, committer, stopper, return_exceptions=True)
+        await self._commit()
+        if self._stop.is_set():
+            raise ShardInterrupted(f"shard {self.shard} stopped; committed work is kept")
+        await asyncio.to_thread(self._finish)
+        self.stats.finished = True
+        self._report()
+        return self.stats
+
+    def _load_stats(self, manifest: ShardManifest) -> None:
+        s = self.stats
+        s.completed, s.failed = manifest.completed, manifest.failed
+        s.input_errors, s.truncated = manifest.input_errors, manifest.truncated
+        s.passed, s.reward_sum = manifest.passed, manifest.reward_sum
+        s.resumed = manifest.completed + manifest.failed
+
+    async def _work(self, queue: asyncio.Queue[tuple[Task, int] | None], workers: int) -> None:
+        pool = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
+        try:
+            await self._produce(queue, workers)
+            await asyncio.gather(*pool)
+        finally:
+            for task in pool:
+                task.cancel()
+            await asyncio.gather(*pool, return_exceptions=True)
+
+    async def _produce(self, queue: asyncio.Queue[tuple[Task, int] | None], workers: int) -> None:
+        source = iter_shard(
+            self.storage,
+            parse_uri(self.spec.input.uri),
+            shard=self.shard,
+            num_shards=self.num_shards,
+            limit=self.spec.input.limit,
+            max_row_bytes=self.spec.input.max_row_bytes,
+        )
+        while batch := await asyncio.to_thread(_take, source, READ_BATCH):
+            for item in batch:
+                if isinstance(item, BadRow):
+                    self._record_bad_row(item)
+                    continue
+                self.stats.valid_tasks += 1
+                for repeat in range(self.repeats):
+                    if self.slot(item.index, repeat) not in self._done:
+                        await queue.put((item, repeat))
+        for _ in range(workers):
+            await queue.put(None)
+
+    def _record_bad_row(self, bad: BadRow) -> None:
+        first = self.slot(bad.index, 0)
+        if first in self._done:
+            return
+        self._buffer.errors.append(bad.as_row())
+        self._buffer.slots.add_range(first, first + self.repeats)
+        self.stats.input_errors += 1
+        metrics.ROLLOUTS.labels("input_error").inc()
+        log.warning("input line %d: %s", bad.index + 1, bad.reason)
+
+    async def _worker(self, queue: asyncio.Queue[tuple[Task, int] | None]) -> None:
+        part_rows = self.spec.output.part_rows
+        while (item := await queue.get()) is not None:
+            task, repeat = item
+            await self._rollout(task, repeat)
+            size = len(self._buffer)
+            if size >= part_rows:
+                self._flush.set()
+            if size >= 4 * part_rows:
+                await self._commit()
+
+    async def _rollout(self, task: Task, repeat: int) -> None:
+        params = merge_params(task.row["responses_create_params"], self.overrides)
+        if self.spec.sampling.seed_per_repeat:
+            params["seed"] = repeat
+        body = self.clients.model.request_body(params)
+        try:
+            response = (
+                await call_with_retry(
+                    lambda timeout: self._model_attempt(body, timeout),
+                    self.model_policy,
+                    on_retry=lambda e: metrics.RETRIES.labels("model", e.error_class).inc(),
+                )
+            ).value
+        except RetriesExhausted as exc:
+            self._record_failure(task, repeat, exc, "")
+            return
+        try:
+            score, components = (
+                await call_with_retry(
+                    lambda timeout: self._verify_attempt(task.row, response, timeout),
+                    self.verify_policy,
+                    on_retry=lambda e: metrics.RETRIES.labels("verifier", e.error_class).inc(),
+                )
+            ).value
+        except RetriesExhausted as exc:
+            self._record_failure(task, repeat, exc, "verifier_")
+            return
+        reward, components = self.reward_fn(score, components)
+        self._record_rollout(task, repeat, response, reward, components)
+
+    async def _model_attempt(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        await self.window.acquire()
+        metrics.IN_FLIGHT.inc()
+        started = time.perf_counter()
+        try:
+            response = await self.clients.model.create(body, timeout)
+        except RequestError as exc:
+            if exc.error_class == HTTP_429:
+                self.window.on_throttle()
+            raise
+        finally:
+            metrics.MODEL_LATENCY.observe(time.perf_counter() - started)
+            metrics.IN_FLIGHT.dec()
+            self.window.release()
+        self.window.on_success()
+        usage = response.get("usage") or {}
+        metrics.TOKENS.labels("prompt").inc(usage.get("input_tokens") or 0)
+        metrics.TOKENS.labels("completion").inc(usage.get("output_tokens") or 0)
+        return response
+
+    async def _verify_attempt(
+        self, row: dict[str, Any], response: dict[str, Any], timeout: float
+    ) -> tuple[float, dict[str, float] | None]:
+        started = time.perf_counter()
+        try:
+            return await self.clients.verifier.verify(row, response, timeout)
+        finally:
+            metrics.VERIFIER_LATENCY.observe(time.perf_counter() - started)
+
+    def _record_rollout(
+        self,
+        task: Task,
+        repeat: int,
+        response: dict[str, Any],
+        reward: float,
+        components: dict[str, float] | None,
+    ) -> None:
+        row = dict(task.row)
+        row["response"] = response
+        row["reward"] = reward
+        if components:
+            row["reward_components"] = components
+        row["_ng_task_index"] = task.index
+        row["_ng_rollout_index"] = repeat
+        buf = self._buffer
+        buf.rows.append(row)
+        buf.slots.add(self.slot(task.index, repeat))
+        buf.reward_sum += reward
+        passed = reward >= self.spec.reward.pass_threshold
+        truncated = is_truncated(response)
+        buf.passed += passed
+        buf.truncated += truncated
+        s = self.stats
+        s.completed += 1
+        s.reward_sum += reward
+        s.passed += passed
+        s.truncated += truncated
+        metrics.ROLLOUTS.labels("truncated" if truncated else "completed").inc()
+        metrics.REWARDS.observe(reward)
+        self._report()
+
+    def _record_failure(self, task: Task, repeat: int, exc: RetriesExhausted, prefix: str) -> None:
+        failure = exc.failure()
+        if not str(failure["class"]).startswith("verifier_"):
+            failure["class"] = prefix + str(failure["class"])
+        self._buffer.failures.append(
+            {"_ng_task_index": task.index, "_ng_rollout_index": repeat, "failure": failure}
+        )
+        self._buffer.slots.add(self.slot(task.index, repeat))
+        self.stats.failed += 1
+        self.stats.failures_by_class[str(failure["class"])] += 1
+        metrics.ROLLOUTS.labels("failed").inc()
+        log.warning(
+            "task %d repeat %d failed: %s after %d attempts: %s",
+            task.index,
+            repeat,
+            failure["class"],
+            exc.attempts,
+            exc.last.message[:200],
+        )
+        self._report()
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+    async def _committer(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._flush.wait(), self.spec.output.part_seconds)
+            except TimeoutError:
+                pass
+            self._flush.clear()
+            await self._commit()
+
+    async def _commit(self) -> None:
+        async with self._commit_lock:
+            buf, self._buffer = self._buffer, PartBuffer()
+            if not len(buf):
+                return
+            await asyncio.to_thread(self._commit_sync, buf)
+            metrics.PARTS_COMMITTED.inc()
+
+    def _commit_sync(self, buf: PartBuffer) -> None:
+        assert self._manifest is not None
+        seq = self._manifest.next_seq()
+        files: dict[str, bytes] = {}
+        entry = PartEntry(
+            seq=seq, rollouts=len(buf.rows), failures=len(buf.failures), errors=len(buf.errors)
+        )
+        if buf.rows:
+            entry.rollouts_file = layout.part_name(seq, self.suffix)
+            files[entry.rollouts_file] = parts.encode_part(
+                buf.rows, self.spec.output.format, self.spec.output.compression
+            )
+        if buf.failures:
+            entry.failures_file = layout.failures_name(seq)
+            files[entry.failures_file] = parts.encode_jsonl(buf.failures)
+        if buf.errors:
+            entry.errors_file = layout.errors_name(seq)
+            files[entry.errors_file] = parts.encode_jsonl(buf.errors)
+        committed = commit_part(self.storage, self.prefix, self._manifest, files, entry, buf.slots)
+        committed.completed += len(buf.rows)
+        committed.failed += len(buf.failures)
+        committed.input_errors += len(buf.errors)
+        committed.truncated += buf.truncated
+        committed.passed += buf.passed
+        committed.reward_sum += buf.reward_sum
+        write_manifest(self.storage, self.prefix, committed)
+        self._manifest = committed
+        log.debug("shard %d committed part %d (%d rows)", self.shard, seq, len(buf))
+
+    def _finish(self) -> None:
+        assert self._manifest is not None
+        manifest = self._manifest.model_copy(deep=True)
+        manifest.finished = True
+        manifest.expected_rollouts = self.stats.valid_tasks * self.repeats
+        write_manifest(self.storage, self.prefix, manifest)
+        self._manifest = manifest
+        self._write_success_if_complete()
+
+    def _write_success_if_complete(self) -> None:
+        manifests = read_all_manifests(self.storage, self.prefix)
+        complete = len(manifests) == self.num_shards and all(
+            m.finished and m.job_digest == self.digest for m in manifests
+        )
+        if complete:
+            write_success(self.storage, self.prefix, manifests)
+            log.info("all %d shards finished; wrote %s", self.num_shards, layout.SUCCESS)
+
+
+def _take(source: Iterator[Task | BadRow], count: int) -> list[Task | BadRow]:
+    return list(itertools.islice(source, count))

@@ -1,0 +1,141 @@
+"""Running shards of a RolloutJob in this process: claim the prefix, open clients, run each shard.
+
+Shared by the pod entrypoint (`gymops generate`, one shard) and local mode (`gymops run`, all
+shards one after the other). A built-in verifier without a URL is served in-process on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from gym_operator import metrics
+from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.rollout.client import ModelClient, load_api_key, make_session
+from gym_operator.rollout.generator import Clients, ShardGenerator, ShardStats
+from gym_operator.rollout.job import prepare_prefix
+from gym_operator.rollout.verifier_client import VerifierClient
+from gym_operator.rollout.window import AimdWindow
+from gym_operator.storage.manifest import read_success
+from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.storage.uri import parse_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    """What a run did: per-shard stats and whether the whole job is now complete."""
+
+    output_uri: str
+    digest: str
+    shards: list[ShardStats] = field(default_factory=list)
+    success: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to sample from (the spec's policy, or an embedded model's loopback server)."""
+
+    base_url: str
+    model: str
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/N` -> (i, N), with 0 <= i < N."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text!r}: need 0 <= i < N")
+    return index, count
+
+
+def window_ceiling(spec: RolloutJobSpec) -> int:
+    """Requests in flight per shard: sampling.concurrency, capped by policy.maxConcurrency / N."""
+    ceiling = spec.sampling.concurrency
+    if spec.policy.max_concurrency:
+        ceiling = min(ceiling, max(1, math.ceil(spec.policy.max_concurrency / spec.parallelism)))
+    return ceiling
+
+
+@contextlib.asynccontextmanager
+async def verifier_endpoint(spec: RolloutJobSpec, url: str | None) -> AsyncIterator[str]:
+    """The verifier base URL: given, from the spec, or a built-in server started here."""
+    url = url or spec.verifier.url
+    if url:
+        yield url
+        return
+    if spec.verifier.builtin is None:
+        raise ValueError("verifier.image needs --verifier-url (the operator passes its Service)")
+    from gym_operator.verify.server import VerifierSettings, start_server
+
+    settings = VerifierSettings(
+        builtin=spec.verifier.builtin,
+        config=spec.verifier.config,
+        timeout_seconds=spec.verifier.timeout_seconds,
+    )
+    runner, started = await start_server(settings)
+    log.info("built-in verifier %r serving on %s", spec.verifier.builtin, started)
+    try:
+        yield started
+    finally:
+        await runner.cleanup()
+
+
+async def run_job(
+    spec: RolloutJobSpec,
+    *,
+    shards: list[int],
+    restart: bool = False,
+    verifier_url: str | None = None,
+    endpoint: Endpoint | None = None,
+    on_progress: Callable[[ShardStats], None] | None = None,
+    stop: asyncio.Event | None = None,
+    storage: Storage | None = None,
+) -> JobResult:
+    """Run the given shards (of spec.parallelism) one after the other; ShardInterrupted on stop."""
+    storage = storage or Storage(S3Settings.from_spec(spec.s3))
+    prefix = parse_uri(spec.output.uri)
+    digest = await asyncio.to_thread(prepare_prefix, storage, prefix, spec, restart=restart)
+    if endpoint is None:
+        assert spec.policy.base_url and spec.policy.model
+        endpoint = Endpoint(spec.policy.base_url, spec.policy.model)
+    result = JobResult(output_uri=str(prefix), digest=digest)
+    ceiling = window_ceiling(spec)
+    api_key = load_api_key(spec.policy.api_key_env)
+    async with (
+        verifier_endpoint(spec, verifier_url) as verify_url,
+        make_session(ceiling) as model_session,
+        make_session(spec.sampling.concurrency) as verify_session,
+    ):
+        clients = Clients(
+            model=ModelClient(
+                model_session, endpoint.base_url, endpoint.model, spec.policy.api, api_key
+            ),
+            verifier=VerifierClient(verify_session, verify_url),
+        )
+        window = AimdWindow(ceiling, on_change=metrics.WINDOW.set)
+        metrics.WINDOW.set(ceiling)
+        for shard in shards:
+            generator = ShardGenerator(
+                spec,
+                storage=storage,
+                prefix=prefix,
+                shard=shard,
+                num_shards=spec.parallelism,
+                digest=digest,
+                clients=clients,
+                window=window,
+                on_progress=on_progress,
+                stop=stop,
+            )
+            result.shards.append(generator.stats)
+            await generator.run()
+    result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
+    return result

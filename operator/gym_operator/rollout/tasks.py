@@ -1,0 +1,124 @@
+"""Streaming the task JSONL of a RolloutJob into good tasks and bad-input rows, one shard's share.
+
+Rules (documented in docs and relied on by resume):
+- The task index is the 0-based line number in the input file, counting every line (empty lines
+  included), so it never depends on which rows are valid. A row's own `id` is kept as a field but
+  does not decide its index (ids may be strings, repeated or missing).
+- Shard `s` of `N` owns the lines with `index % N == s`; all repeats of a task live in its shard.
+- `limit` counts non-empty lines from the top of the file, before sharding.
+- Empty (or whitespace-only) lines are skipped; a UTF-8 BOM on the first line and CRLF endings are
+  tolerated. Everything else that is not a JSON object with a `responses_create_params` object, or
+  is longer than `maxRowBytes`, becomes a BadRow (its line is 1-based in the errors file).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gym_operator.storage.store import Storage, iter_lines
+from gym_operator.storage.uri import StorageURI
+
+BOM = b"\xef\xbb\xbf"
+EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Task:
+    """One valid task row and its index."""
+
+    index: int
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One input line that cannot be a task; becomes a row of the errors file."""
+
+    index: int
+    reason: str
+    excerpt: str
+
+    def as_row(self) -> dict[str, Any]:
+        """The errors-file row: 1-based line, reason, excerpt."""
+        return {
+            "line": self.index + 1,
+            "_ng_task_index": self.index,
+            "reason": self.reason,
+            "excerpt": self.excerpt,
+        }
+
+
+def parse_line(index: int, raw: bytes, max_row_bytes: int) -> Task | BadRow:
+    """Turn one raw line (without its newline) into a Task or a BadRow."""
+    if index == 0 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+    raw = raw.rstrip(b"\r")
+    if len(raw) > max_row_bytes:
+        return BadRow(index, f"row is {len(raw)} bytes, above maxRowBytes {max_row_bytes}", "")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadRow(index, f"not UTF-8: {exc.reason} at byte {exc.start}", _excerpt(raw))
+    try:
+        row = json.loads(text)
+    except ValueError as exc:
+        return BadRow(index, f"malformed JSON: {exc}", text[:EXCERPT_CHARS])
+    if not isinstance(row, dict):
+        return BadRow(index, f"not a JSON object but {type(row).__name__}", text[:EXCERPT_CHARS])
+    params = row.get("responses_create_params")
+    if not isinstance(params, dict):
+        reason = (
+            "no responses_create_params"
+            if params is None
+            else "responses_create_params is not an object"
+        )
+        return BadRow(index, reason, text[:EXCERPT_CHARS])
+    if not params.get("input"):
+        return BadRow(index, "responses_create_params.input is empty", text[:EXCERPT_CHARS])
+    return Task(index, row)
+
+
+def iter_raw_lines(
+    storage: Storage, uri: StorageURI, limit: int | None
+) -> Iterator[tuple[int, bytes]]:
+    """(index, raw line) for every non-empty line, up to `limit` non-empty lines."""
+    seen = 0
+    for index, raw in enumerate(iter_lines(storage.iter_chunks(uri))):
+        if not raw.strip() or raw.strip() == BOM:
+            continue
+        if limit is not None and seen >= limit:
+            return
+        seen += 1
+        yield index, raw
+
+
+def iter_shard(
+    storage: Storage,
+    uri: StorageURI,
+    *,
+    shard: int,
+    num_shards: int,
+    limit: int | None,
+    max_row_bytes: int,
+) -> Iterator[Task | BadRow]:
+    """The shard's tasks and bad rows, in file order, streamed."""
+    for index, raw in iter_raw_lines(storage, uri, limit):
+        if index % num_shards == shard:
+            yield parse_line(index, raw, max_row_bytes)
+
+
+def count_shard_lines(
+    storage: Storage, uri: StorageURI, *, num_shards: int, limit: int | None
+) -> list[int]:
+    """Non-empty lines per shard (an upper bound of tasks, for progress totals)."""
+    counts = [0] * num_shards
+    for index, _ in iter_raw_lines(storage, uri, limit):
+        counts[index % num_shards] += 1
+    return counts
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[:EXCERPT_CHARS].decode("utf-8", errors="replace")

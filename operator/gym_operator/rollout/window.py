@@ -1,0 +1,94 @@
+"""AIMD concurrency window: how many model requests may be in flight right now.
+
+On a 429 the limit is halved (at most once per `cooldown` seconds, so a burst of 429s from one
+overloaded moment counts as one signal); every success adds `increase` back, up to the ceiling
+(`sampling.concurrency`). The window never drops below `floor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class AimdWindow:
+    """An async semaphore whose size follows additive-increase / multiplicative-decrease."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        floor: int = 1,
+        decrease: float = 0.5,
+        increase: float = 1.0,
+        cooldown: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[float], None] | None = None,
+    ) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.decrease = decrease
+        self.increase = increase
+        self.cooldown = cooldown
+        self.limit: float = float(ceiling)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._clock = clock
+        self._last_decrease = float("-inf")
+        self._on_change = on_change
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        """Wait until a request may start, then count it as in flight."""
+        if not self._waiters and self.in_flight < int(self.limit):
+            self._take()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """A request finished (whatever its outcome)."""
+        self.in_flight -= 1
+        self._wake()
+
+    def on_success(self) -> None:
+        """Additive increase, never above the ceiling."""
+        if self.limit >= self.ceiling:
+            return
+        self.limit = min(float(self.ceiling), self.limit + self.increase)
+        self._notify()
+        self._wake()
+
+    def on_throttle(self) -> None:
+        """Multiplicative decrease on a 429 (once per cooldown), never below the floor."""
+        now = self._clock()
+        if now - self._last_decrease < self.cooldown:
+            return
+        self._last_decrease = now
+        self.limit = max(float(self.floor), self.limit * self.decrease)
+        self._notify()
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < int(self.limit):
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
+
+    def _notify(self) -> None:
+        if self._on_change:
+            self._on_change(self.limit)

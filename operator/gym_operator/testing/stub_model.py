@@ -1,0 +1,308 @@
+"""A stub OpenAI-compatible model server with fault injection, for tests and benchmarks only.
+
+Serves `POST /v1/chat/completions` and `POST /v1/responses` on loopback. Answers are deterministic:
+the sum of the integers in the last user message, plus one when the request's seed is odd, written
+as "... #### <n>" so the math verifier scores even seeds right and odd seeds wrong.
+
+Faults come two ways:
+- rates (benchmarks): latency fixed or lognormal, and per-request probabilities of 429 (with
+  Retry-After), 500, connection reset, hang, malformed JSON and finish_reason=length;
+- directives in the prompt (tests), deterministic per (prompt, seed): `#fault:429x2` makes the
+  first two attempts answer 429, likewise `500`, `reset`, `hang`, `malformed`; `#fault:400` always
+  answers 400; `#length` always stops at the token limit.
+`counts[(prompt, seed)]` holds the requests received per key, for asserting retries.
+
+Run standalone: `python -m gym_operator.testing.stub_model --port 8000 --latency 0.5`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import re
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aiohttp import web
+
+_DIRECTIVE = re.compile(r"#fault:(\w+?)(?:x(\d+))?\b")
+_INT = re.compile(r"-?\d+")
+
+
+@dataclass
+class StubConfig:
+    """Latency and fault rates of the stub."""
+
+    latency: float = 0.0
+    """Mean latency in seconds."""
+    latency_dist: str = "fixed"
+    """fixed or lognormal (with `sigma`, same mean)."""
+    sigma: float = 1.0
+    rate_429: float = 0.0
+    retry_after: float | None = 1.0
+    rate_500: float = 0.0
+    rate_reset: float = 0.0
+    rate_hang: float = 0.0
+    rate_malformed: float = 0.0
+    rate_length: float = 0.0
+    hang_seconds: float = 3600.0
+    seed: int = 0
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The last user message's text (chat `messages` or responses `input`)."""
+    source = body.get("messages") if "messages" in body else body.get("input")
+    if isinstance(source, str):
+        return source
+    for message in reversed(source or []):
+        if message.get("role", "user") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+    return ""
+
+
+def answer_for(prompt: str, seed: int | None) -> int:
+    """The stub's answer: sum of the integers (outside directives), +1 for odd seeds."""
+    clean = _DIRECTIVE.sub("", prompt)
+    value = sum(int(x) for x in _INT.findall(clean))
+    return value + 1 if seed is not None and seed % 2 else value
+
+
+class StubModel:
+    """The server's state: config, counters and the aiohttp application."""
+
+    def __init__(self, config: StubConfig | None = None) -> None:
+        self.config = config or StubConfig()
+        self.counts: Counter[tuple[str, int | None]] = Counter()
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.status_counts: Counter[int] = Counter()
+        self._rng = random.Random(self.config.seed)
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_get("/v1/models", self._models)
+        return app
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, chat=True)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, chat=False)
+
+    def _latency(self) -> float:
+        cfg = self.config
+        if cfg.latency <= 0:
+            return 0.0
+        if cfg.latency_dist == "lognormal":
+            mu = math.log(cfg.latency) - cfg.sigma**2 / 2
+            return self._rng.lognormvariate(mu, cfg.sigma)
+        return cfg.latency
+
+    def _fault(self, prompt: str, attempt: int) -> str | None:
+        for kind, count in _DIRECTIVE.findall(prompt):
+            if kind == "400" or attempt <= int(count or 0):
+                return kind
+        cfg, roll = self.config, self._rng.random()
+        for kind, rate in (
+            ("429", cfg.rate_429),
+            ("500", cfg.rate_500),
+            ("reset", cfg.rate_reset),
+            ("hang", cfg.rate_hang),
+            ("malformed", cfg.rate_malformed),
+        ):
+            if roll < rate:
+                return kind
+            roll -= rate
+        return None
+
+    async def _handle(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
+        self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            body = json.loads(await request.read())
+            prompt = prompt_text(body)
+            seed = body.get("seed")
+            key = (prompt, seed)
+            self.counts[key] += 1
+            fault = self._fault(prompt, self.counts[key])
+            delay = self._latency()
+            if delay:
+                await asyncio.sleep(delay)
+            if fault is not None:
+                return await self._faulty(request, fault)
+            self.status_counts[200] += 1
+            length = "#length" in prompt or self._rng.random() < self.config.rate_length
+            answer = answer_for(prompt, seed)
+            make = _chat_answer if chat else _responses_answer
+            return web.json_response(make(body, prompt, answer, length))
+        finally:
+            self.in_flight -= 1
+
+    async def _faulty(self, request: web.Request, fault: str) -> web.StreamResponse:
+        if fault == "429":
+            self.status_counts[429] += 1
+            headers = {"x-ratelimit-remaining-requests": "0"}
+            if self.config.retry_after is not None:
+                headers["Retry-After"] = f"{self.config.retry_after:g}"
+            return web.json_response({"error": "rate limited"}, status=429, headers=headers)
+        if fault in ("500", "400"):
+            self.status_counts[int(fault)] += 1
+            return web.json_response({"error": f"injected {fault}"}, status=int(fault))
+        if fault == "malformed":
+            self.status_counts[200] += 1
+            return web.Response(body=b'{"choices": [', content_type="application/json")
+        if fault == "hang":
+            await asyncio.sleep(self.config.hang_seconds)
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("injected reset")
+
+
+def _usage(prompt: str, text: str) -> tuple[int, int]:
+    return len(prompt.split()) + 1, len(text.split())
+
+
+def _text(answer: int, length: bool) -> str:
+    return "Let me add these up. The sum" if length else f"The sum is {answer}.\n#### {answer}"
+
+
+def _chat_answer(body: dict[str, Any], prompt: str, answer: int, length: bool) -> dict[str, Any]:
+    text = _text(answer, length)
+    prompt_tokens, completion_tokens = _usage(prompt, text)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "stub"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "length" if length else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _responses_answer(
+    body: dict[str, Any], prompt: str, answer: int, length: bool
+) -> dict[str, Any]:
+    text = _text(answer, length)
+    prompt_tokens, completion_tokens = _usage(prompt, text)
+    return {
+        "id": f"resp_{uuid.uuid4().hex[:16]}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": body.get("model", "stub"),
+        "status": "incomplete" if length else "completed",
+        "incomplete_details": {"reason": "max_output_tokens"} if length else None,
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg_{uuid.uuid4().hex[:16]}",
+                "role": "assistant",
+                "status": "incomplete" if length else "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "usage": {
+            "input_tokens": prompt_tokens,
+            "output_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+async def start(
+    stub: StubModel, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
+    """Start in the running loop; returns the runner and the base URL (ending in /v1)."""
+    runner = web.AppRunner(stub.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+    return runner, f"http://{host}:{bound[1]}/v1"
+
+
+@contextmanager
+def serve_in_thread(stub: StubModel) -> Iterator[str]:
+    """Run the stub on its own event loop in a daemon thread; yields the base URL."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        box["runner"], box["url"] = loop.run_until_complete(start(stub))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="stub-model", daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield box["url"]
+    finally:
+        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted; prints the base URL on its first line of output."""
+    parser = argparse.ArgumentParser(prog="stub_model", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    for item in fields(StubConfig):
+        flag = "--" + item.name.replace("_", "-")
+        kind = str if item.name == "latency_dist" else (int if item.name == "seed" else float)
+        parser.add_argument(flag, type=kind, default=item.default)
+    args = parser.parse_args(argv)
+    config = StubConfig(**{f.name: getattr(args, f.name) for f in fields(StubConfig)})
+
+    async def serve() -> None:
+        runner, url = await start(StubModel(config), args.host, args.port)
+        sys.stdout.write(f"{url}\n")
+        sys.stdout.flush()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
