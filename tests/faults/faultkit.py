@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from gym_operator.rollout import parts
+from gym_operator.storage import layout
+from gym_operator.storage.manifest import ShardManifest, read_all_manifests
 from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.storage.uri import StorageURI
 from gym_operator.testing.s3_fault_proxy import S3FaultProxy
+from gym_operator.verify.base import response_text
 
 
 def proxied(proxy: S3FaultProxy, max_attempts: int = 10, read_timeout: float = 5.0) -> Storage:
@@ -17,3 +32,167 @@ def proxied(proxy: S3FaultProxy, max_attempts: int = 10, read_timeout: float = 5
             read_timeout=read_timeout,
         )
     )
+
+
+# --- task files, job specs and reading a job's committed output -------------------------------
+
+
+def task_row(index: int, directive: str = "") -> dict[str, Any]:
+    """A math task the stub model answers right for even seeds and wrong for odd ones."""
+    a, b = 1000 + index, 7 * index + 3
+    text = f"Task {index}: compute {a} + {b}. {directive}".strip()
+    return {
+        "id": f"t{index}",
+        "responses_create_params": {"input": [{"role": "user", "content": text}]},
+        "expected_answer": str(a + b + index),
+    }
+
+
+def prompt_of(row: dict[str, Any]) -> str:
+    """The prompt text the stub sees (its counters are keyed by it)."""
+    return str(row["responses_create_params"]["input"][0]["content"])
+
+
+def write_tasks(path: Path, rows: list[dict[str, Any]]) -> str:
+    """Write task rows as JSONL; returns the path as a string."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def job_body(
+    input_uri: str, output_uri: str, base_url: str, verifier_url: str, **spec: Any
+) -> dict:
+    """A RolloutJob body with fast retry settings; keyword groups override (merged one level)."""
+    body: dict[str, Any] = {
+        "apiVersion": "gymops.dev/v1alpha1",
+        "kind": "RolloutJob",
+        "metadata": {"name": "faults"},
+        "spec": {
+            "input": {"uri": input_uri},
+            "policy": {"baseURL": base_url, "model": "stub", "apiKeyEnv": "FAULTS_API_KEY"},
+            "sampling": {"numRepeats": 2, "concurrency": 8},
+            "verifier": {"url": verifier_url, "timeoutSeconds": 2, "maxAttempts": 3},
+            "output": {"uri": output_uri, "partRows": 10, "partSeconds": 0.5},
+            "retry": {
+                "maxAttempts": 3,
+                "requestTimeoutSeconds": 1,
+                "maxRetrySeconds": 10,
+                "backoffBaseSeconds": 0.01,
+                "backoffMaxSeconds": 0.05,
+            },
+        },
+    }
+    for group, values in spec.items():
+        current = body["spec"].get(group)
+        body["spec"][group] = {**current, **values} if isinstance(current, dict) else values
+    return body
+
+
+def write_spec(path: Path, body: dict[str, Any]) -> str:
+    """Write a spec as YAML; returns the path."""
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return str(path)
+
+
+@dataclass
+class Output:
+    """Everything committed under an output prefix, read through the manifests only."""
+
+    manifests: list[ShardManifest]
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def rollout_keys(self) -> list[tuple[int, int]]:
+        return [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in self.rollouts]
+
+    def failure_keys(self) -> list[tuple[int, int]]:
+        return [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in self.failures]
+
+    def all_keys(self) -> list[tuple[int, int]]:
+        return self.rollout_keys() + self.failure_keys()
+
+
+def read_output(storage: Storage, prefix: StorageURI) -> Output:
+    """Rows of every committed part (rollouts, failures, bad input), and the manifests."""
+    out = Output(read_all_manifests(storage, prefix))
+    for manifest in out.manifests:
+        directory = layout.shard_dir(prefix, manifest.shard)
+        for part in manifest.parts:
+            if part.rollouts_file:
+                data = storage.read_bytes(directory.join(part.rollouts_file))
+                rows = parts.read_part_rows(part.rollouts_file, data)
+                assert len(rows) == part.rollouts
+                out.rollouts += rows
+            for name, target, count in (
+                (part.failures_file, out.failures, part.failures),
+                (part.errors_file, out.errors, part.errors),
+            ):
+                if name:
+                    rows = parts.read_part_rows(name, storage.read_bytes(directory.join(name)))
+                    assert len(rows) == count
+                    target += rows
+    return out
+
+
+def assert_exactly_once(out: Output, tasks: int, repeats: int) -> None:
+    """Every (task, repeat) has one outcome, rollout or failure, and none has two."""
+    keys = out.all_keys()
+    assert len(keys) == len(set(keys)), "a (task, repeat) was committed twice"
+    assert sorted(keys) == [(t, r) for t in range(tasks) for r in range(repeats)]
+    assert not set(out.failure_keys()) & set(out.rollout_keys())
+    assert sum(m.completed for m in out.manifests) == len(out.rollouts)
+    assert sum(m.failed for m in out.manifests) == len(out.failures)
+
+
+# --- a small verifier server (NeMo Gym protocol) with switchable misbehaviour ------------------
+
+
+class TinyVerifier:
+    """POST /verify: reward 1.0 when the response ends with `#### <expected_answer>`.
+
+    `mode` switches behaviour at run time: ok, garbage (200 with a non-numeric reward),
+    html (200 with a non-JSON body), slow (answers after `slow_seconds`), error (500).
+    """
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.slow_seconds = 0.0
+        self.calls = 0
+        self.answered: Counter[str] = Counter()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/verify", self._verify)
+        app.router.add_post("/seed_session", self._seed)
+        return app
+
+    async def _seed(self, request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def _verify(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        body = await request.json()
+        mode = self.mode
+        self.answered[mode] += 1
+        if mode == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        if mode == "garbage":
+            return web.json_response({**body, "reward": "very good"})
+        if mode == "html":
+            return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
+        if mode == "error":
+            return web.json_response({"error": "boom"}, status=500)
+        text = response_text(body["response"])
+        reward = 1.0 if text.rstrip().endswith(f"#### {body['expected_answer']}") else 0.0
+        return web.json_response({**body, "reward": reward})
+
+
+async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
+    """Serve an app on 127.0.0.1; returns the runner and base URL."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{bound[1]}"
