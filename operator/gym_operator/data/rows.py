@@ -1,0 +1,191 @@
+"""Reading rollout rows: prompt and response as chat messages, text, truncation, ground truth.
+
+A rollout row is a NeMo Gym task row plus `response` (a Responses-API object), `reward` and the
+identity `_ng_task_index` / `_ng_rollout_index`. Everything here is a pure function of one row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+Message = dict[str, Any]
+
+# Fields added to a task row by the generator; everything else is a task (verifier) field.
+ROLLOUT_FIELDS = frozenset(
+    {"response", "reward", "reward_components", "_ng_task_index", "_ng_rollout_index"}
+)
+# Task fields looked up, in order, for the ground truth of RL rows.
+GROUND_TRUTH_FIELDS = ("expected_answer", "ground_truth", "answer", "solution", "label")
+
+
+def task_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The task part of a rollout row (what the input JSONL line held)."""
+    return {k: v for k, v in row.items() if k not in ROLLOUT_FIELDS}
+
+
+def verifier_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Task fields other than the request itself: expected_answer, options, test cases, ..."""
+    return {
+        k: v
+        for k, v in row.items()
+        if k not in ROLLOUT_FIELDS and k != "responses_create_params" and not k.startswith("_")
+    }
+
+
+def reward_of(row: dict[str, Any]) -> float | None:
+    """The reward as a finite float, or None when the rollout is unverified."""
+    value = row.get("reward")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def identity_of(row: dict[str, Any]) -> tuple[int, int] | None:
+    """(task index, rollout index), or None when either is missing or not an integer."""
+    task, rollout = row.get("_ng_task_index"), row.get("_ng_rollout_index")
+    if isinstance(task, int) and isinstance(rollout, int) and not isinstance(task, bool):
+        return task, rollout
+    return None
+
+
+def _content_text(content: Any) -> str:
+    """A message content (string or list of typed parts) as plain text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts)
+    return str(content)
+
+
+def _tool_call(item: dict[str, Any]) -> dict[str, Any]:
+    arguments = item.get("arguments", "")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {
+        "id": str(item.get("call_id") or item.get("id") or ""),
+        "type": "function",
+        "function": {"name": str(item.get("name", "")), "arguments": arguments},
+    }
+
+
+def items_to_messages(items: list[Any], default_role: str) -> list[Message]:
+    """Responses-API items (messages, function calls, their outputs) as chat messages.
+
+    Consecutive function calls are attached to the assistant message before them as
+    `tool_calls` (arguments kept as the JSON string the model produced); a call's output becomes
+    a `tool` message. Reasoning items are not training text and are skipped.
+    """
+    messages: list[Message] = []
+    for item in items:
+        if isinstance(item, str):
+            messages.append({"role": default_role, "content": item})
+            continue
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type", "message")
+        if kind == "message" or (kind is None and "role" in item):
+            role = item.get("role") or default_role
+            role = "system" if role == "developer" else role
+            messages.append({"role": role, "content": _content_text(item.get("content"))})
+        elif kind == "function_call":
+            last = messages[-1] if messages else None
+            if last is None or last["role"] != "assistant":
+                last = {"role": "assistant", "content": ""}
+                messages.append(last)
+            last.setdefault("tool_calls", []).append(_tool_call(item))
+        elif kind == "function_call_output":
+            output = item.get("output", "")
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": str(item.get("call_id", "")),
+                    "content": output if isinstance(output, str) else json.dumps(output),
+                }
+            )
+    return messages
+
+
+def prompt_messages(row: dict[str, Any]) -> list[Message]:
+    """The prompt of a task as chat messages (instructions first, as a system message)."""
+    params = row.get("responses_create_params") or {}
+    raw = params.get("input", "")
+    messages = items_to_messages(raw if isinstance(raw, list) else [raw], "user")
+    instructions = params.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.insert(0, {"role": "system", "content": instructions})
+    return messages
+
+
+def completion_messages(row: dict[str, Any]) -> list[Message]:
+    """The model's answer as assistant (and tool) messages."""
+    response = row.get("response") or {}
+    return items_to_messages(response.get("output") or [], "assistant")
+
+
+def response_text(row: dict[str, Any]) -> str:
+    """All assistant text of the response, concatenated."""
+    return "".join(
+        m["content"] for m in completion_messages(row) if m["role"] == "assistant" and m["content"]
+    )
+
+
+def has_tool_calls(row: dict[str, Any]) -> bool:
+    """Whether the response called a tool."""
+    output = (row.get("response") or {}).get("output") or []
+    return any(isinstance(i, dict) and i.get("type") == "function_call" for i in output)
+
+
+def is_truncated(row: dict[str, Any]) -> bool:
+    """Whether the response was cut by the token limit (status incomplete / max tokens)."""
+    response = row.get("response") or {}
+    details = response.get("incomplete_details") or {}
+    if details.get("reason") in ("max_output_tokens", "length", "max_tokens"):
+        return True
+    return response.get("status") == "incomplete"
+
+
+def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The tools offered to the model, in chat-completions shape ({type: function, function})."""
+    params = row.get("responses_create_params") or {}
+    tools = params.get("tools")
+    if not isinstance(tools, list) or not tools:
+        return None
+    out = []
+    for tool in tools:
+        if isinstance(tool, dict) and "function" not in tool and tool.get("type") == "function":
+            spec = {k: v for k, v in tool.items() if k in ("name", "description", "parameters")}
+            out.append({"type": "function", "function": spec})
+        else:
+            out.append(tool)
+    return out
+
+
+def ground_truth(row: dict[str, Any]) -> str | None:
+    """The task's reference answer as a string (JSON for structured values), or None."""
+    for name in GROUND_TRUTH_FIELDS:
+        if name in row and row[name] is not None:
+            value = row[name]
+            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return None
+
+
+def prompt_key(row: dict[str, Any]) -> str:
+    """A canonical text of the prompt (and tools): equal prompts give equal keys."""
+    params = row.get("responses_create_params") or {}
+    return json.dumps(
+        [params.get("instructions"), params.get("input"), params.get("tools")],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
