@@ -68,6 +68,7 @@ class ShardStats:
     passed: int = 0
     reward_sum: float = 0.0
     resumed: int = 0
+    """Slots already committed when this run started (rollouts, failures, bad rows x repeats)."""
     valid_tasks: int = 0
     failures_by_class: Counter[str] = field(default_factory=Counter)
     finished: bool = False
@@ -209,7 +210,7 @@ class ShardGenerator:
         s.completed, s.failed = manifest.completed, manifest.failed
         s.input_errors, s.truncated = manifest.input_errors, manifest.truncated
         s.passed, s.reward_sum = manifest.passed, manifest.reward_sum
-        s.resumed = manifest.completed + manifest.failed
+        s.resumed = manifest.completed + manifest.failed + manifest.input_errors * self.repeats
 
     async def _work(self, queue: asyncio.Queue[tuple[Task, int] | None], workers: int) -> None:
         pool = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
@@ -393,7 +394,14 @@ class ShardGenerator:
             buf, self._buffer = self._buffer, PartBuffer()
             if not len(buf):
                 return
-            await asyncio.to_thread(self._commit_sync, buf)
+            upload = asyncio.ensure_future(asyncio.to_thread(self._commit_sync, buf))
+            try:
+                await asyncio.shield(upload)
+            except asyncio.CancelledError:
+                # The thread goes on regardless: hold the lock until it is done, so no other
+                # commit starts from the manifest it is about to replace.
+                await asyncio.wait([upload])
+                raise
             metrics.PARTS_COMMITTED.inc()
 
     def _commit_sync(self, buf: PartBuffer) -> None:

@@ -14,6 +14,7 @@ Rules (documented in docs and relied on by resume):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from gym_operator.storage.store import Storage, iter_lines
 from gym_operator.storage.uri import StorageURI
 
 BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 EXCERPT_CHARS = 200
 
 
@@ -66,8 +68,12 @@ def parse_line(index: int, raw: bytes, max_row_bytes: int) -> Task | BadRow:
         row = json.loads(text)
     except ValueError as exc:
         return BadRow(index, f"malformed JSON: {exc}", text[:EXCERPT_CHARS])
+    except RecursionError:
+        return BadRow(index, "malformed JSON: nested too deeply", text[:EXCERPT_CHARS])
     if not isinstance(row, dict):
         return BadRow(index, f"not a JSON object but {type(row).__name__}", text[:EXCERPT_CHARS])
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(row):
+        return BadRow(index, "not valid Unicode: a lone surrogate escape", text[:EXCERPT_CHARS])
     params = row.get("responses_create_params")
     if not isinstance(params, dict):
         reason = (
@@ -118,6 +124,15 @@ def count_shard_lines(
     for index, _ in iter_raw_lines(storage, uri, limit):
         counts[index % num_shards] += 1
     return counts
+
+
+def _encodable(row: dict[str, Any]) -> bool:
+    """Whether the row can be written back as UTF-8 (a lone \\udXXX escape cannot)."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _excerpt(raw: bytes) -> str:

@@ -243,7 +243,7 @@ async def start(
     stub: StubModel, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Start in the running loop; returns the runner and the base URL (ending in /v1)."""
-    runner = web.AppRunner(stub.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(stub.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096)
     await site.start()

