@@ -16,6 +16,8 @@ from gym_operator.data import rows
 from gym_operator.data.filters import TaskStats
 
 NOT_SELECTED = "not_selected"
+# Reward gaps are compared with this tolerance, so 0.6 - 0.5 counts as a gap of 0.1.
+GAP_TOLERANCE = 1e-9
 UNPAIRED = "unpaired"
 
 
@@ -121,7 +123,7 @@ def select_pairs(rewards: list[float], pairing: PairingSpec) -> list[tuple[int, 
     first. Both stop at maxPairsPerPrompt; equal rewards keep rollout order.
     """
     order = sorted(range(len(rewards)), key=lambda i: (-rewards[i], i))
-    gap = pairing.min_quality_difference
+    gap = pairing.min_quality_difference - GAP_TOLERANCE
     limit = pairing.max_pairs_per_prompt
     pairs: list[tuple[int, int]] = []
     if pairing.strategy == "best_vs_worst":

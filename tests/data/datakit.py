@@ -1,0 +1,27 @@
+"""Helpers for dataset tests: the build fixture's type and reading written rows back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gym_operator.data.builder import DatasetSummary
+
+Build = Callable[..., tuple[DatasetSummary, dict[str, list[dict[str, Any]]]]]
+
+
+def read_rows(summary: DatasetSummary) -> dict[str, list[dict[str, Any]]]:
+    """Rows written per split (JSONL or Parquet), in file order."""
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
+    for uri in summary.files:
+        path = Path(uri.removeprefix("file://"))
+        split = path.name.split("-")[0]
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            out[split].extend(pq.read_table(path).to_pylist())
+        else:
+            out[split].extend(json.loads(line) for line in path.read_text().splitlines())
+    return out

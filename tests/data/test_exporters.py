@@ -1,0 +1,170 @@
+"""Each exporter's rows for hand-made rollouts, field by field (formats per research/formats.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datakit import Build
+
+from gym_operator.data.exporters import UnsupportedExport
+from gym_operator.data.synthetic import rollout_row as row
+
+PROMPT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "input_text", "text": "What is 6*7?"}]},
+]
+CHAT_PROMPT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "What is 6*7?"},
+]
+CALL = {"name": "calc", "arguments": '{"expr": "6*7"}', "call_id": "call_1"}
+TOOLS = [{"type": "function", "name": "calc", "parameters": {"type": "object"}}]
+
+
+def tool_rollouts() -> list[dict]:
+    rows = [
+        row(0, 0, "It is 42.", 1.0, prompt=PROMPT, tool_calls=[CALL], expected_answer="42"),
+        row(0, 1, "It is 41.", 0.0, prompt=PROMPT, expected_answer="42"),
+    ]
+    for r in rows:
+        r["responses_create_params"]["tools"] = TOOLS
+    return rows
+
+
+ASSISTANT_WITH_CALL = {
+    "role": "assistant",
+    "content": "It is 42.",
+    "tool_calls": [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "calc", "arguments": '{"expr": "6*7"}'},
+        }
+    ],
+}
+CHAT_TOOLS = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
+
+
+def test_trl_sft_prompt_completion_with_tools_as_json_string(build: Build) -> None:
+    _, rows = build(tool_rollouts(), kind="sft", num_repeats=2)
+    assert rows["train"] == [
+        {
+            "prompt": CHAT_PROMPT,
+            "completion": [ASSISTANT_WITH_CALL],
+            "tools": json.dumps(CHAT_TOOLS, sort_keys=True),
+        }
+    ]
+
+
+def test_openrlhf_rows(build: Build, tmp_path) -> None:
+    _, rows = build(tool_rollouts(), kind="dpo", format="openrlhf", num_repeats=2)
+    assert rows["train"] == [
+        {
+            "prompt": CHAT_PROMPT,
+            "chosen": [ASSISTANT_WITH_CALL],
+            "rejected": [{"role": "assistant", "content": "It is 41."}],
+        }
+    ]
+
+
+def test_openrlhf_rl_rows(build: Build) -> None:
+    _, rows = build(
+        tool_rollouts(),
+        kind="rl",
+        format="openrlhf",
+        num_repeats=2,
+        job_spec={"verifier": {"builtin": "math"}},
+    )
+    [out] = rows["train"]
+    assert out["input"] == CHAT_PROMPT
+    assert out["label"] == "42" and out["datasource"] == "gymops/math"
+
+
+def test_verl_rl_parquet_row(build: Build) -> None:
+    _, rows = build(
+        tool_rollouts(),
+        kind="rl",
+        format="verl",
+        num_repeats=2,
+        output={"fileFormat": "parquet"},
+        job_spec={"verifier": {"builtin": "math"}},
+    )
+    [out] = rows["train"]
+    assert out["data_source"] == "gymops/math"
+    assert out["prompt"] == CHAT_PROMPT
+    assert out["ability"] == "math"
+    assert out["reward_model"] == {"style": "rule", "ground_truth": "42"}
+    info = out["extra_info"]
+    assert (info["split"], info["index"], info["task_index"], info["pass_rate"]) == (
+        "train",
+        0,
+        0,
+        0.5,
+    )
+    assert json.loads(info["task"]) == {"expected_answer": "42"}
+
+
+def test_verl_sft_messages_keep_tool_calls_in_parquet(build: Build) -> None:
+    _, rows = build(
+        tool_rollouts(),
+        kind="sft",
+        format="verl",
+        num_repeats=2,
+        output={"fileFormat": "parquet"},
+    )
+    [out] = rows["train"]
+    assert [m["role"] for m in out["messages"]] == ["system", "user", "assistant"]
+    call = out["messages"][2]["tool_calls"][0]
+    assert call["function"] == {"name": "calc", "arguments": '{"expr": "6*7"}'}
+    assert out["tools"][0]["function"]["name"] == "calc"
+
+
+def test_nemo_rl_rows(build: Build, tmp_path) -> None:
+    _, rows = build(tool_rollouts(), kind="dpo", format="nemo-rl", num_repeats=2)
+    assert rows["train"] == [
+        {
+            "context": CHAT_PROMPT,
+            "completions": [
+                {"rank": 0, "completion": [ASSISTANT_WITH_CALL]},
+                {"rank": 1, "completion": [{"role": "assistant", "content": "It is 41."}]},
+            ],
+        }
+    ]
+
+
+def test_nemo_rl_rl_rows_are_gym_rows_with_agent_ref(build: Build) -> None:
+    rollouts = tool_rollouts()
+    _, rows = build(
+        rollouts,
+        kind="rl",
+        format="nemo-rl",
+        num_repeats=2,
+        job_spec={"verifier": {"builtin": "math"}},
+    )
+    [out] = rows["train"]
+    assert out["responses_create_params"] == rollouts[0]["responses_create_params"]
+    assert out["expected_answer"] == "42"
+    assert out["agent_ref"] == {"type": "responses_api_agents", "name": "math_simple_agent"}
+    assert "response" not in out and "reward" not in out
+
+
+def test_nemo_gym_sft_passes_the_rollout_through(build: Build) -> None:
+    rollouts = tool_rollouts()
+    _, rows = build(rollouts, kind="sft", format="nemo-gym", num_repeats=2)
+    assert rows["train"] == [rollouts[0]]
+
+
+def test_trl_string_input_becomes_a_user_message(build: Build) -> None:
+    _, rows = build([row(0, 0, "hi", 1.0, prompt="Say hi")], kind="sft", num_repeats=1)
+    assert rows["train"][0]["prompt"] == [{"role": "user", "content": "Say hi"}]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind"), [("verl", "dpo"), ("openrlhf", "kto"), ("nemo-rl", "kto")]
+)
+def test_unsupported_kind_is_refused_by_name(build: Build, fmt: str, kind: str) -> None:
+    with pytest.raises(
+        UnsupportedExport, match=f"spec.format '{fmt}' has no loader for spec.kind '{kind}'"
+    ):
+        build([row(0, 0, "x", 1.0)], kind=kind, format=fmt, num_repeats=1)
