@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +66,32 @@ def write_job(path: Path, **kwargs: Any) -> Path:
     """The job as a YAML file."""
     path.write_text(yaml.safe_dump(job_body(**kwargs)))
     return path
+
+
+@contextmanager
+def verifier_in_thread(builtin: str = "math") -> Iterator[str]:
+    """The built-in verifier server on its own loop in a thread; yields its URL."""
+    from gym_operator.verify.server import VerifierSettings, start_server
+
+    loop = asyncio.new_event_loop()
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        box["runner"], box["url"] = loop.run_until_complete(
+            start_server(VerifierSettings(builtin=builtin, workers=1))
+        )
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    try:
+        yield box["url"]
+    finally:
+        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
