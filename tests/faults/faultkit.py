@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,3 +202,39 @@ async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str
     await site.start()
     bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{bound[1]}"
+
+
+@contextmanager
+def app_in_thread(app: web.Application) -> Iterator[str]:
+    """Serve an aiohttp app on its own loop in a daemon thread; yields the base URL."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        box["runner"], box["url"] = loop.run_until_complete(serve(app))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="test-app", daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield box["url"]
+    finally:
+        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def gymops(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `gymops ARGS` (the real console entry point) with output appended to `log`."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gym_operator.cli", *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
