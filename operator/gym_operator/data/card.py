@@ -128,7 +128,10 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         )
     lines += ["", "## Counts", "", f"- rollouts read: **{counts['input']}**"]
     lines.append(f"- rows written: **{counts['kept']}**")
-    lines += ["", "| dropped because | rollouts |", "|---|---|"]
+    if counts["dropped"]:
+        lines += ["", "| dropped because | rollouts |", "|---|---|"]
+    else:
+        lines += ["", "Nothing was dropped."]
     for reason, n in sorted(counts["dropped"].items()):
         lines.append(f"| `{reason}`: {REASONS.get(reason, reason)} | {n} |")
     lines += ["", "## Splits", "", "| split | rows | files |", "|---|---|---|"]
@@ -177,5 +180,6 @@ def _bins_table(bins: list[int], bounds: tuple[float, float]) -> str:
     width = (high - low) / max(len(bins), 1)
     rows = ["| bin | count |", "|---|---|"]
     for i, count in enumerate(bins):
-        rows.append(f"| [{low + i * width:.3g}, {low + (i + 1) * width:.3g}) | {count} |")
+        close = "]" if i == len(bins) - 1 else ")"
+        rows.append(f"| [{low + i * width:.3g}, {low + (i + 1) * width:.3g}{close} | {count} |")
     return "\n".join(rows)

@@ -1,0 +1,145 @@
+"""What a build leaves in the output prefix: sharded files, splits, _DATASET.json, the card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from datakit import Build, read_rows
+
+from gym_operator.api.dataset import Dataset, DatasetStatus
+from gym_operator.cli import main as cli_main
+from gym_operator.data.local import run_dataset
+from gym_operator.data.sources import UnresolvedSource
+from gym_operator.data.splits import split_of
+from gym_operator.data.synthetic import rollout_row as row
+from gym_operator.data.synthetic import write_rollouts
+from gym_operator.storage.store import Storage
+
+
+def many(tasks: int, repeats: int = 2) -> list[dict]:
+    return [row(t, r, f"t{t}r{r}", float(r % 2)) for t in range(tasks) for r in range(repeats)]
+
+
+def test_rows_per_file_shards_each_split(build: Build, tmp_path: Path) -> None:
+    summary, rows = build(
+        many(25, 1),
+        kind="sft",
+        num_repeats=1,
+        output={"rowsPerFile": 10},
+        split={"validationFraction": 0.2, "seed": 3},
+    )
+    names = [f.rsplit("/", 1)[-1] for f in summary.files]
+    train, val = summary.splits.train, summary.splits.validation
+    assert train + val == 25 and val > 0
+    assert names == [f"train-{i:05d}.jsonl" for i in range(-(-train // 10))] + [
+        f"validation-{i:05d}.jsonl" for i in range(-(-val // 10))
+    ]
+    assert [len(rows["train"]), len(rows["validation"])] == [train, val]
+
+
+def test_split_is_by_prompt_seeded_and_reproducible(build: Build) -> None:
+    summary, rows = build(many(200), kind="kto", split={"validationFraction": 0.25, "seed": 9})
+    val_prompts = {json.dumps(r["prompt"]) for r in rows["validation"]}
+    train_prompts = {json.dumps(r["prompt"]) for r in rows["train"]}
+    assert not val_prompts & train_prompts
+    assert 30 <= len(val_prompts) <= 70  # 25% of 200 tasks, binomial spread
+    assert split_of("p", 9, 0.25) == split_of("p", 9, 0.25)
+    moved = sum(split_of(str(i), 9, 0.5) != split_of(str(i), 10, 0.5) for i in range(200))
+    assert moved > 50  # another seed gives another split
+
+
+def test_result_file_is_the_status_the_controller_copies(build: Build, tmp_path: Path) -> None:
+    summary, _ = build(many(10), kind="dpo", split={"validationFraction": 0.3, "seed": 1})
+    result = json.loads((tmp_path / "out" / "_DATASET.json").read_text())
+    status = DatasetStatus.model_validate(
+        {k: result[k] for k in ("counts", "splits", "files", "card")}
+    )
+    assert status.counts.input == 20 and status.counts.kept == 10
+    assert status.counts.dropped == {}
+    assert status.splits.train + status.splits.validation == 10
+    assert status.card == f"file://{tmp_path}/out/README.md"
+    assert all(Path(f.removeprefix("file://")).exists() for f in status.files)
+    assert result["sources"][0]["complete"] is True and result["kind"] == "dpo"
+
+
+def test_card_has_counts_histograms_samples_and_loading(build: Build, tmp_path: Path) -> None:
+    rollouts = many(6, 4) + [row(9, 0, "", 1.0)]
+    build(rollouts, kind="sft", filters={"dropEmpty": True}, split={"validationFraction": 0.3})
+    out = tmp_path / "out"
+    text = (out / "README.md").read_text()
+    for needle in (
+        "## Sources",
+        "rollouts read: **25**",
+        "| `empty`:",
+        "| `not_selected`:",
+        "![reward histogram](reward_histogram.png)",
+        "![pass-rate histogram](pass_rate_histogram.png)",
+        "## How to load it",
+        "SFTTrainer",
+        "## Sample rows",
+        '"kind": "sft"',
+        "| train |",
+    ):
+        assert needle in text, needle
+    for image in ("reward_histogram.png", "pass_rate_histogram.png"):
+        assert (out / image).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_rebuild_removes_files_it_no_longer_writes(build: Build, tmp_path: Path) -> None:
+    build(many(30, 1), kind="sft", num_repeats=1, output={"rowsPerFile": 5})
+    assert (tmp_path / "out" / "train-00005.jsonl").exists()
+    summary, _ = build(many(30, 1), kind="sft", num_repeats=1, output={"rowsPerFile": 100})
+    assert sorted(p.name for p in (tmp_path / "out").glob("train-*")) == ["train-00000.jsonl"]
+    assert summary.counts.kept == 30
+
+
+def dataset_yaml(tmp_path: Path, sources: list[dict], **extra) -> Path:
+    body = {
+        "apiVersion": "gymops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "math-dpo"},
+        "spec": {
+            "sources": sources,
+            "kind": "dpo",
+            "format": "trl",
+            "output": {"uri": f"file://{tmp_path}/ds"},
+            **extra,
+        },
+    }
+    path = tmp_path / "dataset.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_builder_pod_entrypoint_uses_resolved_source_uris(tmp_path: Path) -> None:
+    write_rollouts(Storage(), f"file://{tmp_path}/rj", many(4))
+    spec = dataset_yaml(tmp_path, [{"rolloutJobRef": "math-run1"}])
+    code = cli_main(["build-dataset", "--spec", str(spec), "--source-uri", f"file://{tmp_path}/rj"])
+    assert code == 0
+    result = json.loads((tmp_path / "ds" / "_DATASET.json").read_text())
+    assert result["counts"]["kept"] == 4 and result["name"] == "math-dpo"
+
+
+def test_builder_pod_entrypoint_refuses_unsupported_combinations(tmp_path: Path) -> None:
+    spec = dataset_yaml(tmp_path, [{"uri": f"file://{tmp_path}/rj"}], format="verl")
+    assert cli_main(["build-dataset", "--spec", str(spec)]) == 2
+    assert not (tmp_path / "ds").exists()
+
+
+def test_local_mode_resolves_rollout_job_refs_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_rollouts(Storage(), f"file://{tmp_path}/rj", many(4))
+    dataset = Dataset.model_validate(
+        yaml.safe_load(dataset_yaml(tmp_path, [{"rolloutJobRef": "math-run1"}]).read_text())
+    )
+    with pytest.raises(UnresolvedSource, match="GYMOPS_SOURCE_MATH_RUN1"):
+        run_dataset(dataset, None, None)
+    monkeypatch.setenv("GYMOPS_SOURCE_MATH_RUN1", f"file://{tmp_path}/rj")
+    summary = run_dataset(dataset, f"file://{tmp_path}/elsewhere", None)
+    assert summary.counts.kept == 4
+    assert read_rows(summary)["train"][0]["chosen"][0]["content"].endswith("r1")
+    assert (tmp_path / "elsewhere" / "README.md").exists()
