@@ -298,6 +298,9 @@ class Progress(ApiModel):
     percent: float = Field(default=0.0, description="(completed + failed) / total x 100.")
     rollouts_per_second: float | None = Field(default=None, description="Recent throughput.")
     eta_seconds: float | None = Field(default=None, description="Estimated seconds to finish.")
+    summary: str | None = Field(
+        default=None, description="`done/total` (or `done/?`), shown by kubectl get."
+    )
     last_updated: str | None = Field(default=None, description="When progress was read.")
 
 

@@ -1,0 +1,125 @@
+"""Label keys, annotation names, child name templates, condition types and reasons, in one place."""
+
+from __future__ import annotations
+
+import hashlib
+
+from gym_operator.api import API_GROUP
+
+ANNOTATION_PREFIX = f"{API_GROUP}/"
+"""Prefix of every annotation and label key the operator writes (kopf's state included)."""
+
+ANNOTATION_APPLIED_SPEC = f"{ANNOTATION_PREFIX}applied-spec"
+"""The spec the children were built from (JSON); later changes are compared against it."""
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_ROLLOUTJOB = f"{ANNOTATION_PREFIX}rolloutjob"
+LABEL_DATASET = f"{ANNOTATION_PREFIX}dataset"
+MANAGED_BY = "gym-operator"
+APP_NAME = "gym-operator"
+
+COMPONENT_GENERATOR = "generator"
+COMPONENT_VERIFIER = "verifier"
+COMPONENT_SPEC = "spec"
+COMPONENT_BUILDER = "dataset-builder"
+
+CONTAINER_GENERATOR = "generator"
+CONTAINER_VERIFIER = "verifier"
+CONTAINER_BUILDER = "builder"
+
+SPEC_DIR = "/etc/gymops"
+SPEC_FILE = "spec.json"
+SPEC_PATH = f"{SPEC_DIR}/{SPEC_FILE}"
+VERIFIER_CONFIG_FILE = "verifier.json"
+TMP_DIR = "/tmp"
+WORKER_UID = 65532
+"""Numeric non-root user of worker pods (the distroless `nonroot` user)."""
+
+EXIT_CODE_BAD_SPEC = 2
+"""Exit code of a worker that cannot use its spec: retrying the shard cannot help."""
+
+MAX_NAME_LENGTH = 63
+"""Job names become pod labels (job-name), so children are kept to a DNS label's length."""
+
+# RolloutJob / Dataset phases (the values of api's Phase).
+PENDING = "Pending"
+RUNNING = "Running"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+SUSPENDED = "Suspended"
+
+# Condition types (metav1.Condition `type`): one per phase, True for the current one.
+CONDITION_BY_PHASE: dict[str, str] = {
+    PENDING: "Pending",
+    RUNNING: "Running",
+    SUSPENDED: "Suspended",
+    SUCCEEDED: "Complete",
+    FAILED: "Failed",
+}
+
+CONDITION_SPEC_ACCEPTED = "SpecAccepted"
+"""False while a change to a running resource's spec is refused."""
+
+# Reasons (CamelCase, machine-readable).
+REASON_CREATED = "ChildrenCreated"
+REASON_INVALID_SPEC = "InvalidSpec"
+REASON_WAITING = "WaitingForSources"
+REASON_SOURCE_FAILED = "SourceFailed"
+REASON_SOURCE_MISSING = "SourceNotFound"
+REASON_RUNNING = "PodsRunning"
+REASON_PODS_PENDING = "PodsPending"
+REASON_SUSPENDED = "Suspended"
+REASON_COMPLETE = "JobComplete"
+REASON_JOB_FAILED = "JobFailed"
+REASON_SPEC_CHANGE_REFUSED = "SpecChangeRefused"
+REASON_SPEC_CHANGE_APPLIED = "SpecChangeApplied"
+REASON_EXPIRED = "TTLExpired"
+
+POD_PROBLEM_REASONS: frozenset[str] = frozenset(
+    {
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "Unschedulable",
+    }
+)
+"""Reasons of a stuck pod that are lifted into the resource's status.message and Events."""
+
+MUTABLE_SPEC_FIELDS: frozenset[str] = frozenset({"suspend", "ttlSecondsAfterFinished"})
+"""Top-level spec fields that may change while a RolloutJob or Dataset runs."""
+
+
+def child_name(owner: str, suffix: str) -> str:
+    """`<owner>-<suffix>`, shortened with a stable hash when longer than a DNS label."""
+    name = f"{owner}-{suffix}"
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:8]
+    keep = MAX_NAME_LENGTH - len(suffix) - len(digest) - 2
+    return f"{owner[:keep].rstrip('-.')}-{digest}-{suffix}"
+
+
+def generator_job_name(job: str) -> str:
+    """Name of the Indexed generator Job of a RolloutJob."""
+    return child_name(job, "gen")
+
+
+def verifier_name(job: str) -> str:
+    """Name of the verifier Deployment and Service of a RolloutJob."""
+    return child_name(job, "verifier")
+
+
+def spec_configmap_name(owner: str) -> str:
+    """Name of the ConfigMap holding the spec the workers read."""
+    return child_name(owner, "spec")
+
+
+def builder_job_name(dataset: str) -> str:
+    """Name of the builder Job of a Dataset."""
+    return child_name(dataset, "build")

@@ -1,0 +1,542 @@
+"""Thin kopf handlers: parse the resource, build children, adopt, create if absent, patch status.
+
+RolloutJob: a spec ConfigMap, a verifier Deployment + Service (built-in or image verifier) and
+one Indexed generator Job. Dataset: a spec ConfigMap and a builder Job once every referenced
+RolloutJob succeeded. A timer per resource turns child state and shard manifests into status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiException
+
+from gym_operator import metrics
+from gym_operator.api import API_GROUP, API_VERSION, Dataset, RolloutJob, SpecError, parse_resource
+from gym_operator.controller import builders, kube, progress
+from gym_operator.controller import constants as c
+from gym_operator.controller import status as st
+from gym_operator.controller.config import OperatorConfig
+from gym_operator.storage.store import S3Settings
+
+TIMERS = OperatorConfig.from_env().timers
+"""Timer intervals are fixed when handlers are registered (import time), so read them here."""
+TERMINAL = (c.SUCCEEDED, c.FAILED)
+DATASET_RESULT_FILE = "_DATASET.json"
+"""Written by the dataset builder under the output prefix: counts, splits, files, card."""
+
+
+@dataclass
+class Runtime:
+    """Clients and state made once per operator process (kept in kopf's memo)."""
+
+    cfg: OperatorConfig
+    kube: kube.KubeClient
+    stores: progress.StorageCache = field(default_factory=progress.StorageCache)
+    samples: dict[str, progress.Sample] = field(default_factory=dict)
+    last_read: dict[str, float] = field(default_factory=dict)
+    phases: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def record_phase(self, kind: str, uid: str, phase: str | None) -> None:
+        """Track the phase of a resource for the resources-by-phase gauge."""
+        if phase is None:
+            self.phases.pop((kind, uid), None)
+        else:
+            self.phases[(kind, uid)] = phase
+        for phase_name in c.CONDITION_BY_PHASE:
+            count = sum(1 for (k, _), p in self.phases.items() if k == kind and p == phase_name)
+            metrics.OPERATOR_RESOURCES.labels(kind=kind, phase=phase_name).set(count)
+
+
+def runtime(memo: Any) -> Runtime:
+    """The Runtime stored in kopf's memo at startup."""
+    rt: Runtime = memo.runtime
+    return rt
+
+
+@contextlib.contextmanager
+def timed(kind: str, handler: str) -> Iterator[None]:
+    """Reconcile latency and error metrics around one handler run."""
+    started = time.monotonic()
+    try:
+        yield
+    except kopf.PermanentError:
+        metrics.OPERATOR_RECONCILE_ERRORS.labels(kind=kind, handler=handler).inc()
+        raise
+    except ApiException as exc:
+        metrics.OPERATOR_RECONCILE_ERRORS.labels(kind=kind, handler=handler).inc()
+        raise kopf.TemporaryError(
+            f"Kubernetes API error {exc.status}: {exc.reason}", delay=5
+        ) from exc
+    except Exception:
+        metrics.OPERATOR_RECONCILE_ERRORS.labels(kind=kind, handler=handler).inc()
+        raise
+    finally:
+        metrics.OPERATOR_RECONCILE_LATENCY.labels(kind=kind, handler=handler).observe(
+            time.monotonic() - started
+        )
+
+
+@kopf.on.startup()
+def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Keep kopf's state in gymops.dev annotations, run standalone, make the clients once."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.peering.standalone = True
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 600
+    settings.watching.client_timeout = 660
+    cfg = getattr(memo, "cfg", None) or OperatorConfig.from_env()
+    memo.runtime = Runtime(cfg=cfg, kube=kube.KubeClient.from_environment())
+
+
+@kopf.on.cleanup()
+def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Close the clients."""
+    rt: Runtime | None = getattr(memo, "runtime", None)
+    if rt is not None:
+        rt.stores.close()
+        rt.kube.close()
+
+
+# ----------------------------------------------------------------------------- shared steps
+
+
+def parse(body: Mapping[str, Any]) -> RolloutJob | Dataset:
+    """The resource as its model (identity and spec only; status is ours)."""
+    meta = body.get("metadata") or {}
+    doc = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": dict(body.get("spec") or {}),
+    }
+    return parse_resource(doc, f"{body.get('kind')} {meta.get('namespace')}/{meta.get('name')}")
+
+
+def fail_invalid(body: kopf.Body, patch: kopf.Patch, error: SpecError) -> None:
+    """Phase Failed naming every bad field, a Warning event, and no retries."""
+    message = "invalid spec: " + "; ".join(error.problems)
+    observed = st.Observed(c.FAILED, c.REASON_INVALID_SPEC, message)
+    write_status(body, patch, observed)
+    kopf.warn(body, reason=c.REASON_INVALID_SPEC, message=message)
+    raise kopf.PermanentError(message)
+
+
+def write_status(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    observed: st.Observed,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Patch only the status fields that change; post an Event when the phase moves."""
+    current = dict(body.get("status") or {})
+    generation = body.get("metadata", {}).get("generation")
+    refused = refused_fields(body) if observed.phase not in TERMINAL else None
+    desired = st.desired_status(current, observed, generation, st.now_iso(), extra, refused)
+    changes = st.status_patch(current, desired)
+    if changes:
+        patch.status.update(changes)
+    old_phase = current.get("phase")
+    if observed.phase != old_phase:
+        log_phase_change(body, old_phase, observed, desired)
+    elif observed.reason in c.POD_PROBLEM_REASONS and observed.message != current.get("message"):
+        kopf.warn(body, reason=observed.reason, message=observed.message)
+    return desired
+
+
+def log_phase_change(
+    body: kopf.Body, old_phase: str | None, observed: st.Observed, desired: Mapping[str, Any]
+) -> None:
+    """An Event for the move, and the duration histogram on a finish."""
+    kind = str(body.get("kind"))
+    text = f"{old_phase or 'New'} -> {observed.phase}: {observed.message}"
+    if observed.phase == c.FAILED or observed.reason in c.POD_PROBLEM_REASONS:
+        kopf.warn(body, reason=observed.reason, message=text)
+    else:
+        kopf.info(body, reason=observed.reason, message=text)
+    if observed.phase in TERMINAL:
+        start = st.parse_time(desired.get("startTime"))
+        end = st.parse_time(desired.get("completionTime"))
+        if start and end:
+            metrics.OPERATOR_JOB_DURATION.labels(kind=kind, phase=observed.phase).observe(
+                (end - start).total_seconds()
+            )
+
+
+def create_children(rt: Runtime, body: kopf.Body, manifests: list[dict[str, Any]]) -> int:
+    """Adopt and create each child unless it exists; the number actually created."""
+    created = 0
+    for manifest in manifests:
+        kopf.adopt(manifest, owner=body)
+        if rt.kube.create_if_absent(manifest):
+            created += 1
+            metrics.OPERATOR_CHILDREN_CREATED.labels(child=manifest["kind"]).inc()
+    return created
+
+
+def record_applied_spec(body: kopf.Body, patch: kopf.Patch) -> None:
+    """Remember the spec the children were built from (once)."""
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    if c.ANNOTATION_APPLIED_SPEC not in annotations:
+        spec = json.dumps(dict(body.get("spec") or {}), sort_keys=True, separators=(",", ":"))
+        patch.metadata.setdefault("annotations", {})[c.ANNOTATION_APPLIED_SPEC] = spec
+
+
+def refused_fields(body: kopf.Body) -> list[str]:
+    """Spec fields changed since the children were built that may not change."""
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    applied = annotations.get(c.ANNOTATION_APPLIED_SPEC)
+    if not applied:
+        return []
+    return st.refused_changes(json.loads(applied), dict(body.get("spec") or {}))
+
+
+def expire_if_due(rt: Runtime, body: kopf.Body, ttl: int | None) -> None:
+    """Delete a finished resource once its ttlSecondsAfterFinished has passed."""
+    status = body.get("status") or {}
+    now = datetime.datetime.now(tz=datetime.UTC)
+    if st.ttl_expired(status, ttl, now):
+        meta = body["metadata"]
+        kopf.info(body, reason=c.REASON_EXPIRED, message=f"deleting after ttl {ttl}s")
+        rt.kube.delete(str(body["kind"]), meta["namespace"], meta["name"])
+
+
+def on_spec_update(rt: Runtime, body: kopf.Body, patch: kopf.Patch) -> None:
+    """Refuse changes to running resources except suspend/TTL; apply suspend to the Job now."""
+    if (body.get("status") or {}).get("phase") in TERMINAL:
+        return
+    refused = refused_fields(body)
+    if refused:
+        message = f"cannot change {', '.join(refused)} while running; the change is not applied"
+        kopf.warn(body, reason=c.REASON_SPEC_CHANGE_REFUSED, message=message)
+    current = body.get("status") or {}
+    conditions = st.spec_condition(
+        current.get("conditions") or [],
+        refused,
+        body.get("metadata", {}).get("generation"),
+        st.now_iso(),
+    )
+    if conditions != (current.get("conditions") or []):
+        patch.status["conditions"] = conditions
+
+
+# ----------------------------------------------------------------------------- RolloutJob
+
+
+def rolloutjob_children(job: RolloutJob, cfg: OperatorConfig) -> list[dict[str, Any]]:
+    """Every child of a RolloutJob, in creation order (the spec first, the generators last)."""
+    children = [builders.build_spec_configmap(job)]
+    if builders.needs_verifier_server(job):
+        children += [
+            builders.build_verifier_deployment(job, cfg),
+            builders.build_verifier_service(job, cfg),
+        ]
+    return [*children, builders.build_generator_job(job, cfg)]
+
+
+def rolloutjob_total_hint(job: RolloutJob) -> int | None:
+    """Rollouts expected before the shards know: limit x repeats, when a limit is set."""
+    if job.spec.input.limit is None:
+        return None
+    return job.spec.input.limit * job.spec.sampling.num_repeats
+
+
+def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
+    """Validate; create the children that are missing; set the first status."""
+    rt = runtime(memo)
+    status = body.get("status") or {}
+    if status.get("phase") in TERMINAL:
+        return
+    try:
+        job = parse(body)
+    except SpecError as error:
+        rt.record_phase("RolloutJob", body["metadata"]["uid"], c.FAILED)
+        fail_invalid(body, patch, error)
+        return
+    assert isinstance(job, RolloutJob)
+    created = create_children(rt, body, rolloutjob_children(job, rt.cfg))
+    record_applied_spec(body, patch)
+    if not status.get("phase"):
+        observed = st.Observed(c.PENDING, c.REASON_CREATED, f"created {created} child objects")
+        total = rolloutjob_total_hint(job)
+        extra = {
+            "output": {"uri": job.spec.output.uri},
+            "progress": {"completed": 0, "failed": 0, "summary": f"0/{total or '?'}"},
+        }
+        write_status(body, patch, observed, extra)
+        rt.record_phase("RolloutJob", body["metadata"]["uid"], c.PENDING)
+
+
+ROLLOUTJOBS = (API_GROUP, API_VERSION, "rolloutjobs")
+DATASETS = (API_GROUP, API_VERSION, "datasets")
+
+
+@kopf.on.create(*ROLLOUTJOBS)
+def rolloutjob_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """A new RolloutJob: children and the first status."""
+    with timed("RolloutJob", "create"):
+        ensure_rolloutjob(body, patch, memo)
+
+
+@kopf.on.resume(*ROLLOUTJOBS)
+def rolloutjob_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Operator restart: re-create only what is missing."""
+    with timed("RolloutJob", "resume"):
+        ensure_rolloutjob(body, patch, memo)
+
+
+@kopf.on.update(*ROLLOUTJOBS, field="spec")
+def rolloutjob_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Spec edits: suspend and TTL apply; anything else is refused while running."""
+    with timed("RolloutJob", "update"):
+        rt = runtime(memo)
+        on_spec_update(rt, body, patch)
+        spec = body.get("spec") or {}
+        meta = body["metadata"]
+        if (body.get("status") or {}).get("phase") not in TERMINAL:
+            suspend = bool(spec.get("suspend", False))
+            name = c.generator_job_name(meta["name"])
+            rt.kube.patch("Job", meta["namespace"], name, {"spec": {"suspend": suspend}})
+
+
+@kopf.on.delete(*ROLLOUTJOBS, optional=True)
+def rolloutjob_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Forget the resource (children go by their ownerReferences; no finalizer needed)."""
+    rt = runtime(memo)
+    uid = body["metadata"]["uid"]
+    rt.record_phase("RolloutJob", uid, None)
+    rt.samples.pop(uid, None)
+    rt.last_read.pop(uid, None)
+
+
+def read_progress(rt: Runtime, job: RolloutJob, uid: str, force: bool) -> dict[str, Any]:
+    """status.progress/rewards from the shard manifests, at most every progress_seconds."""
+    now = time.time()
+    if not force and now - rt.last_read.get(uid, 0.0) < rt.cfg.timers.progress_seconds:
+        return {}
+    rt.last_read[uid] = now
+    settings = S3Settings.from_spec(job.spec.s3)
+    if settings.endpoint_url is None and rt.cfg.s3.endpoint_url:
+        settings = S3Settings(endpoint_url=rt.cfg.s3.endpoint_url, region=settings.region)
+    try:
+        found = progress.read_manifests(rt.stores.get(settings), job.spec.output.uri)
+    except Exception as exc:  # storage is best effort: status keeps the last reading
+        logging.getLogger(__name__).warning("cannot read progress of %s: %s", uid, exc)
+        return {}
+    report = progress.aggregate(found, rolloutjob_total_hint(job), rt.samples.get(uid), now)
+    rt.samples[uid] = report.sample
+    done = report.sample.done
+    total = report.progress.get("total")
+    report.progress["summary"] = f"{done}/{total if total is not None else '?'}"
+    return {"progress": report.progress, "rewards": report.rewards or None}
+
+
+def finish_rolloutjob(rt: Runtime, job: RolloutJob, observed: st.Observed) -> dict[str, Any]:
+    """On a finish: remove the verifier; on success, point at the _SUCCESS marker."""
+    namespace = str(job.metadata.namespace)
+    if builders.needs_verifier_server(job):
+        name = c.verifier_name(job.metadata.name)
+        rt.kube.delete("Deployment", namespace, name)
+        rt.kube.delete("Service", namespace, name)
+    if observed.phase == c.SUCCEEDED:
+        uri = job.spec.output.uri
+        return {"output": {"uri": uri, "manifest": uri.rstrip("/") + "/_SUCCESS"}}
+    return {}
+
+
+@kopf.timer(*ROLLOUTJOBS, interval=TIMERS.reconcile_seconds, initial_delay=TIMERS.reconcile_seconds)
+def rolloutjob_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Child Job and pods -> phase and message; manifests -> progress; TTL on finished jobs."""
+    with timed("RolloutJob", "timer"):
+        rt = runtime(memo)
+        status = body.get("status") or {}
+        if not status.get("phase"):
+            return
+        try:
+            job = parse(body)
+        except SpecError:
+            return
+        assert isinstance(job, RolloutJob)
+        if status.get("phase") in TERMINAL:
+            expire_if_due(rt, body, job.spec.ttl_seconds_after_finished)
+            return
+        reconcile_rolloutjob(rt, body, patch, job)
+
+
+def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: RolloutJob) -> None:
+    """One status refresh of a running RolloutJob."""
+    meta = body["metadata"]
+    namespace, uid = meta["namespace"], meta["uid"]
+    gen_name = c.generator_job_name(meta["name"])
+    gen = rt.kube.get("Job", namespace, gen_name)
+    if gen is None:
+        create_children(rt, body, rolloutjob_children(job, rt.cfg))
+        gen = rt.kube.get("Job", namespace, gen_name)
+    elif bool((gen.get("spec") or {}).get("suspend")) != job.spec.suspend:
+        rt.kube.patch("Job", namespace, gen_name, {"spec": {"suspend": job.spec.suspend}})
+        gen["spec"]["suspend"] = job.spec.suspend
+    labels = {c.LABEL_ROLLOUTJOB: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_GENERATOR}
+    pods = rt.kube.list("Pod", namespace, labels)
+    observed = st.job_state(gen, pods, "shards")
+    finished = observed.phase in TERMINAL
+    extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
+    extra.update(read_progress(rt, job, uid, force=finished))
+    if finished:
+        extra.update(finish_rolloutjob(rt, job, observed))
+    desired = write_status(body, patch, observed, extra)
+    rt.record_phase("RolloutJob", uid, desired.get("phase"))
+
+
+# ----------------------------------------------------------------------------- Dataset
+
+
+def ensure_dataset(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
+    """Validate; the first status (the builder waits for the sources, see the timer)."""
+    rt = runtime(memo)
+    status = body.get("status") or {}
+    if status.get("phase") in TERMINAL:
+        return
+    try:
+        dataset = parse(body)
+    except SpecError as error:
+        rt.record_phase("Dataset", body["metadata"]["uid"], c.FAILED)
+        fail_invalid(body, patch, error)
+        return
+    assert isinstance(dataset, Dataset)
+    record_applied_spec(body, patch)
+    if not status.get("phase"):
+        observed = st.Observed(c.PENDING, c.REASON_WAITING, "checking the sources")
+        write_status(body, patch, observed)
+        rt.record_phase("Dataset", body["metadata"]["uid"], c.PENDING)
+    reconcile_dataset(rt, body, patch, dataset)
+
+
+@kopf.on.create(*DATASETS)
+def dataset_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """A new Dataset."""
+    with timed("Dataset", "create"):
+        ensure_dataset(body, patch, memo)
+
+
+@kopf.on.resume(*DATASETS)
+def dataset_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Operator restart."""
+    with timed("Dataset", "resume"):
+        ensure_dataset(body, patch, memo)
+
+
+@kopf.on.update(*DATASETS, field="spec")
+def dataset_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Spec edits: only the TTL may change once the build was started."""
+    with timed("Dataset", "update"):
+        on_spec_update(runtime(memo), body, patch)
+
+
+@kopf.on.delete(*DATASETS, optional=True)
+def dataset_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Forget the resource (the builder Job goes by its ownerReference)."""
+    runtime(memo).record_phase("Dataset", body["metadata"]["uid"], None)
+
+
+@kopf.timer(*DATASETS, interval=TIMERS.reconcile_seconds, initial_delay=TIMERS.reconcile_seconds)
+def dataset_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Sources -> builder Job -> phase; the builder's result file -> counts; TTL."""
+    with timed("Dataset", "timer"):
+        rt = runtime(memo)
+        status = body.get("status") or {}
+        if not status.get("phase"):
+            return
+        try:
+            dataset = parse(body)
+        except SpecError:
+            return
+        assert isinstance(dataset, Dataset)
+        if status.get("phase") in TERMINAL:
+            expire_if_due(rt, body, dataset.spec.ttl_seconds_after_finished)
+            return
+        reconcile_dataset(rt, body, patch, dataset)
+
+
+def resolve_sources(rt: Runtime, dataset: Dataset) -> tuple[st.Observed | None, list[str]]:
+    """Output prefixes of the referenced RolloutJobs, or why the build cannot start yet."""
+    namespace = str(dataset.metadata.namespace)
+    uris: list[str] = []
+    waiting: list[str] = []
+    for source in dataset.spec.sources:
+        if source.rollout_job_ref is None:
+            continue
+        ref = source.rollout_job_ref
+        found = rt.kube.get("RolloutJob", namespace, ref)
+        if found is None:
+            message = f"RolloutJob {ref} not found"
+            return st.Observed(c.PENDING, c.REASON_SOURCE_MISSING, message), []
+        status = found.get("status") or {}
+        phase = status.get("phase") or c.PENDING
+        if phase == c.FAILED:
+            message = f"source RolloutJob {ref} failed: {status.get('message', '')}".rstrip(": ")
+            return st.Observed(c.FAILED, c.REASON_SOURCE_FAILED, message), []
+        if phase != c.SUCCEEDED:
+            summary = (status.get("progress") or {}).get("summary", "")
+            waiting.append(f"{ref} ({phase}{', ' + summary if summary else ''})")
+            continue
+        uris.append((status.get("output") or {}).get("uri") or found["spec"]["output"]["uri"])
+    if waiting:
+        message = "waiting for RolloutJob " + ", ".join(waiting)
+        return st.Observed(c.PENDING, c.REASON_WAITING, message), []
+    return None, uris
+
+
+def read_dataset_result(rt: Runtime, dataset: Dataset) -> dict[str, Any]:
+    """status.counts/splits/files/card from the builder's result file, when it wrote one."""
+    settings = S3Settings.from_spec(dataset.spec.s3)
+    uri = dataset.spec.output.uri.rstrip("/") + "/" + DATASET_RESULT_FILE
+    try:
+        result = json.loads(rt.stores.get(settings).read_bytes(uri))
+    except Exception as exc:  # the file is optional; status just lacks the counts
+        logging.getLogger(__name__).info("no dataset result at %s: %s", uri, exc)
+        return {}
+    picked = {key: result.get(key) for key in ("counts", "splits", "files", "card")}
+    try:
+        from gym_operator.api import DatasetStatus
+
+        return DatasetStatus.model_validate(picked).wire()
+    except ValueError as exc:
+        logging.getLogger(__name__).warning("unexpected dataset result at %s: %s", uri, exc)
+        return {}
+
+
+def reconcile_dataset(rt: Runtime, body: kopf.Body, patch: kopf.Patch, dataset: Dataset) -> None:
+    """One refresh: wait for sources, start the builder, follow it."""
+    meta = body["metadata"]
+    namespace, uid = meta["namespace"], meta["uid"]
+    job_name = c.builder_job_name(meta["name"])
+    builder = rt.kube.get("Job", namespace, job_name)
+    if builder is None:
+        blocked, uris = resolve_sources(rt, dataset)
+        if blocked is not None:
+            desired = write_status(body, patch, blocked)
+            rt.record_phase("Dataset", uid, desired.get("phase"))
+            return
+        children = [
+            builders.build_spec_configmap(dataset),
+            builders.build_dataset_job(dataset, uris, rt.cfg),
+        ]
+        create_children(rt, body, children)
+        builder = rt.kube.get("Job", namespace, job_name)
+    labels = {c.LABEL_DATASET: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_BUILDER}
+    pods = rt.kube.list("Pod", namespace, labels)
+    observed = st.job_state(builder, pods, "builder pods")
+    extra = read_dataset_result(rt, dataset) if observed.phase == c.SUCCEEDED else {}
+    desired = write_status(body, patch, observed, extra)
+    rt.record_phase("Dataset", uid, desired.get("phase"))

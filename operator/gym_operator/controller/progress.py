@@ -1,0 +1,134 @@
+"""Progress of a RolloutJob from its shard manifests: counts, percent, rollouts/s, ETA, rewards."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gym_operator.controller.status import now_iso
+from gym_operator.storage import manifest as manifests_io
+from gym_operator.storage.manifest import ShardManifest
+from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.storage.uri import parse_uri
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Rollouts done at a moment; two samples give the recent throughput."""
+
+    at: float
+    done: int
+
+    def encode(self) -> str:
+        """`<unix time> <done>`, as kept in the progress-sample annotation."""
+        return f"{self.at:.3f} {self.done}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Sample | None:
+        """Parse an annotation value; None when absent or malformed."""
+        if not text:
+            return None
+        try:
+            at, done = text.split()
+            return cls(at=float(at), done=int(done))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """What goes into status.progress and status.rewards, and the sample to keep."""
+
+    progress: dict[str, Any]
+    rewards: dict[str, Any]
+    sample: Sample
+
+
+def expected_total(manifests: Sequence[ShardManifest], hint: int | None) -> int | None:
+    """Rollouts expected: the shards' own counts once every shard knows it, else the hint."""
+    if manifests:
+        num_shards = manifests[0].num_shards
+        known = [m.expected_rollouts for m in manifests if m.expected_rollouts is not None]
+        if len(manifests) == num_shards and len(known) == num_shards:
+            return sum(int(k) for k in known)
+    return hint
+
+
+def _fallback_rate(manifests: Sequence[ShardManifest], done: int) -> float | None:
+    if not manifests or done == 0:
+        return None
+    span = max(m.updated_at for m in manifests) - min(m.started_at for m in manifests)
+    return done / span if span > 0 else None
+
+
+def aggregate(
+    manifests: Sequence[ShardManifest],
+    total_hint: int | None,
+    previous: Sample | None,
+    now: float,
+) -> ProgressReport:
+    """Sum the shards; the rate comes from the previous sample (or the shards' own spans)."""
+    completed = sum(m.completed for m in manifests)
+    failed = sum(m.failed for m in manifests)
+    passed = sum(m.passed for m in manifests)
+    reward_sum = sum(m.reward_sum for m in manifests)
+    done = completed + failed
+    total = expected_total(manifests, total_hint)
+    if previous is not None and now > previous.at and done >= previous.done:
+        rate: float | None = (done - previous.done) / (now - previous.at)
+    else:
+        rate = _fallback_rate(manifests, done)
+    finished = bool(manifests) and all(m.finished for m in manifests)
+    percent = 100.0 if finished and total is None else 0.0
+    if total:
+        percent = min(100.0, round(100.0 * done / total, 2))
+    eta: float | None = None
+    if total is not None and rate and rate > 0:
+        eta = round(max(total - done, 0) / rate, 1)
+    progress: dict[str, Any] = {
+        "total": total,
+        "completed": completed,
+        "failed": failed,
+        "percent": percent,
+        "rolloutsPerSecond": round(rate, 3) if rate is not None else None,
+        "etaSeconds": 0.0 if finished else eta,
+        "lastUpdated": now_iso(),
+    }
+    rewards: dict[str, Any] = {
+        "mean": round(reward_sum / completed, 4) if completed else None,
+        "passRate": round(passed / completed, 4) if completed else None,
+    }
+    return ProgressReport(
+        progress={k: v for k, v in progress.items() if v is not None},
+        rewards={k: v for k, v in rewards.items() if v is not None},
+        sample=Sample(at=now, done=done),
+    )
+
+
+class StorageCache:
+    """One Storage (one S3 client) per distinct S3 settings, shared by all resources."""
+
+    def __init__(self) -> None:
+        self._stores: dict[S3Settings, Storage] = {}
+        self._lock = threading.Lock()
+
+    def get(self, settings: S3Settings) -> Storage:
+        """The Storage for these settings, created on first use."""
+        with self._lock:
+            if settings not in self._stores:
+                self._stores[settings] = Storage(settings)
+            return self._stores[settings]
+
+    def close(self) -> None:
+        """Close every client."""
+        with self._lock:
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
+
+
+def read_manifests(storage: Storage, output_uri: str) -> list[ShardManifest]:
+    """Every shard manifest under a RolloutJob's output prefix."""
+    return manifests_io.read_all_manifests(storage, parse_uri(output_uri))

@@ -1,0 +1,73 @@
+"""Progress from shard manifests: counts, percent, rollouts/s, ETA, reward mean and pass rate."""
+
+from __future__ import annotations
+
+import boto3
+
+from gym_operator.controller import progress
+from gym_operator.storage import manifest as mf
+from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.storage.uri import parse_uri
+
+
+def shard(index: int, completed: int, failed: int = 0, **extra: object) -> mf.ShardManifest:
+    fields = {
+        "shard": index,
+        "num_shards": 2,
+        "job_digest": "d",
+        "num_repeats": 2,
+        "completed": completed,
+        "failed": failed,
+        "started_at": 1000.0,
+        "updated_at": 1010.0,
+    }
+    fields.update(extra)
+    return mf.ShardManifest(**fields)
+
+
+def test_counts_percent_and_rewards() -> None:
+    shards = [
+        shard(0, 6, 1, passed=3, reward_sum=4.5, expected_rollouts=10),
+        shard(1, 2, 1, passed=1, reward_sum=1.5, expected_rollouts=10),
+    ]
+    report = progress.aggregate(shards, None, progress.Sample(at=1000.0, done=0), now=1010.0)
+    assert report.progress["total"] == 20
+    assert report.progress["completed"] == 8 and report.progress["failed"] == 2
+    assert report.progress["percent"] == 50.0
+    assert report.progress["rolloutsPerSecond"] == 1.0
+    assert report.progress["etaSeconds"] == 10.0
+    assert report.rewards == {"mean": 0.75, "passRate": 0.5}
+    assert report.sample == progress.Sample(at=1010.0, done=10)
+
+
+def test_total_falls_back_to_the_hint_until_every_shard_reports() -> None:
+    report = progress.aggregate([shard(0, 4, expected_rollouts=10)], 40, None, now=1010.0)
+    assert report.progress["total"] == 40
+    assert report.progress["rolloutsPerSecond"] == 0.4  # the shard's own span: 4 in 10 s
+
+
+def test_nothing_committed_yet() -> None:
+    report = progress.aggregate([], None, None, now=5.0)
+    assert report.progress["completed"] == 0 and "total" not in report.progress
+    assert report.rewards == {}
+
+
+def test_sample_round_trip() -> None:
+    sample = progress.Sample(at=12.5, done=7)
+    assert progress.Sample.decode(sample.encode()) == sample
+    assert progress.Sample.decode("garbage") is None
+
+
+def test_reads_manifests_from_s3(s3_bucket: str, s3_env: str) -> None:
+    store = Storage(S3Settings(endpoint_url=s3_env, region="us-east-1"))
+    prefix = parse_uri(f"s3://{s3_bucket}/run/")
+    for item in (shard(0, 3), shard(1, 5)):
+        mf.write_manifest(store, prefix, item)
+    cache = progress.StorageCache()
+    found = progress.read_manifests(cache.get(store.s3_settings), f"s3://{s3_bucket}/run/")
+    assert [m.completed for m in found] == [3, 5]
+    assert cache.get(store.s3_settings) is cache.get(
+        S3Settings(endpoint_url=s3_env, region="us-east-1")
+    )
+    cache.close()
+    boto3.client("s3", endpoint_url=s3_env).list_objects_v2(Bucket=s3_bucket)

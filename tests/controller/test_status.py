@@ -1,0 +1,139 @@
+"""Status logic: Job and pod state to phase, conditions, and patches only on change."""
+
+from __future__ import annotations
+
+import datetime
+
+from gym_operator.controller import constants as c
+from gym_operator.controller import status as st
+
+NOW = "2026-01-01T00:00:00Z"
+LATER = "2026-01-01T00:05:00Z"
+
+
+def job(conditions: list[dict] | None = None, suspend: bool = False, **status: object) -> dict:
+    return {
+        "spec": {"completions": 2, "suspend": suspend},
+        "status": {**status, "conditions": conditions or []},
+    }
+
+
+def pod(name: str, phase: str = "Pending", waiting: str | None = None, **extra: object) -> dict:
+    container = {"name": "generator", "state": {"waiting": {"reason": waiting}} if waiting else {}}
+    return {
+        "metadata": {
+            "name": name,
+            "annotations": {st.JOB_INDEX_ANNOTATION: name[-1]},
+            "creationTimestamp": extra.get("created", NOW),
+        },
+        "status": {"phase": phase, "containerStatuses": [container], **extra.get("status", {})},
+    }
+
+
+def test_no_job_yet_is_pending() -> None:
+    assert st.job_state(None, []).phase == c.PENDING
+
+
+def test_complete_job_succeeds() -> None:
+    observed = st.job_state(job([{"type": "Complete", "status": "True"}]), [])
+    assert observed.phase == c.SUCCEEDED
+
+
+def test_failed_job_names_reason_shards_and_last_failed_pod() -> None:
+    failed = job(
+        [{"type": "Failed", "status": "True", "reason": "FailedIndexes", "message": "shard out"}],
+        failedIndexes="1",
+    )
+    pods = [
+        pod("gen-1", "Failed", created="2026-01-01T00:00:00Z"),
+        pod("gen-x1", "Failed", created="2026-01-01T00:01:00Z"),
+    ]
+    observed = st.job_state(failed, pods)
+    assert observed.phase == c.FAILED
+    assert "FailedIndexes: shard out" in observed.message
+    assert "failed shards: 1" in observed.message
+    assert "kubectl logs pod/gen-x1" in observed.message
+
+
+def test_suspended_job() -> None:
+    assert st.job_state(job(suspend=True), []).phase == c.SUSPENDED
+
+
+def test_image_pull_backoff_is_lifted_into_the_message() -> None:
+    observed = st.job_state(job(active=2), [pod("gen-0"), pod("gen-1", waiting="ImagePullBackOff")])
+    assert observed.phase == c.PENDING
+    assert observed.reason == "ImagePullBackOff"
+    assert observed.message.startswith("ImagePullBackOff on gen-1 (shard 1)")
+
+
+def test_unschedulable_pod() -> None:
+    stuck = pod("gen-0")
+    stuck["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3"}
+    ]
+    observed = st.job_state(job(active=1), [stuck])
+    assert observed.reason == "Unschedulable" and "0/3" in observed.message
+
+
+def test_running_with_retries() -> None:
+    observed = st.job_state(job(active=2, failed=1), [pod("gen-0", "Running")])
+    assert observed.phase == c.RUNNING
+    assert "1 failed attempt(s) retried" in observed.message
+
+
+def test_conditions_flip_and_keep_transition_times() -> None:
+    pending = st.Observed(c.PENDING, "PodsPending", "waiting")
+    first = st.phase_conditions([], pending, 1, NOW)
+    assert first == [
+        {
+            "type": "Pending",
+            "status": "True",
+            "reason": "PodsPending",
+            "message": "waiting",
+            "lastTransitionTime": NOW,
+            "observedGeneration": 1,
+        }
+    ]
+    running = st.Observed(c.RUNNING, "PodsRunning", "go")
+    second = st.phase_conditions(first, running, 1, LATER)
+    by_type = {x["type"]: x for x in second}
+    assert by_type["Pending"]["status"] == "False"
+    assert by_type["Running"]["status"] == "True"
+    assert by_type["Running"]["lastTransitionTime"] == LATER
+    third = st.phase_conditions(second, running, 1, "2026-01-02T00:00:00Z")
+    assert third == second
+
+
+def test_status_patch_is_empty_when_nothing_changed() -> None:
+    observed = st.Observed(c.RUNNING, "PodsRunning", "go")
+    desired = st.desired_status({}, observed, 3, NOW, {"output": {"uri": "s3://b/o/"}})
+    assert desired["startTime"] == NOW and desired["observedGeneration"] == 3
+    assert st.status_patch(desired, st.desired_status(desired, observed, 3, LATER)) == {}
+    changed = st.desired_status(desired, st.Observed(c.SUCCEEDED, "JobComplete", "done"), 3, LATER)
+    patch = st.status_patch(desired, changed)
+    assert patch["phase"] == c.SUCCEEDED and patch["completionTime"] == LATER
+    assert "startTime" not in patch
+
+
+def test_refused_changes_exclude_suspend_and_ttl() -> None:
+    applied = {"parallelism": 2, "suspend": False, "sampling": {"concurrency": 8}}
+    current = {
+        "parallelism": 4,
+        "suspend": True,
+        "ttlSecondsAfterFinished": 60,
+        "sampling": {"concurrency": 16},
+    }
+    assert st.refused_changes(applied, current) == ["spec.parallelism", "spec.sampling.concurrency"]
+    conditions = st.spec_condition([], ["spec.parallelism"], 2, NOW)
+    assert conditions[0]["type"] == "SpecAccepted" and conditions[0]["status"] == "False"
+    assert "spec.parallelism" in conditions[0]["message"]
+    assert st.spec_condition([], [], 2, NOW) == []
+
+
+def test_ttl_expiry() -> None:
+    finished = {"phase": "Succeeded", "completionTime": NOW}
+    moment = datetime.datetime(2026, 1, 1, 0, 1, tzinfo=datetime.UTC)
+    assert st.ttl_expired(finished, 60, moment)
+    assert not st.ttl_expired(finished, 61, moment)
+    assert not st.ttl_expired({"phase": "Running"}, 0, moment)
+    assert not st.ttl_expired(finished, None, moment)
