@@ -35,6 +35,33 @@ VERIFIER_LATENCY = Histogram(
 )
 PARTS_COMMITTED = Counter("gymops_parts_committed_total", "Output parts committed.")
 
+VERIFIER_VERIFICATIONS = Counter(
+    "gymops_verifier_verifications_total",
+    "Verifier server /verify answers, by outcome (scored, unscorable, bad_request, timeout, "
+    "worker_crash).",
+    ["outcome"],
+)
+VERIFIER_CHECK_SECONDS = Histogram(
+    "gymops_verifier_check_seconds",
+    "Verifier server: time to score one /verify request (queueing in the pool included).",
+    buckets=LATENCY_BUCKETS,
+)
+VERIFIER_IN_FLIGHT = Gauge(
+    "gymops_verifier_requests_in_flight", "Verifier server: /verify requests being scored."
+)
+VERIFIER_POOL_RESTARTS = Counter(
+    "gymops_verifier_pool_restarts_total",
+    "Verifier server: process pools recreated after a crashed or stuck worker.",
+)
+VERIFIER_TOOL_CALLS = Counter(
+    "gymops_verifier_tool_calls_total",
+    "Verifier server: tool calls, by tool and outcome (ok, error).",
+    ["tool", "outcome"],
+)
+VERIFIER_SESSIONS = Gauge(
+    "gymops_verifier_sessions", "Verifier server: sessions currently held in memory."
+)
+
 OPERATOR_RESOURCES = Gauge(
     "gymops_operator_resources",
     "RolloutJobs and Datasets seen by the operator, by kind and phase.",

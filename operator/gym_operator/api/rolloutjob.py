@@ -193,6 +193,37 @@ class VerifierSpec(ApiModel):
         return self
 
 
+class LengthPenaltySpec(ApiModel):
+    """A linear penalty on long responses: 0 up to startChars, `penalty` at maxChars and beyond."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.maxChars > self.startChars",
+                    "reward.lengthPenalty.maxChars must be greater than startChars",
+                )
+            ]
+        }
+    )
+
+    start_chars: int = Field(
+        default=0, ge=0, le=10_000_000, description="Response length (characters) with no penalty."
+    )
+    max_chars: int = Field(
+        ge=1, le=10_000_000, description="Length at which the full penalty applies."
+    )
+    penalty: float = Field(
+        default=0.5, ge=0, le=1, description="Penalty subtracted at maxChars (reward floor is 0)."
+    )
+
+    @model_validator(mode="after")
+    def _max_after_start(self) -> LengthPenaltySpec:
+        if self.max_chars <= self.start_chars:
+            raise ValueError("reward.lengthPenalty.maxChars must be greater than startChars")
+        return self
+
+
 class RewardSpec(ApiModel):
     """How the verifier's score becomes the stored reward."""
 
@@ -206,6 +237,17 @@ class RewardSpec(ApiModel):
     components: dict[str, float] | None = Field(
         default=None,
         description="Weights of reward components; reward = weighted sum of the components.",
+    )
+    gates: list[str] | None = Field(
+        default=None,
+        max_length=32,
+        description="Components that must reach gateThreshold (e.g. format), else the reward is 0.",
+    )
+    gate_threshold: float = Field(
+        default=1.0, ge=0, le=1, description="Value at or above which a gate component passes."
+    )
+    length_penalty: LengthPenaltySpec | None = Field(
+        default=None, description="Subtract a penalty that grows with the response length."
     )
 
 

@@ -1,24 +1,50 @@
-"""The verifier server: a NeMo Gym resource server (`/seed_session`, `/verify`) for built-ins.
+"""The verifier server: a NeMo Gym resource server (`/seed_session`, `/verify`, `/<tool>`).
 
-CPU-bound checks run in a process pool, never on the event loop. A check that raises
-VerifierError answers 422 with the reason; the generator turns that into a failure row.
+CPU-bound checks run in a process pool sized to the cores, never on the event loop; async checks
+(the LLM judge) run on the loop with one shared HTTP session. Answers: 200 with the body plus
+`reward` (+ `reward_components`, `verifier_details`); 400 for a body that is not a JSON object
+with a `response` object (the error names what is wrong); 413 above the size limit; 422
+`{"error"}` when the verifier cannot score the response (the generator's failure row); 503 when a
+pool worker died under the request (the pool is recreated; retry); 504 on the per-request timeout
+(the pool is recycled so a stuck worker cannot pin a core). `/health` and `/metrics` report state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import math
+import multiprocessing
 import os
+import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gym_operator.verify.base import VerifierError, get_verifier, response_text
+from gym_operator import metrics
+from gym_operator.verify.base import (
+    VerifierError,
+    VerifyContext,
+    VerifyResult,
+    get_tools,
+    get_verifier,
+    is_async_check,
+    response_text,
+    strip_reasoning,
+)
 
-SETTINGS_KEY: web.AppKey[VerifierSettings] = web.AppKey("settings")
-POOL_KEY: web.AppKey[ProcessPoolExecutor] = web.AppKey("pool")
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "gymops_session"
+SESSION_HEADER = "X-Session-Id"
 
 
 @dataclass(frozen=True)
@@ -30,69 +56,353 @@ class VerifierSettings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout_seconds: float = 60.0
     max_body_bytes: int = 32 * 1024 * 1024
+    max_sessions: int = 100_000
+    max_batch: int = 16
+    tool_timeout_seconds: float = 60.0
+
+
+def _outcome(result: VerifyResult) -> dict[str, Any]:
+    return {
+        "reward": float(result.reward),
+        "components": {k: float(v) for k, v in result.components.items()},
+        "details": result.details,
+    }
 
 
 def run_check(builtin: str, task: dict[str, Any], text: str, config: dict[str, Any]) -> dict:
-    """Run one check (in a pool process); returns a JSON-able outcome."""
+    """Run one check (in a pool process); returns a JSON-able outcome or {"error": reason}."""
     try:
-        result = get_verifier(builtin)(task, text, config)
+        return _outcome(get_verifier(builtin)(task, text, config))  # type: ignore[arg-type]
     except VerifierError as exc:
         return {"error": str(exc)}
-    return {"reward": result.reward, "components": result.components, "details": result.details}
+    except Exception as exc:  # a verifier bug on an odd row is a failure row, not a dead server
+        return {"error": f"verifier raised {type(exc).__name__}: {exc}"}
 
 
-async def seed_session(request: web.Request) -> web.Response:
-    """Start a session (stateless built-ins only hand back an id)."""
-    return web.json_response({"session_id": uuid.uuid4().hex})
+def run_batch(
+    builtin: str, items: list[tuple[dict[str, Any], str]], config: dict[str, Any]
+) -> list[dict]:
+    """Run several checks in one pool call (fewer round trips under load)."""
+    return [run_check(builtin, task, text, config) for task, text in items]
+
+
+def _warm_up(builtin: str) -> int:
+    get_verifier(builtin)
+    return os.getpid()
+
+
+class PoolManager:
+    """The process pool, fed in small batches; recreated when a worker dies or gets stuck.
+
+    Requests queue here; up to two batches per worker are in the pool at once, each taking what
+    queued up meanwhile (at most `max_batch`), so under load a pool round trip serves many
+    requests and at low load a request goes alone, without waiting.
+    """
+
+    def __init__(self, workers: int, builtin: str, config: dict[str, Any], max_batch: int) -> None:
+        self.workers = workers
+        self.builtin = builtin
+        self.config = config
+        self.max_batch = max_batch
+        self.restarts = 0
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["gym_operator.verify.builtins"])
+        self.pool = self._new_pool()
+        self._queue: list[tuple[dict[str, Any], str, asyncio.Future[dict[str, Any]]]] = []
+        self._in_pool = 0
+
+    async def check(self, task: dict[str, Any], text: str) -> dict[str, Any]:
+        """The outcome of one check; BrokenProcessPool when its worker died."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append((task, text, future))
+        self._dispatch()
+        return await future
+
+    def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue and self._in_pool < 2 * self.workers:
+            share = -(-len(self._queue) // (2 * self.workers - self._in_pool))
+            batch = self._queue[: min(self.max_batch, share)]
+            del self._queue[: len(batch)]
+            live = [(task, text, fut) for task, text, fut in batch if not fut.done()]
+            if not live:
+                continue
+            pool = self.pool
+            items = [(task, text) for task, text, _ in live]
+            call = loop.run_in_executor(pool, run_batch, self.builtin, items, self.config)
+            self._in_pool += 1
+            call.add_done_callback(lambda done, b=live, p=pool: self._finish(done, b, p))
+
+    def _finish(
+        self,
+        done: asyncio.Future[list[dict]],
+        batch: list[tuple[dict[str, Any], str, asyncio.Future[dict[str, Any]]]],
+        pool: ProcessPoolExecutor,
+    ) -> None:
+        self._in_pool -= 1
+        error = done.exception() if not done.cancelled() else BrokenProcessPool("cancelled")
+        if isinstance(error, BrokenProcessPool):
+            self.recycle(pool, "a pool worker died")
+        for index, (_, _, future) in enumerate(batch):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(done.result()[index])
+        self._dispatch()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+
+    async def warm_up(self) -> None:
+        """Start every worker and import the verifier in it before the first request."""
+        loop = asyncio.get_running_loop()
+        calls = [
+            loop.run_in_executor(self.pool, _warm_up, self.builtin) for _ in range(self.workers)
+        ]
+        await asyncio.gather(*calls)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (for /health and tests)."""
+        processes = getattr(self.pool, "_processes", None) or {}
+        return sorted(processes)
+
+    def recycle(self, pool: ProcessPoolExecutor, reason: str) -> None:
+        """Replace `pool` (once, however many requests saw it fail) and kill its workers."""
+        if pool is not self.pool:
+            return
+        log.warning("verifier pool recreated: %s", reason)
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        self.pool = self._new_pool()
+        self.restarts += 1
+        metrics.VERIFIER_POOL_RESTARTS.inc()
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        """Stop the workers."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Sessions:
+    """Per-session state of tool calls, bounded (oldest sessions are dropped first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._states: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def create(self, task: dict[str, Any]) -> str:
+        """A new session holding the seeding task row."""
+        session_id = uuid.uuid4().hex
+        self._states[session_id] = {"task": task}
+        while len(self._states) > self.limit:
+            self._states.popitem(last=False)
+        metrics.VERIFIER_SESSIONS.set(len(self._states))
+        return session_id
+
+    def get(self, session_id: str | None) -> dict[str, Any]:
+        """The session's state; an unknown or missing session gets a throw-away state."""
+        if session_id and session_id in self._states:
+            self._states.move_to_end(session_id)
+            return self._states[session_id]
+        return {}
+
+
+SETTINGS_KEY: web.AppKey[VerifierSettings] = web.AppKey("settings", VerifierSettings)
+POOL_KEY: web.AppKey[PoolManager] = web.AppKey("pool", PoolManager)
+SESSIONS_KEY: web.AppKey[Sessions] = web.AppKey("sessions", Sessions)
+HTTP_KEY: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any] | web.Response:
+    """The body as a JSON object, or the error answer (400 / 413) naming what is wrong."""
+    limit = request.app[SETTINGS_KEY].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, f"body of {request.content_length} bytes exceeds {limit} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body exceeds {limit} bytes")
+    if not raw.strip():
+        return _error(400, "body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(400, f"body is not JSON: {exc}")
+    if not isinstance(body, dict):
+        return _error(400, f"body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _bad_response_field(body: dict[str, Any]) -> str | None:
+    response = body.get("response")
+    if not isinstance(response, dict):
+        return "body needs a `response` object (the Responses-API response to score)"
+    output = response.get("output", [])
+    if not isinstance(output, list):
+        return "`response.output` must be a list of output items"
+    if any(not isinstance(item, dict) for item in output):
+        return "`response.output` items must be objects"
+    return None
+
+
+async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[str, Any]:
+    """Run the check (pool or event loop) under the timeout; raises TimeoutError/BrokenPool."""
+    settings = request.app[SETTINGS_KEY]
+    check = get_verifier(settings.builtin)
+    if is_async_check(check):
+        context = VerifyContext(http=request.app[HTTP_KEY])
+        try:
+            result = await asyncio.wait_for(
+                check(task, text, settings.config, context),  # type: ignore[call-arg]
+                settings.timeout_seconds,
+            )
+        except VerifierError as exc:
+            return {"error": str(exc)}
+        return _outcome(result)  # type: ignore[arg-type]
+    manager = request.app[POOL_KEY]
+    pool = manager.pool
+    try:
+        return await asyncio.wait_for(manager.check(task, text), settings.timeout_seconds)
+    except TimeoutError:
+        manager.recycle(pool, "a check exceeded the request timeout")
+        raise
 
 
 async def verify(request: web.Request) -> web.Response:
     """Score the body's `response` against its task fields; answer the body plus `reward`."""
     settings = request.app[SETTINGS_KEY]
-    try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "body is not JSON"}, status=400)
-    if not isinstance(body, dict) or not isinstance(body.get("response"), dict):
-        return web.json_response({"error": "body needs a `response` object"}, status=400)
+    body = await read_json_object(request)
+    if isinstance(body, web.Response):
+        metrics.VERIFIER_VERIFICATIONS.labels("bad_request").inc()
+        return body
+    problem = _bad_response_field(body)
+    if problem:
+        metrics.VERIFIER_VERIFICATIONS.labels("bad_request").inc()
+        return _error(400, problem)
     text = response_text(body["response"])
-    loop = asyncio.get_running_loop()
-    call = loop.run_in_executor(
-        request.app[POOL_KEY], run_check, settings.builtin, body, text, settings.config
-    )
+    if settings.config.get("stripReasoning", True):
+        text = strip_reasoning(text)
+    task = {k: v for k, v in body.items() if k != "response"}
+    started = time.monotonic()
+    metrics.VERIFIER_IN_FLIGHT.inc()
     try:
-        outcome = await asyncio.wait_for(call, settings.timeout_seconds)
+        outcome = await _score(request, task, text)
     except TimeoutError:
-        return web.json_response({"error": "verification timed out"}, status=504)
+        metrics.VERIFIER_VERIFICATIONS.labels("timeout").inc()
+        return _error(504, f"verification exceeded {settings.timeout_seconds} s")
+    except BrokenProcessPool:
+        metrics.VERIFIER_VERIFICATIONS.labels("worker_crash").inc()
+        return _error(503, "a verifier worker process died; the pool was recreated, retry")
+    finally:
+        metrics.VERIFIER_IN_FLIGHT.dec()
+        metrics.VERIFIER_CHECK_SECONDS.observe(time.monotonic() - started)
+    if "error" not in outcome and not math.isfinite(outcome["reward"]):
+        outcome = {"error": f"verifier produced a non-finite reward {outcome['reward']}"}
     if "error" in outcome:
-        return web.json_response({"error": outcome["error"]}, status=422)
+        metrics.VERIFIER_VERIFICATIONS.labels("unscorable").inc()
+        return _error(422, outcome["error"])
+    metrics.VERIFIER_VERIFICATIONS.labels("scored").inc()
     answer = dict(body)
     answer["reward"] = outcome["reward"]
     if outcome["components"]:
         answer["reward_components"] = outcome["components"]
-    return web.json_response(answer)
+    if outcome["details"]:
+        answer["verifier_details"] = outcome["details"]
+    return web.json_response(answer, dumps=lambda obj: json.dumps(obj, default=str))
+
+
+async def seed_session(request: web.Request) -> web.Response:
+    """Start a session holding the (optional) task row; its id comes back as cookie and JSON."""
+    body: dict[str, Any] | web.Response = {}
+    if request.can_read_body:
+        body = await read_json_object(request)
+        if isinstance(body, web.Response):
+            return body
+    session_id = request.app[SESSIONS_KEY].create(body)
+    response = web.json_response({"session_id": session_id})
+    response.set_cookie(SESSION_COOKIE, session_id, httponly=True)
+    return response
+
+
+def make_tool_handler(name: str):  # type: ignore[no-untyped-def]
+    """The handler of `POST /<name>`: the body is the tool's arguments object."""
+
+    async def handle(request: web.Request) -> web.Response:
+        settings = request.app[SETTINGS_KEY]
+        tool = get_tools(settings.builtin)[name]
+        arguments = await read_json_object(request)
+        if isinstance(arguments, web.Response):
+            return arguments
+        session_id = request.cookies.get(SESSION_COOKIE) or request.headers.get(SESSION_HEADER)
+        state = request.app[SESSIONS_KEY].get(session_id)
+        try:
+            answer = await asyncio.wait_for(
+                asyncio.to_thread(tool, arguments, state, settings.config),
+                settings.tool_timeout_seconds,
+            )
+        except (VerifierError, TimeoutError) as exc:
+            metrics.VERIFIER_TOOL_CALLS.labels(name, "error").inc()
+            return _error(422, f"tool {name} failed: {exc or type(exc).__name__}")
+        metrics.VERIFIER_TOOL_CALLS.labels(name, "ok").inc()
+        return web.json_response(answer)
+
+    return handle
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness: the server answers."""
-    return web.json_response({"status": "ok"})
+    """Liveness and readiness: the server answers and its pool has workers."""
+    manager = request.app[POOL_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "verifier": request.app[SETTINGS_KEY].builtin,
+            "workers": len(manager.worker_pids()),
+            "pool_restarts": manager.restarts,
+        }
+    )
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this process's metrics."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(settings: VerifierSettings) -> web.Application:
-    """The aiohttp application; the process pool lives as long as the app."""
+    """The aiohttp application; the process pool and HTTP session live as long as the app."""
     get_verifier(settings.builtin)
+    tools = get_tools(settings.builtin)
+    reserved = {"seed_session", "verify", "health", "metrics"}
+    if reserved & set(tools):
+        raise ValueError(f"tool names {sorted(reserved & set(tools))} clash with endpoints")
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
+    app[SESSIONS_KEY] = Sessions(settings.max_sessions)
     app.router.add_post("/seed_session", seed_session)
     app.router.add_post("/verify", verify)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_endpoint)
+    for name in tools:
+        app.router.add_post(f"/{name}", make_tool_handler(name))
 
-    async def pool_context(app: web.Application):  # type: ignore[no-untyped-def]
-        app[POOL_KEY] = ProcessPoolExecutor(max_workers=settings.workers)
+    async def resources(app: web.Application):  # type: ignore[no-untyped-def]
+        app[POOL_KEY] = PoolManager(
+            settings.workers, settings.builtin, settings.config, settings.max_batch
+        )
+        app[HTTP_KEY] = aiohttp.ClientSession(trust_env=False)
+        await app[POOL_KEY].warm_up()
         yield
-        app[POOL_KEY].shutdown(cancel_futures=True)
+        await app[HTTP_KEY].close()
+        app[POOL_KEY].shutdown()
 
-    app.cleanup_ctx.append(pool_context)
+    app.cleanup_ctx.append(resources)
     return app
 
 

@@ -1,3 +1,13 @@
 """The built-in verifiers; importing this package registers them."""
 
-from gym_operator.verify.builtins import exact_match, math  # noqa: F401
+from gym_operator.verify.builtins import (  # noqa: F401
+    code_execution,
+    exact_match,
+    instruction_following,
+    json_schema,
+    llm_judge,
+    math,
+    mcqa,
+    regex,
+    tools,
+)

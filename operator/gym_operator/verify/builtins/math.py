@@ -1,8 +1,23 @@
-"""`math`: answer equivalence with math-verify (boxed, "#### n" and plain final answers)."""
+"""`math`: answer equivalence with math-verify (last boxed, "#### n" and plain final answers).
+
+Config (all optional):
+
+- `answerField` (default `expected_answer`): task field with the reference answer
+- `extraction` (default `auto`): `auto`: last `\\boxed{}`, else last `#### n`, else math-verify's
+  own anchors on the whole final text; `boxed`: only `\\boxed{}`; `gsm8k`: only `#### n`
+- `timeoutSeconds` (default `5`): math-verify's parsing and comparison timeout
+
+Reward: 1.0 when the extracted answer equals the reference (0.5 = 1/2 = \\frac{1}{2},
+1,000 = 1000, "5 cm" = 5), else 0.0; an empty or unparseable answer is 0.0. Components:
+`correct` (the reward) and `format` (1.0 when the answer was marked by `\\boxed{}` or `####`).
+A task without a parseable reference answer is a VerifierError.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
+from functools import lru_cache
 from typing import Any
 
 from math_verify import parse, verify
@@ -10,23 +25,80 @@ from math_verify import parse, verify
 from gym_operator.verify.base import VerifierError, VerifyResult, register
 
 _GSM8K_ANSWER = re.compile(r"####\s*([^\n]+)")
+_BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+EXTRACTION_MODES = ("auto", "boxed", "gsm8k")
 
 
-def extract_candidate(text: str) -> str:
-    """The part of the response that holds the final answer ("#### n" wins when present)."""
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (balanced braces), or None."""
+    starts = [m.end() for m in _BOXED_OPEN.finditer(text)]
+    for start in reversed(starts):
+        depth = 1
+        for pos in range(start, len(text)):
+            if text[pos] == "{":
+                depth += 1
+            elif text[pos] == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:pos].strip()
+    return None
+
+
+def last_gsm8k(text: str) -> str | None:
+    """The answer after the last `#### ` marker, or None."""
     found = _GSM8K_ANSWER.findall(text)
-    return f"${found[-1].strip()}$" if found else text
+    return found[-1].strip() if found else None
+
+
+def extract_candidate(text: str, mode: str = "auto") -> tuple[str | None, bool]:
+    """(text to parse, whether it was explicitly marked); None when the mode finds nothing."""
+    if mode in ("auto", "boxed"):
+        boxed = last_boxed(text)
+        if boxed is not None:
+            return f"$\\boxed{{{boxed}}}$", True
+    if mode in ("auto", "gsm8k"):
+        marked = last_gsm8k(text)
+        if marked is not None:
+            return f"${marked.rstrip('.')}$", True
+    if mode == "auto" and text.strip():
+        return text, False
+    return None, False
+
+
+def _timeout(config: dict[str, Any]) -> int | None:
+    """math-verify's signal-based timeout works only on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return int(config.get("timeoutSeconds", 5))
+
+
+@lru_cache(maxsize=4096)
+def parse_reference(answer: str, timeout: int | None) -> list[Any]:
+    """Parse a reference answer (plain, `$...$` or `\\boxed{}`), cached per worker process."""
+    text = answer if ("$" in answer or "\\boxed" in answer) else f"${answer}$"
+    return parse(text, parsing_timeout=timeout)  # type: ignore[no-any-return]
 
 
 @register("math")
 def check_math(task: dict[str, Any], text: str, config: dict[str, Any]) -> VerifyResult:
-    """1.0 when the response's final answer equals `expected_answer`, else 0.0."""
+    """1.0 when the response's final answer equals the reference answer, else 0.0."""
     field = config.get("answerField", "expected_answer")
-    if task.get(field) in (None, ""):
+    mode = config.get("extraction", "auto")
+    if mode not in EXTRACTION_MODES:
+        raise VerifierError(f"config.extraction {mode!r} is not one of {EXTRACTION_MODES}")
+    reference = task.get(field)
+    if reference is None or str(reference).strip() == "":
         raise VerifierError(f"task has no {field!r} field")
-    gold = parse(f"${task[field]}$" if "\\boxed" not in str(task[field]) else str(task[field]))
+    timeout = _timeout(config)
+    gold = parse_reference(str(reference).strip(), timeout)
     if not gold:
-        raise VerifierError(f"could not parse expected answer {task[field]!r}")
-    answer = parse(extract_candidate(text)) if text.strip() else []
-    ok = bool(answer) and verify(gold, answer)
-    return VerifyResult(reward=1.0 if ok else 0.0, details={"extracted": [str(a) for a in answer]})
+        raise VerifierError(f"could not parse reference answer {reference!r}")
+    candidate, marked = extract_candidate(text, mode)
+    answer = parse(candidate, parsing_timeout=timeout) if candidate else []
+    correct = bool(answer) and verify(gold, answer, timeout_seconds=timeout)
+    reward = 1.0 if correct else 0.0
+    return VerifyResult(
+        reward=reward,
+        components={"correct": reward, "format": 1.0 if marked else 0.0},
+        details={"extracted": str(answer[-1]) if answer else None},
+    )

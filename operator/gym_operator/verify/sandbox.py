@@ -1,0 +1,212 @@
+"""Run untrusted Python in a throw-away sandbox: one process tree per run, bounded and isolated.
+
+Each run gets a fresh temporary directory as cwd, an empty environment and `python -I`, started
+through `sandbox_launcher.py` which sets RLIMIT_CPU/AS/FSIZE/NPROC, drops root to an
+unprivileged uid and applies Landlock (writes only beneath the work directory, no TCP) where the
+kernel has it, then execs `unshare -rn --pid --fork --kill-child`: new user, network and pid
+namespaces, so there is no network and killing the tree leaves no stray process. A wall-clock
+timeout kills the process group. stdout/stderr go to files under RLIMIT_FSIZE, so a flood of
+output is bounded too. Isolation is probed once per process; where it is unavailable a run
+raises VerifierError unless the caller allows unsandboxed runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gym_operator.verify.base import VerifierError
+
+log = logging.getLogger(__name__)
+
+LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
+UNPRIVILEGED_UID = 65534
+OUTPUT_LIMIT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Per-run limits."""
+
+    wall_seconds: float = 10.0
+    cpu_seconds: int = 10
+    memory_bytes: int = 512 * 1024 * 1024
+    file_bytes: int = 16 * 1024 * 1024
+    processes: int = 32
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How a run ended: exit code (negative: killed by that signal), output, and why."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """The program exited 0 within its limits."""
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def reason(self) -> str:
+        """A short human reason for a failed run ("" when ok)."""
+        if self.timed_out:
+            return "wall-clock timeout"
+        if self.exit_code == -signal.SIGXCPU or self.exit_code == -signal.SIGKILL:
+            return "killed: CPU time limit"
+        if self.exit_code == -signal.SIGXFSZ:
+            return "killed: file size limit"
+        if self.exit_code < 0:
+            return f"killed by signal {signal.Signals(-self.exit_code).name}"
+        if self.exit_code != 0:
+            last = self.stderr.strip().splitlines()[-1:] or [""]
+            return f"exit code {self.exit_code}: {last[0][:300]}"
+        return ""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine offers: the namespace wrapper, Landlock, and the interpreter to use."""
+
+    unshare: list[str] | None
+    landlock: bool
+    python: str
+
+    @property
+    def isolated(self) -> bool:
+        """Network isolation is in place (the namespace wrapper works)."""
+        return self.unshare is not None
+
+
+def _python_candidates() -> list[str]:
+    found = [sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]
+    return [p for p in dict.fromkeys(found) if p and os.path.exists(p)]
+
+
+def _probe(unshare: list[str] | None, landlock: bool, python: str) -> bool:
+    trial = Isolation(unshare=unshare, landlock=landlock, python=python)
+    try:
+        result = _run(trial, "print('ok')", "", SandboxLimits(wall_seconds=20))
+    except OSError:
+        return False
+    return result.ok and result.stdout.strip() == "ok"
+
+
+@functools.cache
+def detect_isolation() -> Isolation:
+    """Probe once: which wrapper, whether Landlock applies, which interpreter runs in it."""
+    unshare_bin = shutil.which("unshare")
+    wrapper = [unshare_bin, "-rn", "--pid", "--fork", "--kill-child", "--"] if unshare_bin else None
+    for python in _python_candidates():
+        for landlock in (True, False):
+            if wrapper and _probe(wrapper, landlock, python):
+                log.info("sandbox: namespaces on, landlock %s, python %s", landlock, python)
+                return Isolation(unshare=wrapper, landlock=landlock, python=python)
+    for python in _python_candidates():
+        if _probe(None, True, python) or _probe(None, False, python):
+            log.warning("sandbox: no namespace isolation available on this machine")
+            return Isolation(unshare=None, landlock=False, python=python)
+    log.warning("sandbox: no working sandbox on this machine")
+    return Isolation(unshare=None, landlock=False, python=sys.executable)
+
+
+def _prepare_workdir(code: str, stdin: str) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="gymops-sandbox-"))
+    (workdir / "main.py").write_text(code, encoding="utf-8")
+    (workdir / "stdin.txt").write_text(stdin, encoding="utf-8")
+    if os.geteuid() == 0:
+        for path in (workdir, *workdir.iterdir()):
+            os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    return workdir
+
+
+def _read_bounded(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(OUTPUT_LIMIT_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> SandboxResult:
+    workdir = _prepare_workdir(code, stdin)
+    command = [*(isolation.unshare or []), isolation.python, "-I", "main.py"]
+    plan = {
+        "workdir": str(workdir),
+        "command": command,
+        "landlock": isolation.landlock,
+        "uid": UNPRIVILEGED_UID,
+        "cpu_seconds": limits.cpu_seconds,
+        "memory_bytes": limits.memory_bytes,
+        "file_bytes": limits.file_bytes,
+        "processes": limits.processes,
+    }
+    started = time.monotonic()
+    timed_out = False
+    try:
+        with (
+            (workdir / "stdin.txt").open("rb") as stdin_file,
+            (workdir / "stdout.txt").open("wb") as out,
+            (workdir / "stderr.txt").open("wb") as err,
+        ):
+            for path in ("stdout.txt", "stderr.txt"):
+                if os.geteuid() == 0:
+                    os.chown(workdir / path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
+                stdin=stdin_file,
+                stdout=out,
+                stderr=err,
+                env={},
+                cwd=workdir,
+                start_new_session=True,
+                close_fds=True,
+            )
+            try:
+                proc.wait(timeout=limits.wall_seconds)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            _kill_group(proc)
+        return SandboxResult(
+            exit_code=proc.returncode,
+            stdout=_read_bounded(workdir / "stdout.txt"),
+            stderr=_read_bounded(workdir / "stderr.txt"),
+            timed_out=timed_out,
+            seconds=time.monotonic() - started,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_python(
+    code: str, stdin: str = "", limits: SandboxLimits | None = None, allow_unsandboxed: bool = False
+) -> SandboxResult:
+    """Run `code` as a Python program with `stdin`; VerifierError when it cannot be isolated."""
+    isolation = detect_isolation()
+    if not isolation.isolated and not allow_unsandboxed:
+        raise VerifierError(
+            "code execution needs network isolation (unshare -rn), unavailable here; "
+            "set config allowUnsandboxed: true to run without it"
+        )
+    return _run(isolation, code, stdin, limits or SandboxLimits())
