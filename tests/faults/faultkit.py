@@ -158,7 +158,8 @@ class TinyVerifier:
     """POST /verify: reward 1.0 when the response ends with `#### <expected_answer>`.
 
     `mode` switches behaviour at run time: ok, garbage (200 with a non-numeric reward),
-    html (200 with a non-JSON body), slow (answers after `slow_seconds`), error (500).
+    html (200 with a non-JSON body), slow (answers after `slow_seconds`), error (500),
+    unscorable (422).
     """
 
     def __init__(self) -> None:
@@ -189,14 +190,23 @@ class TinyVerifier:
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         if mode == "error":
             return web.json_response({"error": "boom"}, status=500)
+        if mode == "unscorable":
+            return web.json_response({"error": "no expected_answer I can parse"}, status=422)
         text = response_text(body["response"])
         reward = 1.0 if text.rstrip().endswith(f"#### {body['expected_answer']}") else 0.0
         return web.json_response({**body, "reward": reward})
 
 
-async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
-    """Serve an app on 127.0.0.1; returns the runner and base URL."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve(
+    app: web.Application, port: int = 0, shutdown_timeout: float = 60.0
+) -> tuple[web.AppRunner, str]:
+    """Serve an app on 127.0.0.1; returns the runner and base URL.
+
+    `shutdown_timeout=0` makes `runner.cleanup()` a crash: requests in flight are cut off.
+    """
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
