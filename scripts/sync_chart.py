@@ -75,13 +75,21 @@ def helm_crd(name: str, text: str) -> str:
     annotations = next(
         (i for i in range(meta + 1, len(lines)) if lines[i] == "  annotations:"), None
     )
+    ours = [
+        "    {{- if .Values.crds.keep }}",
+        f"    {KEEP_ANNOTATION}",
+        "    {{- end }}",
+        "    {{- with .Values.crds.annotations }}",
+        "    {{- toYaml . | nindent 4 }}",
+        "    {{- end }}",
+    ]
     if annotations is None:
         at = meta + 1
-        block = ["  {{- if .Values.crds.keep }}", "  annotations:", f"    {KEEP_ANNOTATION}"]
-        block.append("  {{- end }}")
+        wanted = "  {{- if or .Values.crds.keep .Values.crds.annotations }}"
+        block = [wanted, "  annotations:", *ours, "  {{- end }}"]
     else:
         at = annotations + 1
-        block = ["    {{- if .Values.crds.keep }}", f"    {KEEP_ANNOTATION}", "    {{- end }}"]
+        block = ours
     header = ["{{- if .Values.crds.install }}", f"# {GENERATED_BY} from crds/{name}; do not edit."]
     return "\n".join([*header, *lines[:at], *block, *lines[at:], "{{- end }}"]) + "\n"
 
