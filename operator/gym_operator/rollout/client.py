@@ -247,6 +247,7 @@ class ModelClient:
         path = "/chat/completions" if api == "chat" else "/responses"
         self.url = base_url.rstrip("/") + path
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._api_key = api_key
 
     def __repr__(self) -> str:
         return f"ModelClient(url={self.url!r}, model={self.model!r}, api={self.api!r})"
@@ -259,10 +260,25 @@ class ModelClient:
 
     async def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POST the body; the normalised `response` object."""
-        answer = await post_json(self.session, self.url, body, timeout, self._headers)
+        try:
+            answer = await post_json(self.session, self.url, body, timeout, self._headers)
+        except RequestError as exc:
+            if self._api_key:
+                exc.message = redact(exc.message, self._api_key)
+                exc.args = (exc.message,)
+            raise
         if self.api == "chat":
             return normalise_chat(answer)
         return normalise_responses(answer)
+
+
+def redact(text: str, secret: str, min_partial: int = 6) -> str:
+    """`text` without `secret`, also when an endpoint echoed it and the text was cut inside it."""
+    text = text.replace(secret, "[redacted]")
+    for size in range(len(secret) - 1, min_partial - 1, -1):
+        if text.endswith(secret[:size]):
+            return text[: len(text) - size] + "[redacted]"
+    return text
 
 
 async def post_json(
