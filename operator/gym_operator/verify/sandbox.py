@@ -199,14 +199,19 @@ def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_python(
-    code: str, stdin: str = "", limits: SandboxLimits | None = None, allow_unsandboxed: bool = False
-) -> SandboxResult:
-    """Run `code` as a Python program with `stdin`; VerifierError when it cannot be isolated."""
-    isolation = detect_isolation()
+def require_isolation(isolation: Isolation, allow_unsandboxed: bool) -> None:
+    """VerifierError when the machine cannot isolate runs and unsandboxed runs are not allowed."""
     if not isolation.isolated and not allow_unsandboxed:
         raise VerifierError(
             "code execution needs network isolation (unshare -rn), unavailable here; "
             "set config allowUnsandboxed: true to run without it"
         )
+
+
+def run_python(
+    code: str, stdin: str = "", limits: SandboxLimits | None = None, allow_unsandboxed: bool = False
+) -> SandboxResult:
+    """Run `code` as a Python program with `stdin`; VerifierError when it cannot be isolated."""
+    isolation = detect_isolation()
+    require_isolation(isolation, allow_unsandboxed)
     return _run(isolation, code, stdin, limits or SandboxLimits())

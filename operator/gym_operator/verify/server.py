@@ -110,13 +110,18 @@ class PoolManager:
         self.pool = self._new_pool()
         self._queue: list[tuple[dict[str, Any], str, asyncio.Future[dict[str, Any]]]] = []
         self._in_pool = 0
+        self.in_flight = 0
 
     async def check(self, task: dict[str, Any], text: str) -> dict[str, Any]:
         """The outcome of one check; BrokenProcessPool when its worker died."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._queue.append((task, text, future))
         self._dispatch()
-        return await future
+        self.in_flight += 1
+        try:
+            return await future
+        finally:
+            self.in_flight -= 1
 
     def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -365,6 +370,8 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok",
             "verifier": request.app[SETTINGS_KEY].builtin,
             "workers": len(manager.worker_pids()),
+            "worker_pids": manager.worker_pids(),
+            "in_flight": manager.in_flight,
             "pool_restarts": manager.restarts,
         }
     )
