@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from faultkit import proxied
+from faultkit import (
+    TinyVerifier,
+    assert_exactly_once,
+    job_body,
+    proxied,
+    read_output,
+    serve,
+    task_row,
+)
 
+from gym_operator.api import parse_resource
+from gym_operator.rollout.runner import run_job
 from gym_operator.storage import layout
 from gym_operator.storage.manifest import (
     PartEntry,
@@ -14,12 +24,14 @@ from gym_operator.storage.manifest import (
     commit_part,
     read_all_manifests,
     read_manifest,
+    read_success,
     write_manifest,
 )
 from gym_operator.storage.slots import SlotSet
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
 from gym_operator.testing.s3_fault_proxy import FaultPlan, S3FaultProxy
+from gym_operator.testing.stub_model import StubModel, start
 
 MIXED = FaultPlan(drop_before=0.08, drop_after=0.08, slowdown=0.12, delay=0.05, delay_seconds=0.05)
 REPEATS = 2
@@ -136,10 +148,10 @@ def test_commit_never_half_commits_and_resume_completes(
     all_slots = list(range(TASKS * REPEATS))
     failures = uploaded_but_uncommitted = 0
     manifest = fresh_manifest()
-    for start in range(0, len(all_slots), 4):
+    for first in range(0, len(all_slots), 4):
         attempted = layout.part_name(manifest.next_seq(), layout.PART_SUFFIXES["none"])
         try:
-            manifest = commit(storage, prefix, manifest, all_slots[start : start + 4])
+            manifest = commit(storage, prefix, manifest, all_slots[first : first + 4])
         except Exception:
             failures += 1
             # What a restarted worker does: trust only what storage says is committed.
@@ -161,8 +173,8 @@ def test_commit_never_half_commits_and_resume_completes(
     resumed = read_manifest(storage, prefix, 0)
     assert resumed is not None
     missing = [s for s in all_slots if s not in resumed.done_slots()]
-    for start in range(0, len(missing), 4):
-        resumed = commit(storage, prefix, resumed, missing[start : start + 4])
+    for first in range(0, len(missing), 4):
+        resumed = commit(storage, prefix, resumed, missing[first : first + 4])
     storage.close()
 
     final = assert_consistent(clean_storage, prefix)
@@ -189,3 +201,48 @@ def test_upload_cut_at_the_gate_leaves_the_old_commit(
     assert seen is not None and seen.completed == 4
     assert [p.seq for p in seen.parts] == [0]
     s3_proxy.release_all()
+
+
+async def test_generator_run_through_s3_faults_has_exact_counts(
+    s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
+) -> None:
+    """A whole job (input, parts, manifests, _SUCCESS) through drops, lost answers and SlowDown."""
+    tasks, repeats = 60, 2
+    rows = [task_row(i, "#fault:400" if i % 20 == 7 else "") for i in range(tasks)]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    clean_storage.write_bytes(parse_uri(f"s3://{s3_bucket}/in/tasks.jsonl"), data)
+    output = f"s3://{s3_bucket}/out/"
+    s3_proxy.plan = FaultPlan(
+        drop_before=0.06, drop_after=0.06, slowdown=0.1, delay=0.05, delay_seconds=0.05
+    )
+    stub = StubModel()
+    stub_runner, base_url = await start(stub)
+    verifier = TinyVerifier()
+    ver_runner, ver_url = await serve(verifier.app())
+    body = job_body(
+        f"s3://{s3_bucket}/in/tasks.jsonl",
+        output,
+        base_url,
+        ver_url,
+        sampling={"numRepeats": repeats, "concurrency": 8},
+        output={"partRows": 8, "partSeconds": 0.2},
+        s3={"endpointURL": s3_proxy.url, "region": "us-east-1"},
+    )
+    try:
+        result = await run_job(parse_resource(body).spec, shards=[0])
+    finally:
+        await ver_runner.cleanup()
+        await stub_runner.cleanup()
+
+    assert result.success
+    out = read_output(clean_storage, parse_uri(output))
+    assert_exactly_once(out, tasks, repeats)
+    refused = [t for t in range(tasks) if t % 20 == 7]
+    assert sorted(out.failure_keys()) == [(t, r) for t in refused for r in range(repeats)]
+    assert len(out.rollouts) == (tasks - len(refused)) * repeats
+    assert stub.requests == tasks * repeats
+    success = read_success(clean_storage, parse_uri(output))
+    assert success is not None and (success.completed, success.failed) == (114, 6)
+    for fault in ("drop_before", "drop_after", "slowdown", "delay"):
+        assert s3_proxy.stats[fault] > 0, s3_proxy.stats
+    assert len(out.manifests[0].parts) >= 3
