@@ -198,3 +198,10 @@ def test_dataset_builder_reads_resolved_sources() -> None:
         "s3://bucket/rollouts/run1/",
     ]
     assert container["image"] == CFG.worker.image
+
+
+def test_operator_reads_the_result_file_the_builder_writes() -> None:
+    from gym_operator.controller.handlers import DATASET_RESULT_FILE
+    from gym_operator.data.builder import RESULT_FILE
+
+    assert DATASET_RESULT_FILE == RESULT_FILE

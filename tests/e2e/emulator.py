@@ -236,6 +236,15 @@ class GymEmulator(KubernetesEmulator):
             self._store(resource("apiextensions.k8s.io", "v1", "customresourcedefinitions"), crd)
         self._store(resource("", "v1", "namespaces"), {"metadata": {"name": "default"}})
 
+    async def _serve_version(self, request: Any) -> Any:
+        """KMock's APIResourceList, with subresources as the API server lists them: no short
+        names or categories (else kubectl resolves `rj` to `rolloutjobs/status`)."""
+        payload = await super()._serve_version(request)
+        for entry in payload.get("resources", []):
+            if "/" in entry["name"]:
+                entry.update(shortNames=[], categories=[], verbs=["get", "patch", "update"])
+        return payload
+
     # ------------------------------------------------------------------ state
 
     def _lock_(self) -> asyncio.Lock:

@@ -21,6 +21,7 @@ from kubernetes.client import ApiException
 
 from gym_operator import metrics
 from gym_operator.api import API_GROUP, API_VERSION, Dataset, RolloutJob, SpecError, parse_resource
+from gym_operator.api.common import S3Spec
 from gym_operator.controller import builders, kube, progress
 from gym_operator.controller import constants as c
 from gym_operator.controller import status as st
@@ -31,7 +32,8 @@ TIMERS = OperatorConfig.from_env().timers
 """Timer intervals are fixed when handlers are registered (import time), so read them here."""
 TERMINAL = (c.SUCCEEDED, c.FAILED)
 DATASET_RESULT_FILE = "_DATASET.json"
-"""Written by the dataset builder under the output prefix: counts, splits, files, card."""
+"""Written last by the dataset builder under the output prefix (data.builder.RESULT_FILE):
+counts, splits, files, card. Not imported: the builder's dependencies stay out of the operator."""
 
 
 @dataclass
@@ -320,15 +322,26 @@ def rolloutjob_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rt.last_read.pop(uid, None)
 
 
+def s3_settings(rt: Runtime, spec: S3Spec | None) -> S3Settings:
+    """The resource's spec.s3, then the operator's environment; few retries, short timeouts:
+    a slow store must not stall status updates (the next timer tick tries again)."""
+    base = S3Settings.from_spec(spec)
+    return S3Settings(
+        endpoint_url=base.endpoint_url or rt.cfg.s3.endpoint_url,
+        region=base.region or rt.cfg.s3.region,
+        max_attempts=2,
+        connect_timeout=3.0,
+        read_timeout=10.0,
+    )
+
+
 def read_progress(rt: Runtime, job: RolloutJob, uid: str, force: bool) -> dict[str, Any]:
     """status.progress/rewards from the shard manifests, at most every progress_seconds."""
     now = time.time()
     if not force and now - rt.last_read.get(uid, 0.0) < rt.cfg.timers.progress_seconds:
         return {}
     rt.last_read[uid] = now
-    settings = S3Settings.from_spec(job.spec.s3)
-    if settings.endpoint_url is None and rt.cfg.s3.endpoint_url:
-        settings = S3Settings(endpoint_url=rt.cfg.s3.endpoint_url, region=settings.region)
+    settings = s3_settings(rt, job.spec.s3)
     try:
         found = progress.read_manifests(rt.stores.get(settings), job.spec.output.uri)
     except Exception as exc:  # storage is best effort: status keeps the last reading
@@ -499,7 +512,7 @@ def resolve_sources(rt: Runtime, dataset: Dataset) -> tuple[st.Observed | None, 
 
 def read_dataset_result(rt: Runtime, dataset: Dataset) -> dict[str, Any]:
     """status.counts/splits/files/card from the builder's result file, when it wrote one."""
-    settings = S3Settings.from_spec(dataset.spec.s3)
+    settings = s3_settings(rt, dataset.spec.s3)
     uri = dataset.spec.output.uri.rstrip("/") + "/" + DATASET_RESULT_FILE
     try:
         result = json.loads(rt.stores.get(settings).read_bytes(uri))
