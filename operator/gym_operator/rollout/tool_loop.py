@@ -1,0 +1,163 @@
+"""Multi-turn tool use (NeMo Gym's simple agent loop): model -> tool calls -> model, bounded.
+
+For a task that carries `tools`: seed a session on the verifier server, then call the model;
+every `function_call` item it emits is POSTed (arguments as the JSON body, the session's cookie
+and `X-Session-Id` header attached) to `<verifier>/<tool name>` and answered with a
+`function_call_output` item; the model is called again with everything so far, until a turn
+has no tool call, the response is truncated, or `maxTurns` model calls were made. The result is
+one Responses-API `response` whose `output` is the whole trajectory (model items and tool
+outputs in order) and whose `usage` sums all turns. Tool errors the model can act on (unknown
+tool, bad arguments, a 4xx answer) become tool outputs; a verifier server that cannot be
+reached or answers 5xx raises ToolLoopError (the generator's failure row).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+ModelCall = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+SESSION_HEADER = "X-Session-Id"
+TOOL_OUTPUT_CHARS = 64 * 1024
+
+
+class ToolLoopError(Exception):
+    """The verifier server's session or tool endpoints failed (not the model's fault)."""
+
+
+@dataclass
+class ToolLoopResult:
+    """The trajectory as one response, the session headers for /verify, the model turns used."""
+
+    response: dict[str, Any]
+    session_headers: dict[str, str] = field(default_factory=dict)
+    turns: int = 0
+
+
+def _input_items(params: dict[str, Any]) -> list[dict[str, Any]]:
+    source = params.get("input")
+    if isinstance(source, str):
+        return [{"role": "user", "content": source}]
+    return list(source or [])
+
+
+async def seed_session(
+    http: aiohttp.ClientSession, verifier_url: str, task: dict[str, Any], timeout: float
+) -> dict[str, str]:
+    """POST /seed_session with the task row; the headers that carry the session afterwards."""
+    try:
+        async with http.post(
+            f"{verifier_url}/seed_session",
+            json=task,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
+            if resp.status >= 400:
+                raise ToolLoopError(f"/seed_session answered HTTP {resp.status}")
+            cookies = "; ".join(f"{k}={m.value}" for k, m in resp.cookies.items())
+            try:
+                answer = await resp.json(content_type=None)
+            except ValueError:
+                answer = None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ToolLoopError(f"/seed_session failed: {type(exc).__name__}: {exc}") from None
+    headers = {"Cookie": cookies} if cookies else {}
+    if isinstance(answer, dict) and isinstance(answer.get("session_id"), str):
+        headers[SESSION_HEADER] = answer["session_id"]
+    return headers
+
+
+async def call_tool(
+    http: aiohttp.ClientSession,
+    verifier_url: str,
+    call: dict[str, Any],
+    headers: dict[str, str],
+    timeout: float,
+) -> str:
+    """The `output` string for one function call (errors the model can read, or ToolLoopError)."""
+    name = str(call.get("name") or "")
+    try:
+        arguments = json.loads(call.get("arguments") or "{}")
+    except ValueError as exc:
+        return json.dumps({"error": f"arguments are not JSON: {exc}"})
+    if not isinstance(arguments, dict):
+        return json.dumps({"error": "arguments must be a JSON object"})
+    if not name or "/" in name:
+        return json.dumps({"error": f"invalid tool name {name!r}"})
+    try:
+        async with http.post(
+            f"{verifier_url}/{name}",
+            json=arguments,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ToolLoopError(f"tool {name} failed: {type(exc).__name__}: {exc}") from None
+    if resp.status >= 500:
+        raise ToolLoopError(f"tool {name} answered HTTP {resp.status}")
+    if resp.status == 404:
+        return json.dumps({"error": f"unknown tool {name!r}"})
+    if resp.status >= 400:
+        return json.dumps({"error": f"HTTP {resp.status}: {text[:500]}"})
+    return text[:TOOL_OUTPUT_CHARS]
+
+
+def _sum_usage(total: dict[str, int], usage: dict[str, Any] | None) -> None:
+    for key in ("input_tokens", "output_tokens", "total_tokens"):
+        total[key] = total.get(key, 0) + int((usage or {}).get(key) or 0)
+
+
+def _truncated(response: dict[str, Any]) -> bool:
+    details = response.get("incomplete_details") or {}
+    return response.get("status") == "incomplete" and bool(details.get("reason"))
+
+
+async def run_tool_loop(
+    call_model: ModelCall,
+    http: aiohttp.ClientSession,
+    verifier_url: str,
+    task: dict[str, Any],
+    params: dict[str, Any],
+    max_turns: int,
+    tool_timeout: float = 60.0,
+) -> ToolLoopResult:
+    """Run the loop for one rollout; `params` are the merged responses_create_params.
+
+    `call_model(params)` sends one request (with its own retries) and returns the normalised
+    Responses-API `response`; it is called with `params` whose `input` holds the conversation so
+    far (reasoning items are kept in the trajectory but not sent back).
+    """
+    verifier_url = verifier_url.rstrip("/")
+    headers = await seed_session(http, verifier_url, task, tool_timeout)
+    conversation = _input_items(params)
+    trajectory: list[dict[str, Any]] = []
+    usage: dict[str, int] = {}
+    response: dict[str, Any] = {}
+    turns = 0
+    while turns < max_turns:
+        response = await call_model({**params, "input": conversation})
+        turns += 1
+        _sum_usage(usage, response.get("usage"))
+        output = [item for item in response.get("output") or [] if isinstance(item, dict)]
+        trajectory.extend(output)
+        conversation.extend(item for item in output if item.get("type") != "reasoning")
+        calls = [item for item in output if item.get("type") == "function_call"]
+        if not calls or _truncated(response):
+            break
+        for call in calls:
+            result = await call_tool(http, verifier_url, call, headers, tool_timeout)
+            item = {
+                "type": "function_call_output",
+                "call_id": call.get("call_id"),
+                "output": result,
+            }
+            trajectory.append(item)
+            conversation.append(item)
+    final = dict(response)
+    final["output"] = trajectory
+    final["usage"] = usage
+    return ToolLoopResult(response=final, session_headers=headers, turns=turns)
