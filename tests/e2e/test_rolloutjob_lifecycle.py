@@ -53,6 +53,7 @@ def test_success_creates_adopted_children_and_reaches_succeeded(
     assert "Service" not in cluster.children(uid)
     reasons = cluster.event_reasons("run1")
     assert "ChildrenCreated" in reasons and "JobComplete" in reasons
+    assert len(reasons) <= 4, reasons  # phase moves only, no per-tick log events
     metrics = operator.metrics()
     assert 'gymops_operator_resources{kind="RolloutJob",phase="Succeeded"} 1.0' in metrics
     assert 'gymops_operator_children_created_total{child="Job"} 1.0' in metrics

@@ -96,6 +96,7 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     )
     settings.peering.standalone = True
     settings.posting.level = logging.INFO
+    settings.posting.loggers = False  # Events only from our explicit kopf.info/warn, not per log
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     cfg = getattr(memo, "cfg", None) or OperatorConfig.from_env()
