@@ -107,7 +107,7 @@ async def test_a_stuck_check_times_out_with_504_and_the_server_keeps_serving(
     verifier_server, http
 ) -> None:
     url = await verifier_server(
-        "code_execution", workers=1, timeout_seconds=1.0, config={"timeoutSeconds": 20}
+        "code_execution", workers=1, timeout_seconds=2.0, config={"timeoutSeconds": 20}
     )
     task = {"test_cases": [{"input": "", "output": "x"}]}
     status, answer = await post_verify(http, url, task, "import time\ntime.sleep(20)")

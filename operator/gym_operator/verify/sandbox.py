@@ -105,8 +105,21 @@ def _probe(unshare: list[str] | None, landlock: bool, python: str) -> bool:
     return result.ok and result.stdout.strip() == "ok"
 
 
-@functools.cache
+_PRESET: list[Isolation] = []
+
+
+def preset_isolation(isolation: Isolation) -> None:
+    """Use `isolation` (probed by a parent process) instead of probing again in this process."""
+    _PRESET[:] = [isolation]
+
+
 def detect_isolation() -> Isolation:
+    """What this process uses: a preset from the parent, else a probe (once per process)."""
+    return _PRESET[0] if _PRESET else probe_isolation()
+
+
+@functools.cache
+def probe_isolation() -> Isolation:
     """Probe once: which wrapper, whether Landlock applies, which interpreter runs in it."""
     unshare_bin = shutil.which("unshare")
     wrapper = [unshare_bin, "-rn", "--pid", "--fork", "--kill-child", "--"] if unshare_bin else None

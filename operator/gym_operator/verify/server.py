@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gym_operator import metrics
+from gym_operator.verify import sandbox
 from gym_operator.verify.base import (
     VerifierError,
     VerifyContext,
@@ -44,6 +45,7 @@ from gym_operator.verify.base import (
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "gymops_session"
+SANDBOXED_BUILTINS = frozenset({"code_execution"})
 SESSION_HEADER = "X-Session-Id"
 
 
@@ -86,6 +88,11 @@ def run_batch(
     return [run_check(builtin, task, text, config) for task, text in items]
 
 
+def _init_worker(isolation: sandbox.Isolation | None) -> None:
+    if isolation is not None:
+        sandbox.preset_isolation(isolation)
+
+
 def _warm_up(builtin: str) -> int:
     get_verifier(builtin)
     return os.getpid()
@@ -99,11 +106,19 @@ class PoolManager:
     requests and at low load a request goes alone, without waiting.
     """
 
-    def __init__(self, workers: int, builtin: str, config: dict[str, Any], max_batch: int) -> None:
+    def __init__(
+        self,
+        workers: int,
+        builtin: str,
+        config: dict[str, Any],
+        max_batch: int,
+        isolation: sandbox.Isolation | None = None,
+    ) -> None:
         self.workers = workers
         self.builtin = builtin
         self.config = config
         self.max_batch = max_batch
+        self.isolation = isolation
         self.restarts = 0
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gym_operator.verify.builtins"])
@@ -158,7 +173,12 @@ class PoolManager:
         self._dispatch()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self._context,
+            initializer=_init_worker,
+            initargs=(self.isolation,),
+        )
 
     async def warm_up(self) -> None:
         """Start every worker and import the verifier in it before the first request."""
@@ -400,8 +420,11 @@ def create_app(settings: VerifierSettings) -> web.Application:
         app.router.add_post(f"/{name}", make_tool_handler(name))
 
     async def resources(app: web.Application):  # type: ignore[no-untyped-def]
+        isolation = None
+        if settings.builtin in SANDBOXED_BUILTINS:
+            isolation = await asyncio.to_thread(sandbox.detect_isolation)
         app[POOL_KEY] = PoolManager(
-            settings.workers, settings.builtin, settings.config, settings.max_batch
+            settings.workers, settings.builtin, settings.config, settings.max_batch, isolation
         )
         app[HTTP_KEY] = aiohttp.ClientSession(trust_env=False)
         await app[POOL_KEY].warm_up()
