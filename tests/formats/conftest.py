@@ -1,0 +1,37 @@
+"""Format-test fixtures: offline HF settings, the ChatML tokenizer, every exporter's output."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Before datasets/transformers are imported: never reach the Hub, keep caches out of $HOME.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="gymops-hf-datasets-"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from formatkit import export_all, make_tokenizer
+
+from gym_operator.data.builder import DatasetSummary
+
+
+@pytest.fixture(scope="session")
+def format_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("formats")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(format_root: Path) -> Any:
+    """The offline ChatML tokenizer (also saved under format_root/tok)."""
+    return make_tokenizer(format_root / "tok")
+
+
+@pytest.fixture(scope="session")
+def exported(format_root: Path) -> dict[tuple[str, str, str], DatasetSummary]:
+    """(format, kind, fileFormat) -> summary of that dataset, all built from the same rollouts."""
+    return export_all(format_root)

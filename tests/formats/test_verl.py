@@ -1,0 +1,86 @@
+"""verl 0.9.1 loads the verl exports with RLHFDataset + collate_fn (rl, parquet and jsonl) and
+MultiTurnSFTDataset (sft, parquet), and can load gymops' custom reward function.
+
+verl runs in a child process (see verl_check.py for why); its result comes back as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from formatkit import files
+
+from gym_operator.data import verl_reward
+
+pytestmark = pytest.mark.formats
+
+COMPAT = Path(sys.prefix) / "formats-compat"
+
+
+@pytest.fixture(scope="module")
+def verl_result(exported, tokenizer, format_root) -> dict:
+    assert COMPAT.is_dir(), f"{COMPAT} missing: run `make venv-formats` (part of `make test`)"
+    rl = [f for ff in ("parquet", "jsonl") for f in files(exported[("verl", "rl", ff)])]
+    [sft] = files(exported[("verl", "sft", "parquet")])
+    env = {
+        "PYTHONPATH": str(COMPAT),
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(format_root),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("verl_check.py")),
+            str(format_root),
+            ",".join(rl),
+            sft,
+            verl_reward.__file__,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_rlhf_dataset_rows(verl_result, exported, suffix) -> None:
+    rl = verl_result["rl"][suffix]
+    assert rl["len"] == exported[("verl", "rl", suffix.strip("."))].splits.train
+    assert {"data_source", "prompt", "raw_prompt", "reward_model", "extra_info", "index"} <= set(
+        rl["keys"]
+    )
+    assert set(rl["keys"]) <= set(rl["batch_keys"])
+    assert rl["raw_prompt"] == [
+        {"role": "system", "content": "Answer with a number."},
+        {"role": "user", "content": "What is 0 + 0?"},
+    ]
+    assert rl["data_source"] == "gymops/math"
+    assert rl["reward_model"] == {"style": "rule", "ground_truth": "0"}
+    assert rl["extra_info"]["split"] == "train" and rl["index"] == 0
+    assert json.loads(rl["extra_info"]["task"]) == {"expected_answer": "0", "task_type": "math"}
+
+
+def test_multiturn_sft_dataset_masks_only_the_answer(verl_result, exported) -> None:
+    sft = verl_result["sft"]
+    assert sft["len"] == exported[("verl", "sft", "parquet")].splits.train
+    assert {"input_ids", "loss_mask"} <= set(sft["keys"])
+    assert sft["trained"].startswith('The answer is 0.<tool_call>calc {"expr": "0+0"}</tool_call>')
+    assert sft["text"].startswith("<|im_start|>system\nTools: ")
+
+
+def test_verl_loads_the_custom_reward_function(verl_result) -> None:
+    assert verl_result["reward_fn"] == "compute_score"
+
+
+def test_custom_reward_scores_with_the_rollouts_verifier() -> None:
+    extra = {"task": json.dumps({"expected_answer": "4"})}
+    assert verl_reward.compute_score("gymops/math", "so \\boxed{4}", "4", extra)["score"] == 1.0
+    assert verl_reward.compute_score("gymops/math", "so \\boxed{5}", "4", extra)["score"] == 0.0
