@@ -122,11 +122,11 @@ def test_dpo_pattern() -> None:
 
 
 def test_rl_pattern() -> None:
-    job = RolloutJob.model_validate(by_name("RolloutJob")["code-rl"])
+    job = RolloutJob.model_validate(by_name("RolloutJob")["instructions-rl"])
     assert job.spec.sampling.concurrency == 10
     assert job.spec.sampling.params.temperature == 0.5
     assert job.spec.reward.mode == "continuous"
-    data = Dataset.model_validate(by_name("Dataset")["code-rl-verl"])
+    data = Dataset.model_validate(by_name("Dataset")["instructions-rl-verl"])
     assert data.spec.kind == "rl"
     window = data.spec.filters.pass_rate
     assert window is not None and window.exclusive and (window.min, window.max) == (0.0, 1.0)
