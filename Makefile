@@ -7,7 +7,7 @@ HELM := .cache/bin/helm
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local lint crds chart-sync helm clean reference
+.PHONY: demo test venv venv-local venv-formats lint crds chart-sync helm clean reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,18 @@ $(VENV)/.installed-local: $(VENV)/.installed-base
 	$(INSTALL) -e '.[local]'
 	touch $@
 
+# Format tests: TRL from PyPI; verl and OpenRLHF with --no-deps; verl's omegaconf needs antlr 4.9
+# while math-verify pins 4.13, so those two go to formats-compat (only tests/formats/verl_check.py
+# puts it on its path).
+$(VENV)/.installed-formats: $(VENV)/.installed-base
+	$(INSTALL) -e '.[test,formats]'
+	$(PIP) install --quiet --disable-pip-version-check --no-deps verl==0.9.1 openrlhf==0.11.2
+	$(PIP) install --quiet --disable-pip-version-check --no-deps --upgrade \
+		--target $(VENV)/formats-compat antlr4-python3-runtime==4.9.3 omegaconf==2.3.0
+	touch $@
+
 venv: $(VENV)/.installed-base
+venv-formats: $(VENV)/.installed-formats
 venv-local: $(VENV)/.installed-local
 
 lint: venv
@@ -29,7 +40,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv lint $(HELM)
+test: venv venv-formats lint $(HELM)
 	$(BIN)/pytest
 
 demo: venv-local
