@@ -4,7 +4,7 @@ Config (all optional):
 
 - `answerField` (default `expected_answer`): task field with the reference answer
 - `extraction` (default `auto`): `auto`: last `\\boxed{}`, else last `#### n`, else math-verify's
-  own anchors on the whole final text; `boxed`: only `\\boxed{}`; `gsm8k`: only `#### n`
+  own anchors in the last 2000 characters; `boxed`: only `\\boxed{}`; `gsm8k`: only `#### n`
 - `timeoutSeconds` (default `5`): math-verify's parsing and comparison timeout
 
 Reward: 1.0 when the extracted answer equals the reference (0.5 = 1/2 = \\frac{1}{2},
@@ -27,6 +27,8 @@ from gym_operator.verify.base import VerifierError, VerifyResult, register
 _GSM8K_ANSWER = re.compile(r"####\s*([^\n]+)")
 _BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 EXTRACTION_MODES = ("auto", "boxed", "gsm8k")
+# An unmarked answer is looked for at the end of the response (bounds math-verify's work).
+MAX_UNMARKED_CHARS = 2000
 
 
 def last_boxed(text: str) -> str | None:
@@ -61,7 +63,7 @@ def extract_candidate(text: str, mode: str = "auto") -> tuple[str | None, bool]:
         if marked is not None:
             return f"${marked.rstrip('.')}$", True
     if mode == "auto" and text.strip():
-        return text, False
+        return text[-MAX_UNMARKED_CHARS:], False
     return None, False
 
 
