@@ -40,7 +40,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv venv-formats lint $(HELM)
+test: venv venv-local venv-formats lint $(HELM)
 	$(BIN)/pytest
 
 demo: venv-local

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="The embedded demo: local model, math tasks, a dataset.")
     demo.add_argument("--output", default="demo-output", help="Where to write the results.")
+    demo.add_argument("--limit", type=int, help="Use only the first N tasks (default: all).")
+    demo.add_argument("--repeats", type=int, help="Responses per task (default: the spec's 4).")
     return parser
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from deploykit import CI_VALUES, OVERLAYS, Manifest, one
 
+from gym_operator.cli import build_parser
+from gym_operator.controller.config import OperatorConfig
+
 SOURCES = [
     "chart:default",
     *(f"chart:{p.stem}" for p in CI_VALUES),
@@ -108,3 +111,24 @@ def test_metrics_service_targets_the_operator_port(render: Callable[..., list[Ma
     (port,) = service["spec"]["ports"]
     assert port["port"] == 9090 and port["targetPort"] == "metrics"
     assert "--metrics-port=9090" in pod["spec"]["containers"][0]["args"]
+
+
+def test_args_parse_with_the_gymops_cli(deployment: Manifest) -> None:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "operator"
+    assert args.all_namespaces != bool(args.namespace)
+    assert args.liveness == "http://0.0.0.0:8080/healthz"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.metrics_port == ports.get("metrics", 0)
+
+
+def test_environment_configures_the_operator(render: Callable[..., list[Manifest]]) -> None:
+    values = next(p for p in CI_VALUES if p.stem == "production-values")
+    (container,) = one(render(values), "Deployment")["spec"]["template"]["spec"]["containers"]
+    cfg = OperatorConfig.from_env({e["name"]: e["value"] for e in container["env"] if "value" in e})
+    assert cfg.worker.image == "registry.example.com/ml/gym-operator:0.1.0"
+    assert cfg.worker.image_pull_policy == "IfNotPresent"
+    assert (cfg.timers.reconcile_seconds, cfg.timers.progress_seconds) == (5, 15)
+    assert cfg.s3.endpoint_url == "http://minio.minio.svc.cluster.local:9000"
+    assert cfg.s3.region == "us-east-1"

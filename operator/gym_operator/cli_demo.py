@@ -1,0 +1,218 @@
+"""`gymops demo`: the embedded demo. Math tasks -> SmolLM2 on loopback -> math verifier -> dataset.
+
+Writes the shipped RolloutJob and Dataset specs with resolved paths into `--output`, runs the
+RolloutJob through `gymops run` (local mode: the same generator code a pod runs; it starts and
+stops the embedded model server), builds the Dataset from the rollouts and prints a summary read
+back from the files. Running it again resumes (or, when finished, only re-reads) the rollouts;
+delete the output directory to sample afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from gym_operator import cli, cli_run
+from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
+from gym_operator.data.local import run_dataset
+from gym_operator.data.reader import GroupReader
+from gym_operator.rollout.entrypoint import EXIT_BAD_SPEC, EXIT_ERROR, EXIT_OK
+from gym_operator.storage.store import Storage
+from gym_operator.verify.base import response_text
+
+TASKS_FILE = "gsm_demo.jsonl"
+JOB_FILE = "demo.yaml"
+DATASET_FILE = "demo-dataset.yaml"
+
+
+@dataclass
+class TaskResult:
+    """The rollouts of one task as the summary shows them."""
+
+    task_index: int
+    task_id: str
+    task_type: str
+    expected: str
+    rewards: list[float] = field(default_factory=list)
+    failures: int = 0
+    sample_answer: str = ""
+
+
+def sample_path(name: str) -> Path:
+    """A file shipped in gym_operator/samples/."""
+    return Path(str(importlib.resources.files("gym_operator").joinpath("samples", name)))
+
+
+def demo_specs(
+    output: Path, limit: int | None = None, repeats: int | None = None
+) -> tuple[RolloutJob, Dataset]:
+    """The shipped demo specs, pointed at the packaged tasks and at `output`."""
+    job = load_resource(sample_path(JOB_FILE))
+    dataset = load_resource(sample_path(DATASET_FILE))
+    if not isinstance(job, RolloutJob) or not isinstance(dataset, Dataset):
+        raise SpecError(str(sample_path(JOB_FILE)), ["demo specs are not a RolloutJob + Dataset"])
+    rollouts_uri = (output / "rollouts").as_uri() + "/"
+    spec = job.spec
+    sampling = spec.sampling
+    if repeats is not None:
+        sampling = sampling.model_copy(update={"num_repeats": repeats})
+    job.spec = spec.model_copy(
+        update={
+            "input": spec.input.model_copy(
+                update={"uri": sample_path(TASKS_FILE).as_uri(), "limit": limit}
+            ),
+            "output": spec.output.model_copy(update={"uri": rollouts_uri}),
+            "sampling": sampling,
+        }
+    )
+    ds = dataset.spec
+    dataset.spec = ds.model_copy(
+        update={
+            "sources": [ds.sources[0].model_copy(update={"uri": rollouts_uri})],
+            "output": ds.output.model_copy(update={"uri": (output / "dataset").as_uri() + "/"}),
+        }
+    )
+    return job, dataset
+
+
+def write_spec(resource: RolloutJob | Dataset, path: Path) -> Path:
+    """Save a resource as YAML, so `gymops run PATH` repeats this step by hand."""
+    path.write_text(yaml.safe_dump(resource.wire(), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def read_results(output_uri: str) -> tuple[list[TaskResult], float]:
+    """Per-task rewards and failures read back from the output, and the pass threshold."""
+    storage = Storage()
+    try:
+        reader = GroupReader(storage, [output_uri])
+        results = [
+            _task_result(group.task_index, group.rollouts, group.failures)
+            for group in reader.groups()
+        ]
+        threshold = reader.sources[0].pass_threshold if reader.sources else 1.0
+    finally:
+        storage.close()
+    return sorted(results, key=lambda r: r.task_index), threshold
+
+
+def _task_result(task_index: int, rollouts: list[dict[str, Any]], failures: int) -> TaskResult:
+    first = rollouts[0] if rollouts else {}
+    result = TaskResult(
+        task_index=task_index,
+        task_id=str(first.get("id", task_index)),
+        task_type=str(first.get("task_type", "-")),
+        expected=str(first.get("expected_answer", "-")),
+        failures=failures,
+    )
+    for row in sorted(rollouts, key=lambda r: r.get("_ng_rollout_index", 0)):
+        result.rewards.append(float(row.get("reward", 0.0)))
+    if rollouts:
+        text = response_text(first.get("response") or {})
+        result.sample_answer = " ".join(text.split())[:60]
+    return result
+
+
+def task_table(results: list[TaskResult], threshold: float) -> Table:
+    """One row per task: id, type, expected answer, passes per repeat and an answer."""
+    table = Table(title="per-task pass rates")
+    for name in ("task", "type", "expected", "passed", "first answer"):
+        table.add_column(name, overflow="ellipsis", no_wrap=name != "first answer")
+    for r in results:
+        passed = sum(1 for x in r.rewards if x >= threshold)
+        marks = "".join("✓" if x >= threshold else "✗" for x in r.rewards) + "!" * r.failures
+        cells = (r.task_id, r.task_type, r.expected, f"{passed}/{len(r.rewards)} {marks}")
+        table.add_row(*(Text(c) for c in (*cells, r.sample_answer)))
+    return table
+
+
+def summary_table(
+    results: list[TaskResult], threshold: float, dataset: Any, output: Path, seconds: float
+) -> Table:
+    """Totals: rollouts, reward mean, pass rate (overall and per task type), dataset, files."""
+    rewards = [x for r in results for x in r.rewards]
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        by_type[r.task_type].extend(r.rewards)
+    rates = [sum(x >= threshold for x in r.rewards) / len(r.rewards) for r in results if r.rewards]
+    spread = Counter("0" if p == 0 else "1" if p == 1 else "between" for p in rates)
+    rows: list[tuple[str, str]] = [
+        ("tasks", str(len(results))),
+        ("rollouts", str(len(rewards))),
+        ("failures", str(sum(r.failures for r in results))),
+        ("reward mean", f"{sum(rewards) / len(rewards):.3f}" if rewards else "-"),
+        ("pass rate", _rate(rewards, threshold)),
+        *((f"  pass rate: {kind}", _rate(xs, threshold)) for kind, xs in sorted(by_type.items())),
+        (
+            "tasks passed never / sometimes / always",
+            f"{spread['0']} / {spread['between']} / {spread['1']}",
+        ),
+        (
+            "dataset rows (train / validation)",
+            f"{dataset.counts.kept} ({dataset.splits.train} / {dataset.splits.validation})",
+        ),
+        ("rollout files", str(output / "rollouts")),
+        ("dataset files", str(output / "dataset")),
+        ("specs (rerun with gymops run)", str(output / "*.yaml")),
+        ("wall time", f"{seconds:.0f} s"),
+    ]
+    table = Table(title="gymops demo", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(Text(name), Text(value))
+    return table
+
+
+def _rate(rewards: list[float], threshold: float) -> str:
+    if not rewards:
+        return "-"
+    return f"{sum(x >= threshold for x in rewards) / len(rewards):.3f}"
+
+
+def run_demo(
+    output: Path, console: Console, limit: int | None = None, repeats: int | None = None
+) -> int:
+    """Rollouts with the embedded model, then the dataset, then the summary; an exit code."""
+    started = time.monotonic()
+    output.mkdir(parents=True, exist_ok=True)
+    job, dataset = demo_specs(output, limit, repeats)
+    job_file = write_spec(job, output / "rolloutjob.yaml")
+    write_spec(dataset, output / "dataset.yaml")
+    console.rule("[bold]1/3 rollouts: SmolLM2-135M-Instruct on loopback, math verifier")
+    code = cli_run.main(cli.build_parser().parse_args(["run", str(job_file)]))
+    if code != EXIT_OK:
+        return code
+    console.rule("[bold]2/3 dataset: SFT rows in TRL's format")
+    built = run_dataset(dataset, None, console)
+    console.rule("[bold]3/3 results")
+    results, threshold = read_results(job.spec.output.uri)
+    console.print(task_table(results, threshold))
+    console.print(summary_table(results, threshold, built, output, time.monotonic() - started))
+    return EXIT_OK
+
+
+def main(args: argparse.Namespace) -> int:
+    """`gymops demo --output DIR`; returns the exit code."""
+    console = Console()
+    output = Path(args.output).expanduser().resolve()
+    try:
+        return run_demo(
+            output, console, getattr(args, "limit", None), getattr(args, "repeats", None)
+        )
+    except SpecError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return EXIT_BAD_SPEC
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]demo failed: {exc}[/red]")
+        return EXIT_ERROR
