@@ -8,7 +8,7 @@ import pytest
 
 from gym_operator.data.reader import GroupReader, SourceError
 from gym_operator.data.synthetic import commit_rows, finish_job, rollout_row, start_job
-from gym_operator.storage.manifest import read_manifest
+from gym_operator.storage.manifest import PartEntry, read_manifest, write_manifest
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
 
@@ -128,3 +128,30 @@ def test_reads_from_s3(s3_bucket: str) -> None:
     reader, found = groups_of(storage, uri)
     assert found == {t: [0, 1] for t in range(6)}
     assert reader.sources[0].complete is True
+
+
+@pytest.mark.parametrize(
+    ("fmt", "compression"), [("parquet", "none"), ("jsonl", "zstd"), ("jsonl", "gzip")]
+)
+def test_reads_parts_encoded_by_the_generator(
+    tmp_path: Path, storage: Storage, fmt, compression
+) -> None:
+    """The rollout generator's own encoder (JSON columns in parquet metadata) reads back intact."""
+    from gym_operator.rollout.parts import encode_part, part_suffix
+
+    rows = [rollout_row(0, r, f"r{r}", 0.5, options={"a": [1, 2]}) for r in range(2)]
+    rows[1]["reward_components"] = {"correct": 0.5}
+    uri = f"file://{tmp_path}/rj"
+    manifests = start_job(storage, uri, num_shards=1, num_repeats=2)
+    suffix = part_suffix(fmt, compression)
+    (tmp_path / "rj" / "shard-00000").mkdir(parents=True)
+    (tmp_path / "rj" / "shard-00000" / f"part-00000{suffix}").write_bytes(
+        encode_part(rows, fmt, compression)
+    )
+    manifest = manifests[0].model_copy(deep=True)
+    manifest.parts.append(PartEntry(seq=0, rollouts_file=f"part-00000{suffix}", rollouts=2))
+    write_manifest(storage, parse_uri(uri), manifest)
+    [group] = GroupReader(storage, [uri]).groups()
+    assert [r["options"] for r in group.rollouts] == [{"a": [1, 2]}] * 2
+    assert group.rollouts[1]["reward_components"] == {"correct": 0.5}
+    assert group.rollouts[0]["response"] == rows[0]["response"]

@@ -77,6 +77,7 @@ class DatasetSummary:
                     "complete": s.complete,
                     "shards": s.shards,
                     "skippedShards": s.skipped_shards,
+                    "inputErrors": s.input_errors,
                 }
                 for s in self.sources
             ],

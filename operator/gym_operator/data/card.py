@@ -118,14 +118,19 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         "",
         "## Sources",
         "",
-        "| source | spec digest | complete | shards | shards skipped (other digest) |",
-        "|---|---|---|---|---|",
+        "| source | spec digest | complete | shards | shards skipped (other digest) | bad tasks |",
+        "|---|---|---|---|---|---|",
     ]
     for src in summary["sources"]:
         lines.append(
             f"| `{src['uri']}` | `{(src.get('digest') or '')[:16]}` | {src['complete']} |"
-            f" {src['shards']} | {src['skippedShards'] or '-'} |"
+            f" {src['shards']} | {src['skippedShards'] or '-'} | {src['inputErrors']} |"
         )
+    lines += [
+        "",
+        "complete: the RolloutJob wrote `_SUCCESS`. bad tasks: input rows the generator could not"
+        " use (its errors files).",
+    ]
     lines += ["", "## Counts", "", f"- rollouts read: **{counts['input']}**"]
     lines.append(f"- rows written: **{counts['kept']}**")
     if counts["dropped"]:

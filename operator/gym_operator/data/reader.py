@@ -62,10 +62,11 @@ class SourceInfo:
     complete: bool
     shards: int = 0
     skipped_shards: list[int] = field(default_factory=list)
+    input_errors: int = 0
     verifier: dict[str, Any] = field(default_factory=dict)
 
 
-class SourceError(Exception):
+class SourceError(ValueError):
     """A source prefix that cannot be read at all (no manifests)."""
 
 
@@ -163,6 +164,7 @@ def open_source(storage: Storage, uri: str, index: int) -> tuple[SourceInfo, lis
     )
     info.skipped_shards = [m.shard for m in manifests if m.job_digest != digest]
     info.shards = len(manifests) - len(info.skipped_shards)
+    info.input_errors = sum(m.input_errors for m in manifests if m.job_digest == digest)
     return info, manifests
 
 
