@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploykit import BIN, CHART, CI_VALUES, OVERLAYS, Manifest, run
+from deploykit import BIN, CHART, CI_VALUES, OVERLAYS, Manifest, documents, run
 
 NOT_IN_KUBERNETES_SCHEMAS: frozenset[str] = frozenset(
     {
@@ -23,7 +23,7 @@ VALUE_SETS = [None, *CI_VALUES]
 VALUE_IDS = ["default", *(path.stem for path in CI_VALUES)]
 
 
-def validate_strict(objects: list[Manifest]) -> None:
+def validate_strict(objects: list[Manifest], kubernetes_version: str | None = None) -> None:
     """kubernetes-validate --strict over the objects, minus the listed kinds it cannot know."""
     known = [
         obj
@@ -31,8 +31,9 @@ def validate_strict(objects: list[Manifest]) -> None:
         if f"{obj['apiVersion']}/{obj['kind']}" not in NOT_IN_KUBERNETES_SCHEMAS
     ]
     assert known, "nothing to validate"
+    version = ["--kubernetes-version", kubernetes_version] if kubernetes_version else []
     result = run(
-        [str(BIN / "kubernetes-validate"), "--strict", "--quiet", "-"],
+        [str(BIN / "kubernetes-validate"), "--strict", "--quiet", *version, "-"],
         stdin=yaml.safe_dump_all(known),
     )
     output = result.stdout + result.stderr
@@ -90,3 +91,13 @@ def test_every_overlay_renders_the_operator(kustomize: Callable[[Path], list[Man
         kinds = {obj["kind"] for obj in kustomize(overlay)}
         assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service"} <= kinds
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
+
+
+def test_oldest_supported_kubernetes_accepts_the_chart(helm: str) -> None:
+    monitoring = next(p for p in CI_VALUES if p.stem == "monitoring-values")
+    args = [helm, "template", "gymops", str(CHART), "--values", str(monitoring)]
+    result = run([*args, "--kube-version", "1.31.0"])
+    assert result.returncode == 0, result.stderr
+    validate_strict(documents(result.stdout), kubernetes_version="1.31.0")
+    too_old = run([*args, "--kube-version", "1.30.0"])
+    assert too_old.returncode != 0 and "kubeVersion" in too_old.stderr
