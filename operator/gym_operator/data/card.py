@@ -29,9 +29,18 @@ REASONS: dict[str, str] = {
 SAMPLE_CHARS = 600
 
 
-def loading_snippet(fmt: str, kind: str, file_format: str) -> str:
-    """How to load the files in the target framework."""
-    glob = {"train": f"train-*.{file_format}", "validation": f"validation-*.{file_format}"}
+def loading_snippet(fmt: str, kind: str, file_format: str, output: str = "<output>") -> str:
+    """How to load the files (under `output`) in the target framework."""
+    text = _snippet(fmt, kind, file_format)
+    local = output.removeprefix("file://")
+    return text.replace("<output dir>", local).replace("<output>", local)
+
+
+def _snippet(fmt: str, kind: str, file_format: str) -> str:
+    glob = {
+        "train": f"<output>/train-*.{file_format}",
+        "validation": f"<output>/validation-*.{file_format}",
+    }
     loader = "json" if file_format == "jsonl" else "parquet"
     hf = f'load_dataset("{loader}", data_files={json.dumps(glob)})'
     if fmt == "trl":
@@ -59,7 +68,8 @@ def loading_snippet(fmt: str, kind: str, file_format: str) -> str:
             " --data.apply_chat_template",
             "rl": "--data.input_key input --data.label_key label --data.apply_chat_template",
         }[kind]
-        return f"```bash\n--data.dataset <output dir>/train-00000.{file_format} {flags}\n```"
+        source = "--data.prompt_dataset" if kind == "rl" else "--data.dataset"
+        return f"```bash\n{source} <output dir>/train-00000.{file_format} {flags}\n```"
     if fmt == "verl":
         if kind == "sft":
             return (
@@ -167,7 +177,10 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         "## How to load it",
         "",
         loading_snippet(
-            summary["format"], summary["kind"], spec["output"].get("fileFormat", "jsonl")
+            summary["format"],
+            summary["kind"],
+            spec["output"].get("fileFormat", "jsonl"),
+            summary["output"],
         ),
         "",
         "## Sample rows",
