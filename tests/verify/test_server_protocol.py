@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
@@ -114,3 +115,24 @@ async def test_a_stuck_check_times_out_with_504_and_the_server_keeps_serving(
     assert status == 504 and "exceeded" in answer["error"]
     status, answer = await post_verify(http, url, task, "print('x')")
     assert (status, answer["reward"]) == (200, 1.0)
+
+
+async def test_answer_keeps_the_body_and_replaces_an_old_reward(verifier_server, http) -> None:
+    url = await verifier_server("exact_match", workers=1)
+    body = {
+        "expected_answer": "café",
+        "reward": 0.0,
+        "note": "ünïcode ✓",
+        "response": make_response("Café"),
+    }
+    async with http.post(f"{url}/verify", data=json.dumps(body, ensure_ascii=False).encode()) as r:
+        raw = await r.read()
+    assert raw.count(b'"reward"') == 1
+    assert json.loads(raw) == {**body, "reward": 1.0}
+    spaced = b'  {"expected_answer": "a", "response": {"output": []}}  \n'
+    async with http.post(f"{url}/verify", data=spaced) as resp:
+        assert await resp.json() == {
+            "expected_answer": "a",
+            "response": {"output": []},
+            "reward": 0.0,
+        }

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "gymops_session"
 SANDBOXED_BUILTINS = frozenset({"code_execution"})
 SESSION_HEADER = "X-Session-Id"
+RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body", bytes)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,20 @@ async def read_json_object(request: web.Request) -> dict[str, Any] | web.Respons
         return _error(400, f"body is not JSON: {exc}")
     if not isinstance(body, dict):
         return _error(400, f"body must be a JSON object, got {type(body).__name__}")
+    request[RAW_BODY] = raw
     return body
+
+
+def answer_bytes(raw: bytes, body: dict[str, Any], extra: dict[str, Any]) -> bytes:
+    """The request body plus `extra` fields, as JSON: the raw bytes spliced, not re-encoded.
+
+    Falls back to encoding the whole object when the body is not plain UTF-8 JSON text or
+    already has one of the fields.
+    """
+    text = raw.strip()
+    if text[:1] != b"{" or text[-1:] != b"}" or not body or any(k in body for k in extra):
+        return json.dumps({**body, **extra}, default=str).encode()
+    return text[:-1] + b", " + json.dumps(extra, default=str)[1:].encode()
 
 
 def _bad_response_field(body: dict[str, Any]) -> str | None:
@@ -335,13 +349,14 @@ async def verify(request: web.Request) -> web.Response:
         metrics.VERIFIER_VERIFICATIONS.labels("unscorable").inc()
         return _error(422, outcome["error"])
     metrics.VERIFIER_VERIFICATIONS.labels("scored").inc()
-    answer = dict(body)
-    answer["reward"] = outcome["reward"]
+    extra: dict[str, Any] = {"reward": outcome["reward"]}
     if outcome["components"]:
-        answer["reward_components"] = outcome["components"]
+        extra["reward_components"] = outcome["components"]
     if outcome["details"]:
-        answer["verifier_details"] = outcome["details"]
-    return web.json_response(answer, dumps=lambda obj: json.dumps(obj, default=str))
+        extra["verifier_details"] = outcome["details"]
+    return web.Response(
+        body=answer_bytes(request[RAW_BODY], body, extra), content_type="application/json"
+    )
 
 
 async def seed_session(request: web.Request) -> web.Response:
