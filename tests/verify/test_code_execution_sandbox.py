@@ -161,3 +161,16 @@ def test_this_machine_isolates_and_refusal_without_isolation() -> None:
 )
 def test_program_extraction(text, program, fenced) -> None:
     assert extract_program(text) == (program, fenced)
+
+
+async def test_run_python_tool_runs_sandboxed(code_server, http) -> None:
+    async with http.post(f"{code_server}/seed_session", json={}) as resp:
+        session = (await resp.json())["session_id"]
+    code = {"code": "import os\nprint(sum(range(10)), os.environ.get('GYMOPS_TEST_SECRET'))"}
+    async with http.post(
+        f"{code_server}/run_python", json=code, headers={"X-Session-Id": session}
+    ) as resp:
+        answer = await resp.json()
+    assert answer["exit_code"] == 0 and answer["stdout"] == "45 None\n"
+    async with http.post(f"{code_server}/run_python", data=b"not json") as resp:
+        assert resp.status == 400

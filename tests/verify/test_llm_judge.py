@@ -139,3 +139,10 @@ async def test_unreachable_judge_is_a_failure_row(verifier_server, http) -> None
     )
     status, answer = await post_verify(http, url, TASK, "Paris")
     assert status == 422 and "judge call failed" in answer["error"]
+
+
+async def test_bad_prompt_template_is_a_failure_row(judge_server, http) -> None:
+    url = await judge_server(promptTemplate="Compare {first} with {answer_b}")
+    status, answer = await post_verify(http, url, TASK, "Paris")
+    assert status == 422 and "promptTemplate" in answer["error"]
+    assert "first" in answer["error"]

@@ -305,6 +305,10 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
             )
         except VerifierError as exc:
             return {"error": str(exc)}
+        except TimeoutError:
+            raise
+        except Exception as exc:  # a verifier bug on an odd row is a failure row, not a 500
+            return {"error": f"verifier raised {type(exc).__name__}: {exc}"}
         return _outcome(result)  # type: ignore[arg-type]
     manager = request.app[POOL_KEY]
     pool = manager.pool
@@ -388,9 +392,9 @@ def make_tool_handler(name: str):  # type: ignore[no-untyped-def]
                 asyncio.to_thread(tool, arguments, state, settings.config),
                 settings.tool_timeout_seconds,
             )
-        except (VerifierError, TimeoutError) as exc:
+        except Exception as exc:  # the model gets a readable error, the server stays up
             metrics.VERIFIER_TOOL_CALLS.labels(name, "error").inc()
-            return _error(422, f"tool {name} failed: {exc or type(exc).__name__}")
+            return _error(422, f"tool {name} failed: {type(exc).__name__}: {exc}")
         metrics.VERIFIER_TOOL_CALLS.labels(name, "ok").inc()
         return web.json_response(answer)
 

@@ -93,6 +93,17 @@ async def ask_judge(config: dict[str, Any], prompt: str, http: aiohttp.ClientSes
         raise VerifierError("judge answer has no choices[0].message.content") from None
 
 
+def render(template: str, **fields: str) -> str:
+    """The prompt; VerifierError when the template names an unknown placeholder."""
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise VerifierError(
+            f"config.promptTemplate is invalid ({type(exc).__name__}: {exc}); "
+            f"placeholders: {sorted(fields)}"
+        ) from None
+
+
 def equivalence_verdict(reply: str, config: dict[str, Any]) -> bool:
     """True for the equal label, False for the not-equal label; VerifierError for neither."""
     equal = config.get("equalLabel", "[[A=B]]")
@@ -114,7 +125,7 @@ async def _equivalence(
     orders = [(reference, text)]
     if config.get("bothOrderings", True):
         orders.append((text, reference))
-    prompts = [template.format(question=question, first=a, second=b) for a, b in orders]
+    prompts = [render(template, question=question, first=a, second=b) for a, b in orders]
     replies = await asyncio.gather(*(ask_judge(config, p, http) for p in prompts))
     verdicts = [equivalence_verdict(r, config) for r in replies]
     equal = 1.0 if all(verdicts) else 0.0
@@ -127,7 +138,7 @@ async def _score(
 ) -> VerifyResult:
     template = config.get("promptTemplate", SCORE_TEMPLATE)
     reference = str(task.get(config.get("answerField", "expected_answer"), ""))
-    prompt = template.format(question=question_text(task), response=text, reference=reference)
+    prompt = render(template, question=question_text(task), response=text, reference=reference)
     found = _RATING.findall(await ask_judge(config, prompt, http))
     if not found:
         raise VerifierError("judge printed no [[rating]]")
