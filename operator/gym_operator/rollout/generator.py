@@ -291,7 +291,7 @@ class ShardGenerator:
         except RetriesExhausted as exc:
             self._record_failure(task, repeat, exc, "verifier_")
             return
-        reward, components = self.reward_fn(score, components)
+        reward, components = self.reward_fn(score, components, response)
         self._record_rollout(task, repeat, response, reward, components)
 
     async def _model_attempt(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:

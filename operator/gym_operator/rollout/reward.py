@@ -1,7 +1,8 @@
-"""From the verifier's score to the stored reward: binary or continuous, optional component weights.
+"""From the verifier's score to the stored reward, via `gym_operator.verify.shaping` when present.
 
-Richer shaping belongs to `gym_operator.verify.shaping`; when that module defines
-`apply_reward(reward_spec, score, components) -> (reward, components)`, it is used instead.
+Shaping (component weights, gates, length penalty, binary or continuous) is owned by
+`verify/shaping.py`; this module hands it the score, the components and the length of the
+response text. Without that module, only weights and binary/continuous apply.
 """
 
 from __future__ import annotations
@@ -11,25 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 from gym_operator.api.rolloutjob import RewardSpec
+from gym_operator.verify.base import response_text
 
-Shaper = Callable[
-    [RewardSpec, float, dict[str, float] | None], tuple[float, dict[str, float] | None]
-]
-
-
-def _external_shaper() -> Shaper | None:
-    try:
-        module = importlib.import_module("gym_operator.verify.shaping")
-    except ImportError:
-        return None
-    shaper: Shaper | None = getattr(module, "apply_reward", None)
-    return shaper
+Components = dict[str, float] | None
+RewardFn = Callable[[float, Components, dict[str, Any]], tuple[float, Components]]
 
 
-def apply_reward(
-    spec: RewardSpec, score: float, components: dict[str, float] | None
-) -> tuple[float, dict[str, float] | None]:
-    """The reward to store and the components to keep."""
+def basic_shaping(
+    score: float, components: Components, length: int | None, spec: RewardSpec
+) -> tuple[float, Components]:
+    """Component weights, then binary (score >= passThreshold) or continuous."""
     if components and spec.components:
         score = sum(w * float(components.get(name, 0.0)) for name, w in spec.components.items())
     if spec.mode == "binary":
@@ -37,7 +29,19 @@ def apply_reward(
     return float(score), components
 
 
-def make_reward_fn(spec: RewardSpec) -> Callable[[float, Any], tuple[float, Any]]:
-    """A function (score, components) -> (reward, components) for this job."""
-    shaper = _external_shaper() or apply_reward
-    return lambda score, components: shaper(spec, score, components)
+def make_reward_fn(spec: RewardSpec) -> RewardFn:
+    """A function (score, components, response) -> (reward, components) for this job."""
+    try:
+        shape = importlib.import_module("gym_operator.verify.shaping").shape_reward
+    except (ImportError, AttributeError):
+        shape = basic_shaping
+    needs_length = getattr(spec, "length_penalty", None) is not None
+
+    def reward(
+        score: float, components: Components, response: dict[str, Any]
+    ) -> tuple[float, Components]:
+        length = len(response_text(response)) if needs_length else None
+        value, parts = shape(score, components, length, spec)
+        return value, parts or None
+
+    return reward
