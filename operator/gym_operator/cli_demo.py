@@ -119,20 +119,27 @@ def _task_result(task_index: int, rollouts: list[dict[str, Any]], failures: int)
         result.rewards.append(float(row.get("reward", 0.0)))
     if rollouts:
         text = response_text(first.get("response") or {})
-        result.sample_answer = " ".join(text.split())[:60]
+        result.sample_answer = " ".join(text.split())[:200]
     return result
 
 
-def task_table(results: list[TaskResult], threshold: float) -> Table:
-    """One row per task: id, type, expected answer, passes per repeat and an answer."""
-    table = Table(title="per-task pass rates")
-    for name in ("task", "type", "expected", "passed", "first answer"):
-        table.add_column(name, overflow="ellipsis", no_wrap=name != "first answer")
+def task_table(results: list[TaskResult], threshold: float, width: int = 80) -> Table:
+    """One row per task: id, expected answer, passes per repeat and the first answer."""
+    rows = []
     for r in results:
         passed = sum(1 for x in r.rewards if x >= threshold)
         marks = "".join("✓" if x >= threshold else "✗" for x in r.rewards) + "!" * r.failures
-        cells = (r.task_id, r.task_type, r.expected, f"{passed}/{len(r.rewards)} {marks}")
-        table.add_row(*(Text(c) for c in (*cells, r.sample_answer)))
+        rows.append((r.task_id, r.expected, f"{passed}/{len(r.rewards)} {marks}"))
+    table = Table(title="per-task pass rates (✓ passed, ✗ failed, ! no reward)")
+    used = 1
+    for i, name in enumerate(("task", "expected", "passed")):
+        column_width = max([len(name), *(len(row[i]) for row in rows)])
+        table.add_column(name, no_wrap=True, min_width=column_width)
+        used += column_width + 3
+    answer_width = max(16, width - used - 4)
+    table.add_column("first answer", no_wrap=True, overflow="ellipsis", max_width=answer_width)
+    for row, r in zip(rows, results, strict=True):
+        table.add_row(*(Text(c) for c in (*row, r.sample_answer)))
     return table
 
 
@@ -197,7 +204,7 @@ def run_demo(
     built = run_dataset(dataset, None, console)
     console.rule("[bold]3/3 results")
     results, threshold = read_results(job.spec.output.uri)
-    console.print(task_table(results, threshold))
+    console.print(task_table(results, threshold, console.width))
     console.print(summary_table(results, threshold, built, output, time.monotonic() - started))
     return EXIT_OK
 
