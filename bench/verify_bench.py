@@ -4,13 +4,16 @@ Usage: .venv/bin/python bench/verify_bench.py [--requests 3000] [--concurrency 3
 
 Starts `gymops verify-server --verifier math` as a separate process on loopback, drives it with
 a concurrent aiohttp client, and compares its rate with the rate of calling the math check in
-this process (single-threaded) multiplied by the number of workers. Prints both and the ratio.
+this process (single-threaded, measured before and after the server run) multiplied by the
+number of workers. Prints both and the ratio, and the same comparison per CPU second (server
+process tree vs in-process), which does not depend on what else the machine is running.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -22,6 +25,7 @@ import aiohttp
 
 from gym_operator.verify.base import get_verifier
 
+JSON = {"Content-Type": "application/json"}
 ANSWER_FORMS = (
     "So the answer is \\boxed{{{n}/7}}.",
     "We get $\\frac{{{n}}}{{7}}$, i.e. \\boxed{{\\frac{{{n}}}{{7}}}}.",
@@ -30,10 +34,10 @@ ANSWER_FORMS = (
 )
 
 
-def make_cases(count: int) -> list[tuple[dict[str, Any], str]]:
-    """(task, response text) pairs: varied answers in several equivalent and wrong forms."""
+def make_cases(count: int, start: int = 0) -> list[tuple[dict[str, Any], str]]:
+    """(task, response text) pairs, each with its own reference, in several answer forms."""
     cases = []
-    for i in range(count):
+    for i in range(start, start + count):
         n = i + 1
         text = ANSWER_FORMS[i % len(ANSWER_FORMS)].format(n=n, wrong=n + 1)
         cases.append(({"expected_answer": f"\\frac{{{n}}}{{7}}", "id": i}, text))
@@ -108,24 +112,24 @@ async def server_rate(
     url: str, pid: int, cases: list[tuple[dict[str, Any], str]], concurrency: int
 ) -> tuple[float, dict[str, float]]:
     """(verifications per second, CPU seconds by role) with `concurrency` requests in flight."""
-    bodies = [{**task, "response": response_of(text)} for task, text in cases]
+    bodies = [json.dumps({**task, "response": response_of(text)}).encode() for task, text in cases]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         await wait_healthy(session, url)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
         for body in bodies:
             queue.put_nowait(body)
 
         async def worker() -> None:
             while not queue.empty():
                 body = queue.get_nowait()
-                async with session.post(f"{url}/verify", json=body) as resp:
+                async with session.post(f"{url}/verify", data=body, headers=JSON) as resp:
                     if resp.status != 200:
                         raise RuntimeError(f"verify answered {resp.status}: {await resp.text()}")
                     await resp.read()
 
         for body in bodies[: concurrency * 2]:
-            async with session.post(f"{url}/verify", json=body) as resp:
+            async with session.post(f"{url}/verify", data=body, headers=JSON) as resp:
                 await resp.read()
         cpu_before, client_before = tree_cpu_seconds(pid), time.process_time()
         started = time.perf_counter()
@@ -145,7 +149,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     cases = make_cases(args.requests)
-    single, single_per_cpu = in_process_rate(cases)
+    before = in_process_rate(cases)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gym_operator.cli", "--log-level", "WARNING", "verify-server"]
@@ -159,6 +163,9 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    after = in_process_rate(make_cases(args.requests, start=args.requests))
+    # the in-process rate is measured before and after the server run (machine load drifts)
+    single, single_per_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     ideal = single * args.workers
     print(f"in-process single call: {single:8.1f} checks/s")
     print(f"x {args.workers} workers (ideal):  {ideal:8.1f} checks/s")
