@@ -54,7 +54,7 @@ def write_source(uri: str, tasks: int, repeats: int, shards: int, part_rows: int
     finish_job(storage, uri, manifests)
 
 
-def build(source: str, output: str) -> None:
+def build(source: str, output: str, file_format: str) -> None:
     """Phase 2 (child process): build, then print one JSON line with the figures."""
     spec = DatasetSpec.model_validate(
         {
@@ -63,7 +63,7 @@ def build(source: str, output: str) -> None:
             "format": "trl",
             "pairing": {"strategy": "best_vs_worst", "minQualityDifference": 0.1},
             "split": {"validationFraction": 0.05, "seed": 1},
-            "output": {"uri": output, "fileFormat": "jsonl"},
+            "output": {"uri": output, "fileFormat": file_format},
         }
     )
     started = time.perf_counter()
@@ -94,9 +94,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--part-rows", type=int, default=5000)
+    parser.add_argument("--file-format", choices=("jsonl", "parquet"), default="jsonl")
     parser.add_argument("--dir", help="Work directory (default: a temporary one, removed).")
     parser.add_argument(
-        "--build-only", nargs=2, metavar=("SOURCE", "OUTPUT"), help=argparse.SUPPRESS
+        "--build-only", nargs=3, metavar=("SOURCE", "OUTPUT", "FORMAT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.build_only:
@@ -109,7 +110,7 @@ def main() -> int:
         write_source(source, args.tasks, args.repeats, args.shards, args.part_rows)
     print(f"wrote {args.tasks * args.repeats} rollouts in {time.perf_counter() - started:.1f}s")
     child = subprocess.run(
-        [sys.executable, __file__, "--build-only", source, output],
+        [sys.executable, __file__, "--build-only", source, output, args.file_format],
         check=True,
         capture_output=True,
         text=True,

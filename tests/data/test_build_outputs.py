@@ -143,3 +143,59 @@ def test_local_mode_resolves_rollout_job_refs_from_the_environment(
     assert summary.counts.kept == 4
     assert read_rows(summary)["train"][0]["chosen"][0]["content"].endswith("r1")
     assert (tmp_path / "elsewhere" / "README.md").exists()
+
+
+def test_builds_from_s3_into_s3(s3_bucket: str) -> None:
+    import boto3
+
+    from gym_operator.api.dataset import DatasetSpec
+    from gym_operator.data.builder import build_dataset
+
+    storage = Storage()
+    source, output = f"s3://{s3_bucket}/rollouts/run1", f"s3://{s3_bucket}/datasets/dpo"
+    write_rollouts(storage, source, many(6, 4), num_shards=2)
+    spec = DatasetSpec.model_validate(
+        {
+            "sources": [{"uri": source}],
+            "kind": "dpo",
+            "format": "trl",
+            "output": {"uri": output, "fileFormat": "parquet"},
+        }
+    )
+    summary = build_dataset(
+        spec, name="s3", source_uris=[source], output_uri=output, storage=storage
+    )
+    assert summary.counts.kept == 6
+    s3 = boto3.client("s3")
+    keys = {
+        o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="datasets/dpo/")["Contents"]
+    }
+    assert keys == {
+        "datasets/dpo/train-00000.parquet",
+        "datasets/dpo/README.md",
+        "datasets/dpo/_DATASET.json",
+        "datasets/dpo/reward_histogram.png",
+        "datasets/dpo/pass_rate_histogram.png",
+    }
+    result = json.loads(
+        s3.get_object(Bucket=s3_bucket, Key="datasets/dpo/_DATASET.json")["Body"].read()
+    )
+    assert result["files"] == [f"{output}/train-00000.parquet"]
+    assert result["card"] == f"{output}/README.md"
+
+
+def test_parquet_files_unify_message_fields_across_chunks(build: Build, monkeypatch) -> None:
+    """A tool call only in a later chunk of a file still reads back; other rows get None."""
+    from gym_operator.data import writer
+
+    monkeypatch.setattr(writer, "CHUNK_ROWS", 2)
+    call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(4)] + [
+        row(4, 0, "t4", 1.0, tool_calls=[call])
+    ]
+    summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"fileFormat": "parquet"})
+    assert len(summary.files) == 1
+    completions = [r["completion"][0] for r in rows["train"]]
+    assert [c["content"] for c in completions] == ["t0", "t1", "t2", "t3", "t4"]
+    assert completions[0]["tool_calls"] is None
+    assert completions[4]["tool_calls"][0]["function"] == {"name": "calc", "arguments": "{}"}

@@ -106,9 +106,9 @@ class _Histograms:
             "reward_total": len(self.rewards),
             "reward_mean": sum(self.rewards) / len(self.rewards) if self.rewards else 0.0,
             "reward_range": (low, high),
-            "reward_bins": png.bin_counts(list(self.rewards), low, high, BINS),
+            "reward_bins": png.bin_counts(self.rewards, low, high, BINS),
             "tasks": len(self.pass_rates),
-            "pass_bins": png.bin_counts(list(self.pass_rates), 0.0, 1.0, 10),
+            "pass_bins": png.bin_counts(self.pass_rates, 0.0, 1.0, 10),
         }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterable
 
 WIDTH, HEIGHT = 640, 320
 MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP, MARGIN_RIGHT = 70, 40, 20, 20
@@ -112,7 +113,7 @@ def histogram_png(counts: list[int], low: float, high: float) -> bytes:
     return canvas.png()
 
 
-def bin_counts(values: list[float], low: float, high: float, bins: int) -> list[int]:
+def bin_counts(values: Iterable[float], low: float, high: float, bins: int) -> list[int]:
     """Counts of values in `bins` equal bins over [low, high] (high itself in the last bin)."""
     counts = [0] * bins
     width = (high - low) / bins or 1.0

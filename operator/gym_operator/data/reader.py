@@ -183,6 +183,8 @@ class GroupReader:
         for index, uri in enumerate(self.uris):
             info, manifests = open_source(self.storage, uri, index)
             self.sources.append(info)
+            if not info.complete:
+                log.warning("%s: no _SUCCESS yet; reading the parts committed so far", info.uri)
             prefix = parse_uri(uri)
             for manifest in manifests:
                 if manifest.shard in info.skipped_shards:
