@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +27,10 @@ def clean_storage(s3_env: str) -> Iterator[Storage]:
     store = Storage(S3Settings(endpoint_url=s3_env, region="us-east-1"))
     yield store
     store.close()
+
+
+# The operator-fault tests reuse the e2e emulator and its helpers (imported as `emulator` and
+# `clusterkit`); appended, so nothing of this folder is shadowed.
+E2E_DIR = str(Path(__file__).resolve().parents[1] / "e2e")
+if E2E_DIR not in sys.path:
+    sys.path.append(E2E_DIR)
