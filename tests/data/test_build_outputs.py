@@ -199,3 +199,11 @@ def test_parquet_files_unify_message_fields_across_chunks(build: Build, monkeypa
     assert [c["content"] for c in completions] == ["t0", "t1", "t2", "t3", "t4"]
     assert completions[0]["tool_calls"] is None
     assert completions[4]["tool_calls"][0]["function"] == {"name": "calc", "arguments": "{}"}
+
+
+def test_gymops_run_builds_a_dataset_yaml(tmp_path: Path) -> None:
+    write_rollouts(Storage(), f"file://{tmp_path}/rj", many(4))
+    spec = dataset_yaml(tmp_path, [{"uri": f"file://{tmp_path}/rj"}])
+    assert cli_main(["run", str(spec), "--output", f"file://{tmp_path}/via-run"]) == 0
+    result = json.loads((tmp_path / "via-run" / "_DATASET.json").read_text())
+    assert result["counts"] == {"input": 8, "kept": 4, "dropped": {}}
