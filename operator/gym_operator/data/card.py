@@ -69,7 +69,14 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
             "rl": "--data.input_key input --data.label_key label --data.apply_chat_template",
         }[kind]
         source = "--data.prompt_dataset" if kind == "rl" else "--data.dataset"
-        return f"```bash\n{source} <output dir>/train-00000.{file_format} {flags}\n```"
+        note = ""
+        if kind == "dpo" and file_format == "jsonl":
+            note = (
+                "\n\nWith tool calls in some pairs, build with `output.fileFormat: parquet`:"
+                " `datasets` reads JSONL messages whose keys differ between rows as `Json`, and"
+                " OpenRLHF 0.11's RewardDataset then garbles its `chosen` column."
+            )
+        return f"```bash\n{source} <output dir>/train-00000.{file_format} {flags}\n```{note}"
     if fmt == "verl":
         if kind == "sft":
             return (
