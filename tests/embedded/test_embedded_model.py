@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import urllib.error
 import urllib.request
 
 import pytest
 
-from gym_operator.rollout.embedded import EmbeddedModelError, start_embedded
+from gym_operator.rollout.embedded import EmbeddedModelError, ServerSettings, start_embedded
 
 pytestmark = pytest.mark.embedded
 
@@ -47,3 +49,13 @@ def test_unknown_model_is_a_clear_error() -> None:
     with pytest.raises(EmbeddedModelError, match="unknown embedded model 'llama-70b'"):
         with start_embedded("llama-70b"):
             pass
+
+
+def test_a_server_that_does_not_come_up_in_time_is_stopped_with_its_log() -> None:
+    impatient = ServerSettings(startup_timeout_seconds=0.05, stop_timeout_seconds=5)
+    with pytest.raises(EmbeddedModelError, match=r"did not answer http://127") as caught:
+        with start_embedded("smollm2", impatient):
+            pass
+    pid = int(re.search(r"\(pid (\d+)\)", str(caught.value)).group(1))  # type: ignore[union-attr]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

