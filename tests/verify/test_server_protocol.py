@@ -148,3 +148,23 @@ def test_sessions_are_bounded_oldest_first() -> None:
     assert sessions.get(first) == {"task": {"task": 1}, "tool_calls": 1}
     assert sessions.get(second) == {}
     assert sessions.get(third)["task"] == {"task": 3}
+
+
+@pytest.mark.parametrize(
+    ("files", "limit"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({}, None),
+    ],
+)
+def test_worker_count_follows_the_container_cpu_limit(tmp_path, files, limit) -> None:
+    from gym_operator.verify.server import available_cpus, cgroup_cpu_limit
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == limit
+    assert 1 <= available_cpus() <= (os.cpu_count() or 1)

@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from gym_operator.verify.server import VerifierSettings, start_server
+from gym_operator.verify.server import VerifierSettings, available_cpus, start_server
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         settings = VerifierSettings(
-            builtin=args.verifier, config=config, workers=args.workers or os.cpu_count() or 1
+            builtin=args.verifier, config=config, workers=args.workers or available_cpus()
         )
     except (ValueError, OSError) as exc:
         log.error("%s", exc)

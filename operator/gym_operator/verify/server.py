@@ -23,6 +23,7 @@ from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,13 +51,39 @@ SESSION_HEADER = "X-Session-Id"
 RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body", bytes)
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """The container's CPU limit (cgroup v2 cpu.max or v1 CFS quota), None when unlimited."""
+    try:
+        if (root / "cpu.max").exists():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        if quota_us <= 0:
+            return None
+        return quota_us / int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> int:
+    """Cores this process may use: its CPU affinity, capped by a container CPU limit."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        return max(1, min(cores or 1, math.ceil(limit)))
+    return max(1, cores or 1)
+
+
 @dataclass(frozen=True)
 class VerifierSettings:
     """What the server verifies with, and its limits."""
 
     builtin: str
     config: dict[str, Any] = field(default_factory=dict)
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=available_cpus)
     timeout_seconds: float = 60.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_sessions: int = 100_000
