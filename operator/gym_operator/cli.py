@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--host", default="0.0.0.0", help="Bind address.")
     ver.add_argument("--port", type=int, default=8000, help="Port.")
     ver.add_argument("--workers", type=int, help="Process pool size (default: cores).")
+    ver.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="Seconds one /verify may take before a 504 (default 120, as verifier.timeoutSeconds).",
+    )
 
     ds = sub.add_parser("build-dataset", help="Dataset builder pod entrypoint.")
     ds.add_argument("--spec", required=True, help="Dataset YAML/JSON file.")

@@ -25,7 +25,7 @@ async def test_serves_until_sigterm(http) -> None:
     port = free_port()
     config = '{"extraction": "boxed"}'
     args = ["--verifier", "math", "--config", config, "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(gymops("verify-server", *args, "--workers", "1"))
+    proc = subprocess.Popen(gymops("verify-server", *args, "--workers", "1", "--timeout", "30"))
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -48,7 +48,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         settings = VerifierSettings(
-            builtin=args.verifier, config=config, workers=args.workers or available_cpus()
+            builtin=args.verifier,
+            config=config,
+            workers=args.workers or available_cpus(),
+            timeout_seconds=args.timeout,
         )
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
