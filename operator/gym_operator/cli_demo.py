@@ -26,7 +26,13 @@ from gym_operator import cli, cli_run
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
 from gym_operator.data.local import run_dataset
 from gym_operator.data.reader import GroupReader
-from gym_operator.rollout.entrypoint import EXIT_BAD_SPEC, EXIT_ERROR, EXIT_OK
+from gym_operator.rollout.entrypoint import (
+    EXIT_BAD_SPEC,
+    EXIT_CONFLICT,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
 from gym_operator.storage.store import Storage
 from gym_operator.verify.base import response_text
 
@@ -61,7 +67,7 @@ def demo_specs(
     dataset = load_resource(sample_path(DATASET_FILE))
     if not isinstance(job, RolloutJob) or not isinstance(dataset, Dataset):
         raise SpecError(str(sample_path(JOB_FILE)), ["demo specs are not a RolloutJob + Dataset"])
-    rollouts_uri = (output / "rollouts").as_uri() + "/"
+    rollouts_uri = f"file://{output / 'rollouts'}/"
     spec = job.spec
     sampling = spec.sampling
     if repeats is not None:
@@ -69,7 +75,7 @@ def demo_specs(
     job.spec = spec.model_copy(
         update={
             "input": spec.input.model_copy(
-                update={"uri": sample_path(TASKS_FILE).as_uri(), "limit": limit}
+                update={"uri": f"file://{sample_path(TASKS_FILE)}", "limit": limit}
             ),
             "output": spec.output.model_copy(update={"uri": rollouts_uri}),
             "sampling": sampling,
@@ -79,7 +85,7 @@ def demo_specs(
     dataset.spec = ds.model_copy(
         update={
             "sources": [ds.sources[0].model_copy(update={"uri": rollouts_uri})],
-            "output": ds.output.model_copy(update={"uri": (output / "dataset").as_uri() + "/"}),
+            "output": ds.output.model_copy(update={"uri": f"file://{output / 'dataset'}/"}),
         }
     )
     return job, dataset
@@ -198,6 +204,8 @@ def run_demo(
     write_spec(dataset, output / "dataset.yaml")
     console.rule("[bold]1/3 rollouts: SmolLM2-135M-Instruct on loopback, math verifier")
     code = cli_run.main(cli.build_parser().parse_args(["run", str(job_file)]))
+    if code == EXIT_CONFLICT:
+        console.print(f"{output} holds a demo run with other settings: delete it or use --output.")
     if code != EXIT_OK:
         return code
     console.rule("[bold]2/3 dataset: SFT rows in TRL's format")
@@ -223,3 +231,6 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         console.print(f"[red]demo failed: {exc}[/red]")
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        console.print("[yellow]Stopped. Run the demo again to resume.[/yellow]")
+        return EXIT_INTERRUPTED
