@@ -23,6 +23,9 @@ from faultkit import (
     write_spec,
 )
 
+from gym_operator.api import parse_resource
+from gym_operator.data.builder import build_dataset
+from gym_operator.rollout.parts import encode_jsonl
 from gym_operator.storage.manifest import read_manifest, read_success
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
@@ -126,3 +129,30 @@ def test_ten_kills_lose_and_duplicate_nothing(
     assert success is not None
     assert (success.completed, success.failed) == (len(out.rollouts), len(out.failures))
     assert s3_proxy.stats["slowdown"] > 0 and s3_proxy.stats["held"] >= KILLS // 2
+
+    # Uploads a crash cut off before their manifest write (rows that repeat committed slots)
+    # must not reach a dataset: its builder reads through the manifests too.
+    shard_dir = prefix.join("shard-00000")
+    clean_storage.write_bytes(shard_dir.join("part-00999.jsonl"), encode_jsonl(out.rollouts[:7]))
+    clean_storage.write_bytes(shard_dir.join("failures-00999.jsonl"), encode_jsonl(out.failures))
+    spec = parse_resource(
+        {
+            "apiVersion": "gymops.dev/v1alpha1",
+            "kind": "Dataset",
+            "spec": {
+                "sources": [{"uri": str(prefix)}],
+                "kind": "sft",
+                "format": "trl",
+                "filters": {"dedup": "none"},
+                "sft": {"selection": "all"},
+                "output": {"uri": str(tmp_path / "dataset")},
+            },
+        }
+    ).spec
+    summary = build_dataset(
+        spec, name="crashed", source_uris=[str(prefix)], output_uri=str(tmp_path / "dataset"),
+        storage=clean_storage,
+    )  # fmt: skip
+    assert summary.counts.input == TASKS * REPEATS
+    assert summary.counts.kept == len(out.rollouts) == 194
+    assert summary.counts.dropped == {"failed": len(out.failures)}
