@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -59,6 +61,24 @@ def in_process_rate(cases: list[tuple[dict[str, Any], str]]) -> tuple[float, flo
         check(task, text, {})  # type: ignore[call-arg]
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return len(cases) / wall, len(cases) / cpu
+
+
+def _check_chunk(cases: list[tuple[dict[str, Any], str]]) -> int:
+    check = get_verifier("math")
+    for task, text in cases:
+        check(task, text, {})  # type: ignore[call-arg]
+    return len(cases)
+
+
+def parallel_in_process_rate(cases: list[tuple[dict[str, Any], str]], workers: int) -> float:
+    """Checks per second of `workers` processes each calling the check on its share, no HTTP."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        list(pool.map(_check_chunk, [cases[:1]] * workers))
+        chunks = [cases[i::workers] for i in range(workers)]
+        started = time.perf_counter()
+        done = sum(pool.map(_check_chunk, chunks))
+        return done / (time.perf_counter() - started)
 
 
 def tree_cpu_seconds(root: int) -> dict[str, float]:
@@ -150,6 +170,9 @@ def main() -> int:
     args = parser.parse_args()
     cases = make_cases(args.requests)
     before = in_process_rate(cases)
+    parallel = parallel_in_process_rate(
+        make_cases(args.requests, start=2 * args.requests), args.workers
+    )
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gym_operator.cli", "--log-level", "WARNING", "verify-server"]
@@ -171,6 +194,8 @@ def main() -> int:
     print(f"x {args.workers} workers (ideal):  {ideal:8.1f} checks/s")
     print(f"through the server:     {served:8.1f} verifications/s")
     print(f"ratio server / ideal:   {served / ideal:8.2f}  (target >= 0.70; wall clock)")
+    print(f"{args.workers} in-process loops at once: {parallel:8.1f} checks/s (no HTTP, same load)")
+    print(f"ratio server / parallel loops: {served / parallel:.2f}")
     server_cpu = cpu["server"] + cpu["workers"]
     print(
         "CPU seconds: server {server:.2f}, workers {workers:.2f}, client {client:.2f}".format(**cpu)

@@ -340,7 +340,8 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
     manager = request.app[POOL_KEY]
     pool = manager.pool
     try:
-        return await asyncio.wait_for(manager.check(task, text), settings.timeout_seconds)
+        async with asyncio.timeout(settings.timeout_seconds):
+            return await manager.check(task, text)
     except TimeoutError:
         manager.recycle(pool, "a check exceeded the request timeout")
         raise
