@@ -137,3 +137,12 @@ def test_ttl_expiry() -> None:
     assert not st.ttl_expired(finished, 61, moment)
     assert not st.ttl_expired({"phase": "Running"}, 0, moment)
     assert not st.ttl_expired(finished, None, moment)
+
+
+def test_last_failed_pod_breaks_same_second_ties_by_resource_version() -> None:
+    older = pod("gen-a1", "Failed")
+    newer = pod("gen-b1", "Failed")
+    older["metadata"]["resourceVersion"] = "9"
+    newer["metadata"]["resourceVersion"] = "12"
+    assert st.last_failed_pod([newer, older]) == "gen-b1"
+    assert st.last_failed_pod([older, newer]) == "gen-b1"

@@ -57,6 +57,16 @@ def test_invalid_spec_fails_the_resource_and_the_operator_keeps_running(
     wait_for(lambda: "InvalidSpec" in cluster.event_reasons("bad1"), "an InvalidSpec event")
     assert cluster.children(uid) == {}
 
+    fixed = {"parallelism": 2, "sampling": {"numRepeat": None, "numRepeats": 2}}
+    cluster.patch_spec("RolloutJob", "bad1", fixed)
+    status = cluster.wait_phase("RolloutJob", "bad1", "Pending")
+    assert "completionTime" not in status
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Failed": "False",
+        "Pending": "True",
+    }
+    assert wait_for(lambda: cluster.job("bad1-gen"), "the Job of the corrected spec")
+
     cluster.create(rolloutjob("good1"))
     cluster.wait_phase("RolloutJob", "good1", "Pending")
     assert cluster.job("good1-gen") is not None

@@ -255,11 +255,21 @@ def rolloutjob_total_hint(job: RolloutJob) -> int | None:
     return job.spec.input.limit * job.spec.sampling.num_repeats
 
 
+def was_invalid(body: kopf.Body) -> bool:
+    """Failed only because of its spec: a corrected spec starts the resource afresh."""
+    status = body.get("status") or {}
+    return status.get("phase") == c.FAILED and status.get("reason") == c.REASON_INVALID_SPEC
+
+
+FRESH_START: dict[str, Any] = {"startTime": None, "completionTime": None}
+"""Status fields cleared when a resource that had an invalid spec starts afresh."""
+
+
 def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     """Validate; create the children that are missing; set the first status."""
     rt = runtime(memo)
     status = body.get("status") or {}
-    if status.get("phase") in TERMINAL:
+    if status.get("phase") in TERMINAL and not was_invalid(body):
         return
     try:
         job = parse(body)
@@ -270,10 +280,11 @@ def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     assert isinstance(job, RolloutJob)
     created = create_children(rt, body, rolloutjob_children(job, rt.cfg))
     record_applied_spec(body, patch)
-    if not status.get("phase"):
+    if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_CREATED, f"created {created} child objects")
         total = rolloutjob_total_hint(job)
         extra = {
+            **FRESH_START,
             "output": {"uri": job.spec.output.uri},
             "progress": {"completed": 0, "failed": 0, "summary": f"0/{total or '?'}"},
         }
@@ -303,6 +314,9 @@ def rolloutjob_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: 
 def rolloutjob_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Spec edits: suspend and TTL apply; anything else is refused while running."""
     with timed("RolloutJob", "update"):
+        if was_invalid(body):
+            ensure_rolloutjob(body, patch, memo)
+            return
         rt = runtime(memo)
         on_spec_update(rt, body, patch)
         spec = body.get("spec") or {}
@@ -419,7 +433,7 @@ def ensure_dataset(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     """Validate; the first status (the builder waits for the sources, see the timer)."""
     rt = runtime(memo)
     status = body.get("status") or {}
-    if status.get("phase") in TERMINAL:
+    if status.get("phase") in TERMINAL and not was_invalid(body):
         return
     try:
         dataset = parse(body)
@@ -429,11 +443,10 @@ def ensure_dataset(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
         return
     assert isinstance(dataset, Dataset)
     record_applied_spec(body, patch)
-    if not status.get("phase"):
+    if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_WAITING, "checking the sources")
-        write_status(body, patch, observed)
+        write_status(body, patch, observed, FRESH_START)
         rt.record_phase("Dataset", body["metadata"]["uid"], c.PENDING)
-    reconcile_dataset(rt, body, patch, dataset)
 
 
 @kopf.on.create(*DATASETS)
@@ -454,6 +467,9 @@ def dataset_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 def dataset_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Spec edits: only the TTL may change once the build was started."""
     with timed("Dataset", "update"):
+        if was_invalid(body):
+            ensure_dataset(body, patch, memo)
+            return
         on_spec_update(runtime(memo), body, patch)
 
 

@@ -219,8 +219,15 @@ def last_failed_pod(pods: Iterable[Body]) -> str | None:
     failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     if not failed:
         return None
-    failed.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    failed.sort(key=_creation_order)
     return str((failed[-1].get("metadata") or {}).get("name"))
+
+
+def _creation_order(pod: Body) -> tuple[str, int]:
+    """creationTimestamp has second precision; the resourceVersion breaks ties."""
+    meta = pod.get("metadata") or {}
+    version = str(meta.get("resourceVersion") or "0")
+    return str(meta.get("creationTimestamp") or ""), int(version) if version.isdigit() else 0
 
 
 def job_state(job: Body | None, pods: Iterable[Body], what: str = "pods") -> Observed:
