@@ -168,3 +168,19 @@ def test_worker_count_follows_the_container_cpu_limit(tmp_path, files, limit) ->
         (tmp_path / name).write_text(text)
     assert cgroup_cpu_limit(tmp_path) == limit
     assert 1 <= available_cpus() <= (os.cpu_count() or 1)
+
+
+async def test_a_worker_killed_while_idle_does_not_take_the_server_down(
+    verifier_server, http
+) -> None:
+    url = await verifier_server("exact_match", workers=2)
+    before = await _worker_pids(http, url)
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    status, _ = await post_verify(http, url, {"expected_answer": "x"}, "x")
+    assert status in (200, 503)  # 503 only when the request raced the death notice
+    status, answer = await post_verify(http, url, {"expected_answer": "x"}, "x")
+    assert (status, answer["reward"]) == (200, 1.0)
+    async with http.get(f"{url}/health") as resp:
+        health = await resp.json()
+    assert health["pool_restarts"] >= 1 and set(health["worker_pids"]).isdisjoint(before)

@@ -46,11 +46,9 @@ from gym_operator.verify.base import (
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "gymops_session"
-SANDBOXED_BUILTINS = frozenset({"code_execution"})
 SESSION_HEADER = "X-Session-Id"
+SANDBOXED_BUILTINS = frozenset({"code_execution"})
 RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body", bytes)
-
-
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -168,6 +166,7 @@ class PoolManager:
 
     def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
+        resubmitted = False
         while self._queue and self._in_pool < 2 * self.workers:
             share = -(-len(self._queue) // (2 * self.workers - self._in_pool))
             batch = self._queue[: min(self.max_batch, share)]
@@ -177,7 +176,17 @@ class PoolManager:
                 continue
             pool = self.pool
             items = [(task, text) for task, text, _ in live]
-            call = loop.run_in_executor(pool, run_batch, self.builtin, items, self.config)
+            try:
+                call = loop.run_in_executor(pool, run_batch, self.builtin, items, self.config)
+            except (BrokenProcessPool, RuntimeError) as exc:  # a worker died while idle
+                self.recycle(pool, f"submitting failed: {exc}")
+                if resubmitted:
+                    for _, _, future in live:
+                        future.set_exception(BrokenProcessPool(str(exc)))
+                else:  # nothing ran yet: the batch goes to the new pool
+                    self._queue[:0] = live
+                    resubmitted = True
+                continue
             self._in_pool += 1
             call.add_done_callback(lambda done, b=live, p=pool: self._finish(done, b, p))
 
