@@ -54,6 +54,9 @@ OPTIONS = ["Berlin", "Paris", "Rome", "Madrid"]
         ("The answer is (B).", "auto", "B"),
         ("B", "auto", "B"),
         ("Answer: E", "auto", None),
+        ("Answer: a bit unclear, but I lean to C", "strict", None),
+        ("The answer is a tricky one; answer is (c)", "auto", "C"),
+        ("Answer:B", "strict", "B"),
         ("", "auto", None),
     ],
 )

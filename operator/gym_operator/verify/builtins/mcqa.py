@@ -25,10 +25,10 @@ from gym_operator.verify.base import VerifierError, VerifyResult, register
 from gym_operator.verify.builtins.math import last_boxed
 
 MODES = ("auto", "strict", "boxed", "first", "last")
-_STRICT = re.compile(r"answer\s*[:：]\s*\(?\s*([A-Za-z])\s*\)?(?![A-Za-z])", re.IGNORECASE)
-_PHRASE = re.compile(
-    r"answer\s+is\s*[:：]?\s*(?:option\s+)?\(?\s*([A-Za-z])\s*\)?(?![A-Za-z])", re.IGNORECASE
-)
+# A chosen letter: "(b)" in any case, or a bare capital "B" (a bare "a" is the English article).
+_LETTER = r"(?:\(\s*([A-Za-z])\s*\)|([A-Z])(?![A-Za-z]))"
+_STRICT = re.compile(r"(?i:answer)\s*[:：]\s*" + _LETTER)
+_PHRASE = re.compile(r"(?i:answer\s+is)\s*[:：]?\s*(?:(?i:option)\s+)?" + _LETTER)
 
 
 def option_letters(task: dict[str, Any], field: str) -> dict[str, str]:
@@ -57,8 +57,9 @@ def answer_letter(task: dict[str, Any], field: str, letters: dict[str, str]) -> 
     raise VerifierError(f"answer {text!r} is neither an option letter nor an option's text")
 
 
-def _valid(found: list[str], letters: dict[str, str]) -> list[str]:
-    return [f.upper() for f in found if f.upper() in letters]
+def _valid(found: list[str] | list[tuple[str, str]], letters: dict[str, str]) -> list[str]:
+    flat = ["".join(f) if isinstance(f, tuple) else f for f in found]
+    return [f.upper() for f in flat if f.upper() in letters]
 
 
 def extract_letter(text: str, letters: dict[str, str], mode: str) -> str | None:
