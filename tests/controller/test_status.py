@@ -146,3 +146,10 @@ def test_last_failed_pod_breaks_same_second_ties_by_resource_version() -> None:
     newer["metadata"]["resourceVersion"] = "12"
     assert st.last_failed_pod([newer, older]) == "gen-b1"
     assert st.last_failed_pod([older, newer]) == "gen-b1"
+
+
+def test_a_stuck_verifier_pod_is_reported_when_the_shards_are_fine() -> None:
+    verifier = pod("verifier-x", waiting="CrashLoopBackOff")
+    observed = st.job_state(job(active=2), [pod("gen-0")], support_pods=[verifier])
+    assert observed.reason == "CrashLoopBackOff"
+    assert observed.message.startswith("CrashLoopBackOff on verifier-x")

@@ -383,7 +383,41 @@ class GymEmulator(KubernetesEmulator):
             return await self._watch(raw, key, parsed, query)
         async with self._lock_():
             result, status = self._dispatch(raw.method, key, info, parsed, query, data)
+            if raw.method == "GET" and "as=Table" in raw.headers.get("Accept", ""):
+                result = self._table(key, result)
         return aiohttp.web.json_response(result, status=status)
+
+    def _printer_columns(self, key: resource) -> list[dict[str, Any]]:
+        """A CRD's additionalPrinterColumns (built-ins: just Age)."""
+        crds = resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        crd = self._get(crds, None, f"{key.plural}.{key.group}") if key.group else None
+        for version in (crd or {}).get("spec", {}).get("versions", []):
+            if version["name"] == key.version and version.get("additionalPrinterColumns"):
+                return list(version["additionalPrinterColumns"])
+        return [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+
+    def _table(self, key: resource, result: Body) -> Body:
+        """Server-side printing (what `kubectl get` shows): a meta.k8s.io/v1 Table."""
+        columns = self._printer_columns(key)
+        objects = result["items"] if "items" in result else [result]
+        rows = []
+        for obj in objects:
+            cells = [obj["metadata"]["name"]]
+            cells += [_cell(_dig(obj, col["jsonPath"].lstrip(".")), col["type"]) for col in columns]
+            metadata = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1"}
+            rows.append({"cells": cells, "object": {**metadata, "metadata": obj["metadata"]}})
+        definitions = [{"name": "Name", "type": "string", "format": "name", "priority": 0}]
+        definitions += [
+            {"name": c["name"], "type": c["type"], "format": "", "priority": c.get("priority", 0)}
+            for c in columns
+        ]
+        return {
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "columnDefinitions": definitions,
+            "rows": rows,
+        }
 
     def _dispatch(
         self,
@@ -562,6 +596,18 @@ class GymEmulator(KubernetesEmulator):
         except ConnectionError:
             pass
         return response
+
+
+def _cell(value: Any, type_: str) -> Any:
+    """A printer-column cell: dates as ages (like `5m`), absent values as None."""
+    if value is None or type_ != "date":
+        return value
+    born = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    seconds = int((datetime.datetime.now(tz=datetime.UTC) - born).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
 
 
 def _spec_part(body: Mapping[str, Any]) -> dict[str, Any]:

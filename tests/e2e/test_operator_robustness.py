@@ -12,6 +12,13 @@ from clusterkit import Cluster, Operator, rolloutjob, wait_for
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 
 
+def kubectl(*args: str) -> str:
+    """kubectl's stdout; fails the test when kubectl fails."""
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def job_creations(cluster: Cluster, name: str) -> int:
     """How many times the emulator saw a Job of this name created."""
 
@@ -98,6 +105,12 @@ def test_kubectl_apply_creates_a_served_rolloutjob(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert phase.stdout in ("Pending", "Running"), phase.stderr
+    cluster.start_pods("applied1-gen")
+    cluster.wait_phase("RolloutJob", "applied1", "Running")
+    table = kubectl(*base, "get", "rj", "applied1")
+    header, row = table.splitlines()
+    assert header.split() == ["NAME", "PHASE", "PROGRESS", "ROLLOUTS/S", "REWARD", "AGE"]
+    assert row.split()[:3] == ["applied1", "Running", "0/20"]
     listed = subprocess.run(
         [*base, "get", "gymops", "-o", "name"], capture_output=True, text=True, timeout=60
     )

@@ -45,6 +45,7 @@ class Runtime:
     stores: progress.StorageCache = field(default_factory=progress.StorageCache)
     samples: dict[str, progress.Sample] = field(default_factory=dict)
     last_read: dict[str, float] = field(default_factory=dict)
+    read_errors: dict[str, str] = field(default_factory=dict)
     phases: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def record_phase(self, kind: str, uid: str, phase: str | None) -> None:
@@ -335,6 +336,7 @@ def rolloutjob_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rt.record_phase("RolloutJob", uid, None)
     rt.samples.pop(uid, None)
     rt.last_read.pop(uid, None)
+    rt.read_errors.pop(uid, None)
 
 
 def s3_settings(rt: Runtime, spec: S3Spec | None) -> S3Settings:
@@ -360,8 +362,14 @@ def read_progress(rt: Runtime, job: RolloutJob, uid: str, force: bool) -> dict[s
     try:
         found = progress.read_manifests(rt.stores.get(settings), job.spec.output.uri)
     except Exception as exc:  # storage is best effort: status keeps the last reading
-        logging.getLogger(__name__).warning("cannot read progress of %s: %s", uid, exc)
+        problem = f"cannot read progress from {job.spec.output.uri}: {exc}"
+        level = logging.DEBUG if rt.read_errors.get(uid) == problem else logging.WARNING
+        logging.getLogger(__name__).log(
+            level, "%s/%s: %s", job.metadata.namespace, job.metadata.name, problem
+        )
+        rt.read_errors[uid] = problem
         return {}
+    rt.read_errors.pop(uid, None)
     report = progress.aggregate(found, rolloutjob_total_hint(job), rt.samples.get(uid), now)
     rt.samples[uid] = report.sample
     done = report.sample.done
@@ -402,6 +410,11 @@ def rolloutjob_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: A
         reconcile_rolloutjob(rt, body, patch, job)
 
 
+def component(pod: Mapping[str, Any]) -> str | None:
+    """The app.kubernetes.io/component label of a pod."""
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(c.LABEL_COMPONENT)
+
+
 def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: RolloutJob) -> None:
     """One status refresh of a running RolloutJob."""
     meta = body["metadata"]
@@ -414,9 +427,10 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     elif bool((gen.get("spec") or {}).get("suspend")) != job.spec.suspend:
         rt.kube.patch("Job", namespace, gen_name, {"spec": {"suspend": job.spec.suspend}})
         gen["spec"]["suspend"] = job.spec.suspend
-    labels = {c.LABEL_ROLLOUTJOB: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_GENERATOR}
-    pods = rt.kube.list("Pod", namespace, labels)
-    observed = st.job_state(gen, pods, "shards")
+    pods = rt.kube.list("Pod", namespace, {c.LABEL_ROLLOUTJOB: meta["name"]})
+    generators = [p for p in pods if component(p) == c.COMPONENT_GENERATOR]
+    verifiers = [p for p in pods if component(p) == c.COMPONENT_VERIFIER]
+    observed = st.job_state(gen, generators, "shards", support_pods=verifiers)
     finished = observed.phase in TERMINAL
     extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
     extra.update(read_progress(rt, job, uid, force=finished))

@@ -230,8 +230,14 @@ def _creation_order(pod: Body) -> tuple[str, int]:
     return str(meta.get("creationTimestamp") or ""), int(version) if version.isdigit() else 0
 
 
-def job_state(job: Body | None, pods: Iterable[Body], what: str = "pods") -> Observed:
-    """The phase a batch/v1 Job implies; stuck pods lifted into the message."""
+def job_state(
+    job: Body | None,
+    pods: Iterable[Body],
+    what: str = "pods",
+    support_pods: Iterable[Body] = (),
+) -> Observed:
+    """The phase a batch/v1 Job implies; stuck pods (its own, then e.g. the verifier's) lifted
+    into the message."""
     pods = list(pods)
     if job is None:
         return Observed(c.PENDING, c.REASON_CREATED, f"creating the {what}")
@@ -251,16 +257,16 @@ def job_state(job: Body | None, pods: Iterable[Body], what: str = "pods") -> Obs
         return Observed(
             c.SUSPENDED, c.REASON_SUSPENDED, "suspended; set spec.suspend false to resume"
         )
-    return _active_state(job, pods, what)
+    return _active_state(job, pods, what, list(support_pods))
 
 
-def _active_state(job: Body, pods: list[Body], what: str) -> Observed:
+def _active_state(job: Body, pods: list[Body], what: str, support_pods: list[Body]) -> Observed:
     status = job.get("status") or {}
     active = int(status.get("active") or 0)
     succeeded = int(status.get("succeeded") or 0)
     failed = int(status.get("failed") or 0)
     completions = (job.get("spec") or {}).get("completions") or 1
-    problem = pods_problem_message(pods)
+    problem = pods_problem_message(pods) or pods_problem_message(support_pods)
     running_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     started = bool(running_pods) or succeeded > 0 or int(status.get("ready") or 0) > 0
     message = f"{succeeded}/{completions} {what} done, {active} active"
