@@ -76,8 +76,13 @@ def test_multiturn_sft_dataset_masks_only_the_answer(verl_result, exported) -> N
     assert sft["text"].startswith("<|im_start|>system\nTools: ")
 
 
-def test_verl_loads_the_custom_reward_function(verl_result) -> None:
+def test_verl_loads_and_calls_the_custom_reward_function(verl_result) -> None:
+    """Loaded by verl's own loader, in verl's environment (antlr 4.9 for omegaconf)."""
     assert verl_result["reward_fn"] == "compute_score"
+    scores = verl_result["scores"]
+    assert scores["gsm8k"] == 1.0  # other data sources go to verl's default_compute_score
+    assert scores["gymops_right"]["score"] == 1.0
+    assert scores["gymops_wrong"]["score"] == 0.0
 
 
 def test_custom_reward_scores_with_the_rollouts_verifier() -> None:

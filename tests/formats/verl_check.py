@@ -66,6 +66,11 @@ def main(root: str, rl_files: list[str], sft_file: str, reward_file: str) -> Non
     }
     compute_score = load_extern_object(reward_file, "compute_score")
     out["reward_fn"] = getattr(compute_score, "__name__", "")
+    out["scores"] = {
+        "gsm8k": compute_score("openai/gsm8k", "so #### 4", "4"),
+        "gymops_right": compute_score("gymops/math", "so \\boxed{4}", "4", {"task": "{}"}),
+        "gymops_wrong": compute_score("gymops/math", "so \\boxed{5}", "4", {"task": "{}"}),
+    }
     print(json.dumps(out, default=str))
 
 
