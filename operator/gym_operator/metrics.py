@@ -26,7 +26,10 @@ RETRIES = Counter(
     "Retried requests, by target (model, verifier) and reason (error class).",
     ["target", "reason"],
 )
-IN_FLIGHT = Gauge("gymops_model_requests_in_flight", "Model requests currently in flight.")
+IN_FLIGHT = Gauge(
+    "gymops_model_requests_in_flight",
+    "Model requests currently in flight (read from the AIMD window at scrape time).",
+)
 WINDOW = Gauge("gymops_concurrency_window", "Current AIMD limit of model requests in flight.")
 VERIFIER_LATENCY = Histogram(
     "gymops_verifier_request_seconds",
@@ -34,6 +37,13 @@ VERIFIER_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PARTS_COMMITTED = Counter("gymops_parts_committed_total", "Output parts committed.")
+# Label children bound once: the generator updates them per rollout, labels() costs a lookup.
+ROLLOUTS_COMPLETED = ROLLOUTS.labels("completed")
+ROLLOUTS_TRUNCATED = ROLLOUTS.labels("truncated")
+ROLLOUTS_FAILED = ROLLOUTS.labels("failed")
+ROLLOUTS_INPUT_ERROR = ROLLOUTS.labels("input_error")
+PROMPT_TOKENS = TOKENS.labels("prompt")
+COMPLETION_TOKENS = TOKENS.labels("completion")
 
 VERIFIER_VERIFICATIONS = Counter(
     "gymops_verifier_verifications_total",

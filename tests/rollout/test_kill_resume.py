@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from gym_operator.testing.stub_model import StubConfig, StubModel, serve_in_thre
 TASKS, REPEATS, KILLS = 60, 4, 4
 
 
-def _generate(spec: Path, verifier_url: str, log: Path) -> subprocess.Popen[bytes]:
+def _generate(spec: Path, verifier_url: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NO_PROXY": "127.0.0.1"}
     return subprocess.Popen(
         [
@@ -36,11 +38,18 @@ def _generate(spec: Path, verifier_url: str, log: Path) -> subprocess.Popen[byte
             "0/1",
             "--verifier-url",
             verifier_url,
+            *extra,
         ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         env=env,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_sigkill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -93,3 +102,39 @@ def test_sigkill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     # partial uploads of killed runs may lie around, but only manifest-listed parts count
     listed = {p.rollouts_file for p in manifest.parts}
     assert len(listed) == len(manifest.parts)
+
+
+def test_sigterm_commits_and_exits_resumable(tmp_path: Path) -> None:
+    tasks = write_tasks(tmp_path / "tasks.jsonl", [math_task(i) for i in range(TASKS)])
+    output = tmp_path / "out"
+    prefix = parse_uri(str(output))
+    storage = Storage()
+    stub = StubModel(StubConfig(latency=0.1))
+    with serve_in_thread(stub) as url, verifier_in_thread() as verifier_url:
+        spec = write_job(
+            tmp_path / "job.yaml",
+            tasks_uri=str(tasks),
+            output_uri=str(output),
+            base_url=url,
+            sampling={"numRepeats": REPEATS, "concurrency": 8},
+            output={"uri": str(output), "partRows": 1000, "partSeconds": 600},
+        )
+        port = _free_port()
+        proc = _generate(spec, verifier_url, tmp_path / "generate.log", "--metrics-port", str(port))
+        while stub.requests < 40 and proc.poll() is None:
+            time.sleep(0.02)
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        assert b"gymops_model_request_seconds_count" in scrape
+        assert b"gymops_model_requests_in_flight" in scrape
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 3  # stopped, resumable
+        manifest = read_manifest(storage, prefix, 0)
+        # nothing had been committed yet (huge parts): SIGTERM committed what was done
+        assert manifest is not None and not manifest.finished
+        assert 0 < manifest.completed < TASKS * REPEATS
+        proc = _generate(spec, verifier_url, tmp_path / "generate.log")
+        assert proc.wait(60) == 0
+    out = read_committed(storage, prefix)
+    slots = Counter((r["_ng_task_index"], r["_ng_rollout_index"]) for r in out.rollouts)
+    assert len(slots) == TASKS * REPEATS and max(slots.values()) == 1
+    assert out.failures == []

@@ -66,7 +66,11 @@ def load_api_key(env_name: str | None) -> str | None:
 def make_session(concurrency: int, headers: dict[str, str] | None = None) -> aiohttp.ClientSession:
     """One session whose connection pool holds `concurrency` connections."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, headers=headers, trust_env=False)
+    # Each request has its own deadline (asyncio.timeout in post_json); no second timer here.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    return aiohttp.ClientSession(
+        connector=connector, headers=headers, timeout=timeout, trust_env=False
+    )
 
 
 def merge_params(task_params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

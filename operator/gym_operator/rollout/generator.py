@@ -250,7 +250,7 @@ class ShardGenerator:
         self._buffer.errors.append(bad.as_row())
         self._buffer.slots.add_range(first, first + self.repeats)
         self.stats.input_errors += 1
-        metrics.ROLLOUTS.labels("input_error").inc()
+        metrics.ROLLOUTS_INPUT_ERROR.inc()
         log.warning("input line %d: %s", bad.index + 1, bad.reason)
 
     async def _worker(self, queue: asyncio.Queue[tuple[Task, int] | None]) -> None:
@@ -296,7 +296,6 @@ class ShardGenerator:
 
     async def _model_attempt(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         await self.window.acquire()
-        metrics.IN_FLIGHT.inc()
         started = time.perf_counter()
         try:
             response = await self.clients.model.create(body, timeout)
@@ -306,12 +305,11 @@ class ShardGenerator:
             raise
         finally:
             metrics.MODEL_LATENCY.observe(time.perf_counter() - started)
-            metrics.IN_FLIGHT.dec()
             self.window.release()
         self.window.on_success()
         usage = response.get("usage") or {}
-        metrics.TOKENS.labels("prompt").inc(usage.get("input_tokens") or 0)
-        metrics.TOKENS.labels("completion").inc(usage.get("output_tokens") or 0)
+        metrics.PROMPT_TOKENS.inc(usage.get("input_tokens") or 0)
+        metrics.COMPLETION_TOKENS.inc(usage.get("output_tokens") or 0)
         return response
 
     async def _verify_attempt(
@@ -351,7 +349,7 @@ class ShardGenerator:
         s.reward_sum += reward
         s.passed += passed
         s.truncated += truncated
-        metrics.ROLLOUTS.labels("truncated" if truncated else "completed").inc()
+        (metrics.ROLLOUTS_TRUNCATED if truncated else metrics.ROLLOUTS_COMPLETED).inc()
         metrics.REWARDS.observe(reward)
         self._report()
 
@@ -365,7 +363,7 @@ class ShardGenerator:
         self._buffer.slots.add(self.slot(task.index, repeat))
         self.stats.failed += 1
         self.stats.failures_by_class[str(failure["class"])] += 1
-        metrics.ROLLOUTS.labels("failed").inc()
+        metrics.ROLLOUTS_FAILED.inc()
         log.warning(
             "task %d repeat %d failed: %s after %d attempts: %s",
             task.index,

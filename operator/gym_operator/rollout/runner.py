@@ -122,6 +122,7 @@ async def run_job(
         )
         window = AimdWindow(ceiling, on_change=metrics.WINDOW.set)
         metrics.WINDOW.set(ceiling)
+        metrics.IN_FLIGHT.set_function(lambda: window.in_flight)
         for shard in shards:
             generator = ShardGenerator(
                 spec,

@@ -1,6 +1,7 @@
 """A stub OpenAI-compatible model server with fault injection, for tests and benchmarks only.
 
-Serves `POST /v1/chat/completions` and `POST /v1/responses` on loopback. Answers are deterministic:
+Serves `POST /v1/chat/completions` and `POST /v1/responses` on loopback (plus a trivially cheap
+`POST /verify` and `GET /stats` for benchmarks). Answers are deterministic:
 the sum of the integers in the last user message, plus one when the request's seed is odd, written
 as "... #### <n>" so the math verifier scores even seeds right and odd seeds wrong.
 
@@ -90,6 +91,10 @@ class StubModel:
         self.in_flight = 0
         self.max_in_flight = 0
         self.status_counts: Counter[int] = Counter()
+        self.first_request: float | None = None
+        self.last_answer: float | None = None
+        self.in_flight_seconds = 0.0
+        self._last_change = time.time()
         self._rng = random.Random(self.config.seed)
 
     def app(self) -> web.Application:
@@ -98,7 +103,28 @@ class StubModel:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/verify", self._verify)
+        app.router.add_get("/stats", self._stats)
         return app
+
+    async def _verify(self, request: web.Request) -> web.Response:
+        """A trivially cheap verifier (benchmarks): 1.0 when expected_answer is in the text."""
+        body = json.loads(await request.read())
+        text = json.dumps(body.get("response", {}).get("output", []))
+        expected = str(body.get("expected_answer", ""))
+        return web.json_response({"reward": 1.0 if expected and expected in text else 0.0})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": self.requests,
+                "max_in_flight": self.max_in_flight,
+                "in_flight_seconds": self.in_flight_seconds,
+                "first_request": self.first_request,
+                "last_answer": self.last_answer,
+                "status_counts": {str(k): v for k, v in self.status_counts.items()},
+            }
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
@@ -137,7 +163,9 @@ class StubModel:
 
     async def _handle(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         self.requests += 1
-        self.in_flight += 1
+        if self.first_request is None:
+            self.first_request = time.time()
+        self._count_in_flight(+1)
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             body = json.loads(await request.read())
@@ -157,7 +185,14 @@ class StubModel:
             make = _chat_answer if chat else _responses_answer
             return web.json_response(make(body, prompt, answer, length))
         finally:
-            self.in_flight -= 1
+            self._count_in_flight(-1)
+            self.last_answer = time.time()
+
+    def _count_in_flight(self, delta: int) -> None:
+        now = time.time()
+        self.in_flight_seconds += self.in_flight * (now - self._last_change)
+        self._last_change = now
+        self.in_flight += delta
 
     async def _faulty(self, request: web.Request, fault: str) -> web.StreamResponse:
         if fault == "429":

@@ -1,0 +1,329 @@
+"""Rollout throughput benchmark: `gymops generate` against the stub model, beside a raw client.
+
+For each scenario: start the stub model (`gym_operator.testing.stub_model`) in its own process,
+pinned to core 0 when the machine has two or more; run a minimal raw aiohttp client (the
+baseline: can the stub serve this at all?) and then `gymops generate` (pinned to core 1) over the
+same number of rollouts. Verification is a second stub process's `/verify` (a substring check,
+pinned beside the generator so the model stub's core serves only the model): it costs the
+generator one HTTP round trip per rollout, as a real verifier would, and almost no CPU.
+
+Reported per run: rollouts/s during the run (first request to last answer, so process start-up
+is excluded), fraction of ideal (concurrency / mean latency), client CPU ms per rollout during the
+run, peak RSS, max requests in flight at the stub, time from 99% to 100%, wall time with start-up.
+
+    .venv/bin/python bench/run.py                      # S1 at concurrency 256 (the issue 2 target)
+    .venv/bin/python bench/run.py --scenario all       # every scenario that is implemented
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+@dataclass
+class Scenario:
+    """One benchmark setting."""
+
+    name: str
+    concurrency: int
+    latency: float
+    rollouts: int
+    stub_args: list[str] = field(default_factory=list)
+    repeats: int = 4
+    note: str = ""
+
+
+SCENARIOS = {
+    "S1-256": Scenario("S1-256", 256, 0.5, 4000, note="500 ms fixed"),
+    "S1-64": Scenario("S1-64", 64, 0.5, 4000, note="500 ms fixed"),
+    "S2": Scenario(
+        "S2",
+        64,
+        0.5,
+        4000,
+        ["--latency-dist", "lognormal", "--sigma", "1"],
+        note="lognormal sigma 1, mean 500 ms",
+    ),
+    "S3": Scenario(
+        "S3",
+        256,
+        0.5,
+        4000,
+        ["--rate-429", "0.05", "--retry-after", "2"],
+        note="5% 429 with Retry-After 2 s",
+    ),
+}
+
+
+def cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def pinned(cmd: list[str], core: int) -> list[str]:
+    """Prefix `taskset -c core` when there are at least two cores."""
+    return ["taskset", "-c", str(core), *cmd] if cores() >= 2 else cmd
+
+
+def start_stub(scenario: Scenario | None, core: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """A stub in its own process (None: no latency, as the verifier); returns it and its URL."""
+    args = ["--latency", str(scenario.latency), *scenario.stub_args] if scenario else []
+    cmd = [PYTHON, "-m", "gym_operator.testing.stub_model", "--port", "0", *args]
+    proc = subprocess.Popen(pinned(cmd, core), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise RuntimeError(f"stub did not start: {url!r}")
+    return proc, url
+
+
+def stub_stats(url: str) -> dict:
+    """The stub's counters (first request, last answer, max in flight)."""
+    root = url.removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/stats", timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+def write_inputs(workdir: Path, scenario: Scenario, stub_url: str, verifier_url: str) -> Path:
+    """Tasks and the RolloutJob spec of the run."""
+    tasks = workdir / "tasks.jsonl"
+    count = scenario.rollouts // scenario.repeats
+    with tasks.open("w") as fh:
+        for i in range(count):
+            row = {
+                "responses_create_params": {
+                    "input": [{"role": "user", "content": f"What is {i} + {i + 1}?"}]
+                },
+                "expected_answer": str(2 * i + 1),
+            }
+            fh.write(json.dumps(row) + "\n")
+    spec = {
+        "apiVersion": "gymops.dev/v1alpha1",
+        "kind": "RolloutJob",
+        "metadata": {"name": f"bench-{scenario.name.lower()}"},
+        "spec": {
+            "input": {"uri": str(tasks)},
+            "policy": {"baseURL": stub_url, "model": "stub"},
+            "sampling": {"numRepeats": scenario.repeats, "concurrency": scenario.concurrency},
+            "verifier": {"url": verifier_url.removesuffix("/v1")},
+            "output": {"uri": str(workdir / "out"), "partRows": 1000},
+            "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 60, "maxRetrySeconds": 600},
+        },
+    }
+    path = workdir / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@dataclass
+class Measured:
+    """One client run."""
+
+    client: str
+    scenario: Scenario
+    rollouts: int
+    run_seconds: float
+    wall_seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    max_in_flight: int
+    mean_in_flight: float
+    tail_seconds: float | None
+
+    @property
+    def rate(self) -> float:
+        """Rollouts per second between the first request and the last answer."""
+        return self.rollouts / self.run_seconds
+
+    @property
+    def fraction(self) -> float:
+        """Rate over the ideal, concurrency / mean latency."""
+        return self.rate / (self.scenario.concurrency / self.scenario.latency)
+
+
+def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> Measured:
+    """Run a client process to its end against a fresh stub; CPU and RSS from its own rusage."""
+    total = scenario.rollouts
+    started = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watcher = psutil.Process(proc.pid)
+    cpu_at_first = None
+    t99 = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        stats = stub_stats(stub_url)
+        if cpu_at_first is None and stats["requests"] > 0:
+            times = watcher.cpu_times()
+            cpu_at_first = times.user + times.system
+        if t99 is None and stats["requests"] >= 0.99 * total:
+            t99 = time.time()
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    ended = time.time()
+    if proc.returncode != 0:
+        stderr = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"{client} exited {proc.returncode}:\n{stderr[-3000:]}")
+    stats = stub_stats(stub_url)
+    run = stats["last_answer"] - stats["first_request"]
+    return Measured(
+        client=client,
+        scenario=scenario,
+        rollouts=total,
+        run_seconds=run,
+        wall_seconds=ended - started,
+        cpu_seconds=usage.ru_utime + usage.ru_stime - (cpu_at_first or 0.0),
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        max_in_flight=stats["max_in_flight"],
+        mean_in_flight=stats["in_flight_seconds"] / run,
+        tail_seconds=stats["last_answer"] - t99 if t99 else None,
+    )
+
+
+async def baseline_client(url: str, concurrency: int, requests: int) -> None:
+    """A minimal raw aiohttp client: `concurrency` workers posting chat completions."""
+    import aiohttp
+
+    remaining = iter(range(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for i in remaining:
+                body = {
+                    "model": "stub",
+                    "seed": i % 4,
+                    "messages": [{"role": "user", "content": f"What is {i} + {i + 1}?"}],
+                }
+                while True:
+                    async with session.post(f"{url}/chat/completions", json=body) as resp:
+                        await resp.read()
+                        if resp.status == 200:
+                            break
+                        await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def run_scenario(scenario: Scenario) -> list[Measured]:
+    """Baseline, then gymops generate, each against a fresh stub."""
+    results = []
+    verifier, verifier_url = start_stub(None, core=1)
+    for client in ("raw aiohttp", "gymops generate"):
+        stub, url = start_stub(scenario)
+        try:
+            with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
+                if client == "raw aiohttp":
+                    cmd = [
+                        PYTHON,
+                        __file__,
+                        "--baseline-client",
+                        url,
+                        "--concurrency",
+                        str(scenario.concurrency),
+                        "--rollouts",
+                        str(scenario.rollouts),
+                    ]
+                else:
+                    spec = write_inputs(Path(tmp), scenario, url, verifier_url)
+                    cmd = [
+                        PYTHON,
+                        "-m",
+                        "gym_operator.cli",
+                        "--log-level",
+                        "WARNING",
+                        "generate",
+                        "--spec",
+                        str(spec),
+                        "--shard",
+                        "0/1",
+                    ]
+                results.append(measure(client, pinned(cmd, 1), scenario, url))
+                print_row(results[-1])
+        finally:
+            stub.terminate()
+            stub.wait(10)
+    verifier.terminate()
+    verifier.wait(10)
+    return results
+
+
+HEADER = (
+    f"{'scenario':<8} {'client':<16} {'rollouts':>8} {'rollouts/s':>10} {'of ideal':>8} "
+    f"{'CPU ms/r':>8} {'peak RSS':>9} {'max infl':>8} {'mean infl':>9} {'99->100%':>8} "
+    f"{'wall':>7}"
+)
+
+
+def print_row(m: Measured) -> None:
+    """One line of the table."""
+    tail = f"{m.tail_seconds:.2f}s" if m.tail_seconds is not None else "-"
+    print(
+        f"{m.scenario.name:<8} {m.client:<16} {m.rollouts:>8} {m.rate:>10.1f} {m.fraction:>8.3f} "
+        f"{1000 * m.cpu_seconds / m.rollouts:>8.3f} {m.peak_rss_mb:>7.0f}MB {m.max_in_flight:>8} "
+        f"{m.mean_in_flight:>9.1f} {tail:>8} {m.wall_seconds:>6.1f}s",
+        flush=True,
+    )
+
+
+def print_table(rows: list[Measured]) -> None:
+    """Every run, then the scenario notes."""
+    print()
+    print(HEADER)
+    for row in rows:
+        print_row(row)
+    print()
+    for scenario in {r.scenario.name: r.scenario for r in rows}.values():
+        ideal = scenario.concurrency / scenario.latency
+        print(
+            f"{scenario.name}: concurrency {scenario.concurrency}, {scenario.note}, "
+            f"ideal {ideal:.0f} rollouts/s"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios and print one table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--scenario", default="S1-256", help=f"one of {sorted(SCENARIOS)} or all")
+    parser.add_argument("--rollouts", type=int, help="override the scenario's rollout count")
+    parser.add_argument("--baseline-client", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=256, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline_client:
+        asyncio.run(baseline_client(args.baseline_client, args.concurrency, args.rollouts))
+        return 0
+    names = sorted(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
+    print(f"cores: {cores()}  python: {sys.version.split()[0]}  load: {os.getloadavg()[0]:.1f}")
+    print(HEADER, flush=True)
+    rows = []
+    for name in names:
+        scenario = SCENARIOS[name]
+        if args.rollouts:
+            scenario.rollouts = args.rollouts
+        rows.extend(run_scenario(scenario))
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
