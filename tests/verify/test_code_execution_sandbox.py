@@ -13,7 +13,12 @@ from verifykit import post_verify
 
 from gym_operator.verify.base import VerifierError
 from gym_operator.verify.builtins.code_execution import extract_program
-from gym_operator.verify.sandbox import Isolation, detect_isolation, require_isolation
+from gym_operator.verify.sandbox import (
+    Isolation,
+    detect_isolation,
+    require_isolation,
+    run_python,
+)
 
 SECRET = "s3cr3t-value-never-visible"
 ECHO_TASK = {"test_cases": [{"input": "abc\n", "output": "cba"}, {"input": "xy\n", "output": "yx"}]}
@@ -174,3 +179,12 @@ async def test_run_python_tool_runs_sandboxed(code_server, http) -> None:
     assert answer["exit_code"] == 0 and answer["stdout"] == "45 None\n"
     async with http.post(f"{code_server}/run_python", data=b"not json") as resp:
         assert resp.status == 400
+
+
+def test_a_sandbox_that_cannot_start_the_program_is_an_error_not_a_score() -> None:
+    working = detect_isolation()
+    broken = Isolation(unshare=working.unshare, landlock=False, python="/nonexistent/python3")
+    with pytest.raises(VerifierError, match="could not start the program"):
+        run_python("print(1)", isolation=broken)
+    failing_program = run_python("raise SystemExit(3)", isolation=working)
+    assert failing_program.started and failing_program.exit_code == 3

@@ -12,6 +12,7 @@ raises VerifierError unless the caller allows unsandboxed runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -30,8 +31,19 @@ from gym_operator.verify.base import VerifierError
 log = logging.getLogger(__name__)
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
+# Runs first inside the sandbox: one byte on the status pipe proves the program itself started,
+# so a failing wrapper (never the program) can be told apart from a failing program.
+BOOTSTRAP = (
+    "import os, runpy, sys\n"
+    "status = int(sys.argv[1])\n"
+    "os.write(status, b'1')\n"
+    "os.close(status)\n"
+    "sys.argv = ['main.py']\n"
+    "runpy.run_path('main.py', run_name='__main__')\n"
+)
 UNPRIVILEGED_UID = 65534
 OUTPUT_LIMIT_BYTES = 64 * 1024
+TEARDOWN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class SandboxResult:
     stderr: str
     timed_out: bool
     seconds: float
+    started: bool = True
 
     @property
     def ok(self) -> bool:
@@ -154,20 +167,49 @@ def _read_bounded(path: Path) -> str:
         return ""
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _children(pid: int) -> list[int]:
     try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _kill_run(proc: subprocess.Popen[bytes], timed_out: bool) -> None:
+    """End the run's process tree; the namespace wrapper reaps its own tree when it can.
+
+    On a timeout the wrapper's child (pid 1 of the run's pid namespace) is killed first, so the
+    kernel tears the namespace down and the wrapper reaps it and exits: nothing is left as an
+    orphan that would still count against the next run's process limit. Then the whole process
+    group is killed, for runs without namespaces.
+    """
+    if timed_out:
+        for child in _children(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=TEARDOWN_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
+
+
+def _program_started(status_read: int) -> bool:
+    os.set_blocking(status_read, False)
+    try:
+        return os.read(status_read, 1) == b"1"
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(status_read)
 
 
 def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> SandboxResult:
     workdir = _prepare_workdir(code, stdin)
-    command = [*(isolation.unshare or []), isolation.python, "-I", "main.py"]
+    status_read, status_write = os.pipe()
+    command = [*(isolation.unshare or []), isolation.python, "-I", "-c", BOOTSTRAP]
     plan = {
         "workdir": str(workdir),
-        "command": command,
+        "command": [*command, str(status_write)],
         "landlock": isolation.landlock,
         "uid": UNPRIVILEGED_UID,
         "cpu_seconds": limits.cpu_seconds,
@@ -186,27 +228,32 @@ def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> 
             for path in ("stdout.txt", "stderr.txt"):
                 if os.geteuid() == 0:
                     os.chown(workdir / path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
-                stdin=stdin_file,
-                stdout=out,
-                stderr=err,
-                env={},
-                cwd=workdir,
-                start_new_session=True,
-                close_fds=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
+                    stdin=stdin_file,
+                    stdout=out,
+                    stderr=err,
+                    env={},
+                    cwd=workdir,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=(status_write,),
+                )
+            finally:
+                os.close(status_write)
             try:
                 proc.wait(timeout=limits.wall_seconds)
             except subprocess.TimeoutExpired:
                 timed_out = True
-            _kill_group(proc)
+            _kill_run(proc, timed_out)
         return SandboxResult(
             exit_code=proc.returncode,
             stdout=_read_bounded(workdir / "stdout.txt"),
             stderr=_read_bounded(workdir / "stderr.txt"),
             timed_out=timed_out,
             seconds=time.monotonic() - started,
+            started=_program_started(status_read),
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -222,9 +269,21 @@ def require_isolation(isolation: Isolation, allow_unsandboxed: bool) -> None:
 
 
 def run_python(
-    code: str, stdin: str = "", limits: SandboxLimits | None = None, allow_unsandboxed: bool = False
+    code: str,
+    stdin: str = "",
+    limits: SandboxLimits | None = None,
+    allow_unsandboxed: bool = False,
+    isolation: Isolation | None = None,
 ) -> SandboxResult:
-    """Run `code` as a Python program with `stdin`; VerifierError when it cannot be isolated."""
-    isolation = detect_isolation()
+    """Run `code` as a Python program with `stdin` (isolation: the probed one by default).
+
+    VerifierError when it cannot be isolated, or when the sandbox failed before the program
+    started (a failure row, never a score of the program).
+    """
+    isolation = isolation or detect_isolation()
     require_isolation(isolation, allow_unsandboxed)
-    return _run(isolation, code, stdin, limits or SandboxLimits())
+    result = _run(isolation, code, stdin, limits or SandboxLimits())
+    if not result.started:
+        detail = result.stderr.strip().splitlines()[-1:] or [result.reason or "no output"]
+        raise VerifierError(f"the sandbox could not start the program: {detail[0][:300]}")
+    return result
