@@ -256,10 +256,10 @@ class Sessions:
         self.limit = limit
         self._states: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-    def create(self, task: dict[str, Any]) -> str:
-        """A new session holding the seeding task row."""
+    def create(self) -> str:
+        """A new, empty session (the seeding row is not kept: rows may be megabytes)."""
         session_id = uuid.uuid4().hex
-        self._states[session_id] = {"task": task}
+        self._states[session_id] = {}
         while len(self._states) > self.limit:
             self._states.popitem(last=False)
         metrics.VERIFIER_SESSIONS.set(len(self._states))
@@ -401,13 +401,12 @@ async def verify(request: web.Request) -> web.Response:
 
 
 async def seed_session(request: web.Request) -> web.Response:
-    """Start a session holding the (optional) task row; its id comes back as cookie and JSON."""
-    body: dict[str, Any] | web.Response = {}
+    """Start a session (the body, the task row, is checked but not kept); id as cookie and JSON."""
     if request.can_read_body:
         body = await read_json_object(request)
         if isinstance(body, web.Response):
             return body
-    session_id = request.app[SESSIONS_KEY].create(body)
+    session_id = request.app[SESSIONS_KEY].create()
     response = web.json_response({"session_id": session_id})
     response.set_cookie(SESSION_COOKIE, session_id, httponly=True)
     return response
