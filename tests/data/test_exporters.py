@@ -6,8 +6,9 @@ import json
 
 import pytest
 from datakit import Build
+from pydantic import ValidationError
 
-from gym_operator.data.exporters import UnsupportedExport
+from gym_operator.data.exporters import UnsupportedExport, check_supported
 from gym_operator.data.synthetic import rollout_row as row
 
 PROMPT = [
@@ -164,7 +165,8 @@ def test_trl_string_input_becomes_a_user_message(build: Build) -> None:
     ("fmt", "kind"), [("verl", "dpo"), ("openrlhf", "kto"), ("nemo-rl", "kto")]
 )
 def test_unsupported_kind_is_refused_by_name(build: Build, fmt: str, kind: str) -> None:
-    with pytest.raises(
-        UnsupportedExport, match=f"spec.format '{fmt}' has no loader for spec.kind '{kind}'"
-    ):
+    """The spec itself is refused (pydantic here, the CRD's CEL rule at kubectl apply)."""
+    with pytest.raises(ValidationError, match=f"format {fmt} has no loader for kind {kind}"):
         build([row(0, 0, "x", 1.0)], kind=kind, format=fmt, num_repeats=1)
+    with pytest.raises(UnsupportedExport, match=f"spec.format '{fmt}' has no loader"):
+        check_supported(fmt, kind)

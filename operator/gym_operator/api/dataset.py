@@ -20,6 +20,28 @@ from gym_operator.api.common import (
 DatasetKind = Literal["sft", "dpo", "rl", "kto"]
 ExportFormat = Literal["trl", "openrlhf", "verl", "nemo-rl", "nemo-gym"]
 
+# Which kinds each format has a loader for (research/formats.md): e.g. verl has no DPO trainer.
+SUPPORTED_KINDS: dict[str, tuple[str, ...]] = {
+    "trl": ("sft", "dpo", "rl", "kto"),
+    "openrlhf": ("sft", "dpo", "rl"),
+    "verl": ("sft", "rl"),
+    "nemo-rl": ("sft", "dpo", "rl"),
+    "nemo-gym": ("sft", "rl"),
+}
+
+
+def _supported_kinds_rule() -> dict[str, str]:
+    """The CEL rule equivalent of SUPPORTED_KINDS."""
+    clauses = [
+        f"(self.format == '{fmt}' && self.kind in {list(kinds)})"
+        for fmt, kinds in SUPPORTED_KINDS.items()
+    ]
+    return cel(
+        " || ".join(clauses),
+        "this format has no loader for this kind: trl takes sft, dpo, rl, kto; openrlhf, nemo-rl"
+        " take sft, dpo, rl; verl, nemo-gym take sft, rl",
+    )
+
 
 class DatasetSource(ApiModel):
     """One source of rollouts: a RolloutJob in the same namespace, or an output prefix."""
@@ -182,10 +204,7 @@ class DatasetSpec(ApiModel):
                     " || self.output.fileFormat == 'parquet'",
                     "verl SFT data must be parquet (output.fileFormat: parquet)",
                 ),
-                cel(
-                    "self.format != 'nemo-gym' || self.kind == 'rl' || self.kind == 'sft'",
-                    "format nemo-gym passes rollouts through; use kind rl or sft",
-                ),
+                _supported_kinds_rule(),
             ]
         }
     )
@@ -211,8 +230,11 @@ class DatasetSpec(ApiModel):
             raise ValueError("pairing applies only to kind dpo")
         if self.format == "verl" and self.kind == "sft" and self.output.file_format != "parquet":
             raise ValueError("verl SFT data must be parquet (output.fileFormat: parquet)")
-        if self.format == "nemo-gym" and self.kind not in ("rl", "sft"):
-            raise ValueError("format nemo-gym passes rollouts through; use kind rl or sft")
+        if self.kind not in SUPPORTED_KINDS[self.format]:
+            raise ValueError(
+                f"format {self.format} has no loader for kind {self.kind};"
+                f" it takes kinds {', '.join(SUPPORTED_KINDS[self.format])}"
+            )
         return self
 
 

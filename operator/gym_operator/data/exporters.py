@@ -20,16 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gym_operator.api.dataset import SUPPORTED_KINDS
 from gym_operator.data import rows
 from gym_operator.data.kinds import Example
 
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "trl": ("sft", "dpo", "rl", "kto"),
-    "openrlhf": ("sft", "dpo", "rl"),
-    "verl": ("sft", "rl"),
-    "nemo-rl": ("sft", "dpo", "rl"),
-    "nemo-gym": ("sft", "rl"),
-}
 # Columns an RL row already uses: a task field of the same name is not copied over them.
 _TRL_RL_RESERVED = {"prompt", "solution", "task_index", "pass_rate", "mean_reward", "num_rollouts"}
 
@@ -40,10 +34,10 @@ class UnsupportedExport(ValueError):
 
 def check_supported(fmt: str, kind: str) -> None:
     """Raise UnsupportedExport naming the kinds the format does support."""
-    if kind not in SUPPORTED[fmt]:
+    if kind not in SUPPORTED_KINDS[fmt]:
         raise UnsupportedExport(
             f"spec.format {fmt!r} has no loader for spec.kind {kind!r};"
-            f" {fmt} supports kinds {', '.join(SUPPORTED[fmt])}"
+            f" {fmt} supports kinds {', '.join(SUPPORTED_KINDS[fmt])}"
         )
 
 
