@@ -76,7 +76,10 @@ def test_generator_pod_runs_generate_against_the_verifier_service() -> None:
         "/etc/gymops/spec.json",
         "--verifier-url",
         "http://math-run1-verifier:8000",
+        "--metrics-port",
+        "9090",
     ]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
 
 
 def test_secrets_are_passed_by_reference_only() -> None:
@@ -150,7 +153,7 @@ def test_url_verifier_needs_no_server() -> None:
     args = builders.build_generator_job(job, CFG)["spec"]["template"]["spec"]["containers"][0][
         "args"
     ]
-    assert args[-1] == "http://judge.example:8000"
+    assert args[args.index("--verifier-url") + 1] == "http://judge.example:8000"
 
 
 def test_spec_configmap_holds_the_resource_without_status() -> None:

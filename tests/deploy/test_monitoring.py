@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import yaml
 from deploykit import CHART, CI_VALUES, EXAMPLES, MANIFESTS, Manifest, of_kind, one
 from prometheus_client import REGISTRY
@@ -162,11 +161,6 @@ def test_pod_monitor_scrapes_built_in_verifier_pods(render: Callable[..., list[M
     assert scraped_ports(monitor, worker_pods()[constants.COMPONENT_VERIFIER]) == {"http"}
 
 
-@pytest.mark.xfail(
-    reason="generator pods expose no metrics port yet: builders.build_generator_job passes no "
-    "--metrics-port and declares no containerPort named 'metrics'",
-    strict=True,
-)
 def test_pod_monitor_scrapes_generator_pods(render: Callable[..., list[Manifest]]) -> None:
     monitor = one(render(monitoring_values()), "PodMonitor")
     assert scraped_ports(monitor, worker_pods()[constants.COMPONENT_GENERATOR]) == {"metrics"}

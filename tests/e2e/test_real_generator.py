@@ -71,6 +71,7 @@ def pod_command(job: dict[str, Any], spec_path: Path, verifier_url: str) -> tupl
     container = job["spec"]["template"]["spec"]["containers"][0]
     args = [str(spec_path) if a == "/etc/gymops/spec.json" else a for a in container["args"]]
     args[args.index("--verifier-url") + 1] = verifier_url
+    args[args.index("--metrics-port") + 1] = "0"  # pods have a port each; local processes do not
     command = [str(Path(sys.executable).with_name(container["command"][0])), *args]
     env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
     return command, env

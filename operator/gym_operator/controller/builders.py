@@ -322,9 +322,14 @@ def build_generator_job(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
     spec = job.spec
     labels = labels_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_GENERATOR)
     args = ["generate", "--spec", c.SPEC_PATH, "--verifier-url", verifier_url(job, cfg)]
+    port = cfg.worker.generator_metrics_port
+    if port:
+        args += ["--metrics-port", str(port)]
     container = worker_container(
         c.CONTAINER_GENERATOR, args, generator_env(job), spec.template, cfg
     )
+    if port:
+        container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

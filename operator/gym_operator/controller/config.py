@@ -25,6 +25,11 @@ class WorkerSettings(_Frozen):
     verifier_port: int = Field(
         default=8000, description="Port of built-in verifier servers (the verify-server default)."
     )
+    generator_metrics_port: int = Field(
+        default=9090,
+        description="Port of each generator pod's /metrics (the PodMonitor scrapes the port "
+        "named `metrics`); 0 disables it.",
+    )
     builder_backoff_limit: int = Field(
         default=2, description="Retries of a dataset builder pod; the build is idempotent."
     )
