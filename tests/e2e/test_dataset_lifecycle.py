@@ -39,6 +39,7 @@ def test_dataset_waits_for_its_rolloutjob_then_builds(
     status = wait_for(waiting, "the Dataset to wait for src1")
     assert status["phase"] == "Pending" and status["reason"] == "WaitingForSources"
     assert cluster.job("sft1-build") is None
+    cluster.patch_spec("Dataset", "sft1", {"filters": {"minReward": 0.5}})  # allowed: not started
 
     cluster.start_pods("src1-gen")
     cluster.complete_job("src1-gen")
@@ -54,6 +55,18 @@ def test_dataset_waits_for_its_rolloutjob_then_builds(
         "--source-uri",
         f"s3://{s3_bucket}/rollouts/src1/",
     ]
+
+    spec = json.loads(
+        cluster.core.read_namespaced_config_map("sft1-spec", cluster.namespace).data["spec.json"]
+    )
+    assert spec["spec"]["filters"]["minReward"] == 0.5
+    assert "SpecAccepted" not in {
+        c["type"] for c in cluster.status("Dataset", "sft1")["conditions"]
+    }
+    cluster.patch_spec("Dataset", "sft1", {"filters": {"minReward": 0.9}})  # refused: building
+    wait_for(
+        lambda: "SpecChangeRefused" in cluster.event_reasons("sft1"), "the refusal of the change"
+    )
 
     cluster.start_pods("sft1-build")
     cluster.wait_phase("Dataset", "sft1", "Running")

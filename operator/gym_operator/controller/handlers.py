@@ -405,6 +405,7 @@ def rolloutjob_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: A
             return
         assert isinstance(job, RolloutJob)
         if status.get("phase") in TERMINAL:
+            rt.record_phase("RolloutJob", body["metadata"]["uid"], status["phase"])
             expire_if_due(rt, body, job.spec.ttl_seconds_after_finished)
             return
         reconcile_rolloutjob(rt, body, patch, job)
@@ -456,7 +457,6 @@ def ensure_dataset(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
         fail_invalid(body, patch, error)
         return
     assert isinstance(dataset, Dataset)
-    record_applied_spec(body, patch)
     if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_WAITING, "checking the sources")
         write_status(body, patch, observed, FRESH_START)
@@ -507,6 +507,7 @@ def dataset_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any)
             return
         assert isinstance(dataset, Dataset)
         if status.get("phase") in TERMINAL:
+            rt.record_phase("Dataset", body["metadata"]["uid"], status["phase"])
             expire_if_due(rt, body, dataset.spec.ttl_seconds_after_finished)
             return
         reconcile_dataset(rt, body, patch, dataset)
@@ -577,6 +578,7 @@ def reconcile_dataset(rt: Runtime, body: kopf.Body, patch: kopf.Patch, dataset: 
             builders.build_dataset_job(dataset, uris, rt.cfg),
         ]
         create_children(rt, body, children)
+        record_applied_spec(body, patch)  # from here on, the spec the builder runs is fixed
         builder = rt.kube.get("Job", namespace, job_name)
     labels = {c.LABEL_DATASET: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_BUILDER}
     pods = rt.kube.list("Pod", namespace, labels)
