@@ -208,3 +208,41 @@ def test_operator_reads_the_result_file_the_builder_writes() -> None:
     from gym_operator.data.builder import RESULT_FILE
 
     assert DATASET_RESULT_FILE == RESULT_FILE
+
+
+def every_child() -> list[dict]:
+    job = rollout_job()
+    image_job = rollout_job(verifier={"image": "nemo/gym-server:1", "port": 9000})
+    dataset = parse_resource(
+        {
+            "apiVersion": "gymops.dev/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "ds", "namespace": "team-a"},
+            "spec": {
+                "sources": [{"rolloutJobRef": "math-run1"}],
+                "kind": "sft",
+                "format": "trl",
+                "output": {"uri": "s3://b/d/"},
+                "template": {"tolerations": [{"key": "gpu", "operator": "Exists"}]},
+            },
+        }
+    )
+    assert isinstance(dataset, Dataset)
+    return [
+        builders.build_spec_configmap(job),
+        builders.build_verifier_deployment(job, CFG),
+        builders.build_verifier_deployment(image_job, CFG),
+        builders.build_verifier_service(job, CFG),
+        builders.build_generator_job(job, CFG),
+        builders.build_spec_configmap(dataset),
+        builders.build_dataset_job(dataset, ["s3://b/r/"], CFG),
+    ]
+
+
+@pytest.mark.parametrize(
+    "manifest", every_child(), ids=lambda m: f"{m['kind']}-{m['metadata']['name']}"
+)
+def test_children_pass_the_kubernetes_schema_strictly(manifest: dict) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(manifest, "1.33", strict=True)
