@@ -185,3 +185,18 @@ async def test_a_worker_killed_while_idle_does_not_take_the_server_down(
     async with http.get(f"{url}/health") as resp:
         health = await resp.json()
     assert health["pool_restarts"] >= 1 and set(health["worker_pids"]).isdisjoint(before)
+
+
+async def test_batched_answers_go_to_the_right_requests(verifier_server, http) -> None:
+    url = await verifier_server("exact_match", workers=2, max_batch=8)
+    cases = [(f"answer-{i}", f"answer-{i}" if i % 3 else f"wrong-{i}") for i in range(300)]
+    gate = asyncio.Semaphore(60)
+
+    async def one(expected: str, text: str) -> tuple[str, float]:
+        async with gate:
+            status, answer = await post_verify(http, url, {"expected_answer": expected}, text)
+        assert status == 200
+        return answer["expected_answer"], answer["reward"]
+
+    results = await asyncio.gather(*(one(e, t) for e, t in cases))
+    assert results == [(e, 1.0 if e == t else 0.0) for e, t in cases]
