@@ -115,3 +115,20 @@ def test_kubectl_apply_creates_a_served_rolloutjob(
         [*base, "get", "gymops", "-o", "name"], capture_output=True, text=True, timeout=60
     )
     assert "rolloutjob.gymops.dev/applied1" in listed.stdout, listed.stderr
+
+
+def test_a_namespaced_operator_leaves_other_namespaces_alone(
+    cluster: Cluster, operator: Operator
+) -> None:
+    cluster.core.create_namespace({"metadata": {"name": "elsewhere"}})
+    other = rolloutjob("other1")
+    cluster.custom.create_namespaced_custom_object(
+        "gymops.dev", "v1alpha1", "elsewhere", "rolloutjobs", other
+    )
+    cluster.create(rolloutjob("mine1"))
+    cluster.wait_phase("RolloutJob", "mine1", "Pending")
+    theirs = cluster.custom.get_namespaced_custom_object(
+        "gymops.dev", "v1alpha1", "elsewhere", "rolloutjobs", "other1"
+    )
+    assert "status" not in theirs
+    assert cluster.raw_list("/apis/batch/v1/namespaces/elsewhere/jobs") == []

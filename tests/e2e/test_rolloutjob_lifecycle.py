@@ -58,6 +58,7 @@ def test_success_creates_adopted_children_and_reaches_succeeded(
     assert 'gymops_operator_resources{kind="RolloutJob",phase="Succeeded"} 1.0' in metrics
     assert 'gymops_operator_children_created_total{child="Job"} 1.0' in metrics
     assert "gymops_operator_job_duration_seconds_count" in metrics
+    assert 'gymops_operator_reconcile_seconds_count{handler="timer",kind="RolloutJob"}' in metrics
 
 
 def test_failed_shard_is_retried_then_a_failed_job_fails_the_resource(
