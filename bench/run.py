@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -59,6 +60,9 @@ SCENARIOS = {
         4000,
         ["--latency-dist", "lognormal", "--sigma", "1"],
         note="lognormal sigma 1, mean 500 ms",
+    ),
+    "S4": Scenario(
+        "S4", 512, 0.05, 1_000_000, note="50 ms fixed, memory must stay flat", repeats=4
     ),
     "S3": Scenario(
         "S3",
@@ -101,7 +105,9 @@ def stub_stats(url: str) -> dict:
         return json.loads(answer.read())
 
 
-def write_inputs(workdir: Path, scenario: Scenario, stub_url: str, verifier_url: str) -> Path:
+def write_inputs(
+    workdir: Path, scenario: Scenario, stub_url: str, verifier_url: str, part_rows: int = 1000
+) -> Path:
     """Tasks and the RolloutJob spec of the run."""
     tasks = workdir / "tasks.jsonl"
     count = scenario.rollouts // scenario.repeats
@@ -123,7 +129,7 @@ def write_inputs(workdir: Path, scenario: Scenario, stub_url: str, verifier_url:
             "policy": {"baseURL": stub_url, "model": "stub"},
             "sampling": {"numRepeats": scenario.repeats, "concurrency": scenario.concurrency},
             "verifier": {"url": verifier_url.removesuffix("/v1")},
-            "output": {"uri": str(workdir / "out"), "partRows": 1000},
+            "output": {"uri": str(workdir / "out"), "partRows": part_rows, "partSeconds": 1},
             "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 60, "maxRetrySeconds": 600},
         },
     }
@@ -146,6 +152,8 @@ class Measured:
     max_in_flight: int
     mean_in_flight: float
     tail_seconds: float | None
+    rss_at_20_mb: float | None = None
+    rss_at_90_mb: float | None = None
 
     @property
     def rate(self) -> float:
@@ -166,6 +174,7 @@ def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> M
     watcher = psutil.Process(proc.pid)
     cpu_at_first = None
     t99 = None
+    rss: dict[float, float] = {}
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
@@ -176,6 +185,10 @@ def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> M
             cpu_at_first = times.user + times.system
         if t99 is None and stats["requests"] >= 0.99 * total:
             t99 = time.time()
+        for mark in (0.2, 0.9):
+            if mark not in rss and stats["requests"] >= mark * total:
+                with contextlib.suppress(psutil.Error):
+                    rss[mark] = watcher.memory_info().rss / 2**20
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
     ended = time.time()
@@ -195,6 +208,8 @@ def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> M
         max_in_flight=stats["max_in_flight"],
         mean_in_flight=stats["in_flight_seconds"] / run,
         tail_seconds=stats["last_answer"] - t99 if t99 else None,
+        rss_at_20_mb=rss.get(0.2),
+        rss_at_90_mb=rss.get(0.9),
     )
 
 
@@ -266,20 +281,66 @@ def run_scenario(scenario: Scenario) -> list[Measured]:
     return results
 
 
+def run_kill_scenario(scenario: Scenario) -> None:
+    """S5: SIGKILL `gymops generate` at 50%, restart; count lost, duplicated and re-sent."""
+    from gym_operator.rollout.output import read_committed
+    from gym_operator.storage.manifest import read_manifest
+    from gym_operator.storage.store import Storage
+    from gym_operator.storage.uri import parse_uri
+
+    verifier, verifier_url = start_stub(None, core=1)
+    stub, url = start_stub(scenario)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
+            spec = write_inputs(Path(tmp), scenario, url, verifier_url, part_rows=64)
+            cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "generate"]
+            cmd += ["--spec", str(spec), "--shard", "0/1"]
+            proc = subprocess.Popen(pinned(cmd, 1), stderr=subprocess.DEVNULL)
+            while stub_stats(url)["requests"] < scenario.rollouts / 2:
+                time.sleep(0.01)
+            proc.kill()
+            proc.wait()
+            at_kill = stub_stats(url)
+            prefix = parse_uri(str(Path(tmp) / "out"))
+            manifest = read_manifest(Storage(), prefix, 0)
+            committed = manifest.completed if manifest else 0
+            answered = at_kill["requests"] - at_kill["in_flight"]
+            restart = subprocess.run(pinned(cmd, 1), stderr=subprocess.DEVNULL, check=False)
+            final = stub_stats(url)
+            out = read_committed(Storage(), prefix)
+            keys = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in out.rollouts]
+    finally:
+        stub.terminate()
+        verifier.terminate()
+    resent = final["requests"] - scenario.rollouts
+    print(
+        f"\nS5 (SIGKILL at 50%, restart; concurrency {scenario.concurrency}, partRows 64): "
+        f"restart exit {restart.returncode}; rollouts {len(keys)}/{scenario.rollouts}, "
+        f"unique {len(set(keys))}, lost {scenario.rollouts - len(set(keys))}, "
+        f"duplicated {len(keys) - len(set(keys))}; re-sent requests {resent} = "
+        f"in flight at kill {at_kill['in_flight']} + answered but not yet committed "
+        f"{answered - committed}",
+        flush=True,
+    )
+
+
 HEADER = (
     f"{'scenario':<8} {'client':<16} {'rollouts':>8} {'rollouts/s':>10} {'of ideal':>8} "
     f"{'CPU ms/r':>8} {'peak RSS':>9} {'max infl':>8} {'mean infl':>9} {'99->100%':>8} "
-    f"{'wall':>7}"
+    f"{'wall':>7} {'RSS@20%':>8} {'RSS@90%':>8}"
 )
 
 
 def print_row(m: Measured) -> None:
     """One line of the table."""
     tail = f"{m.tail_seconds:.2f}s" if m.tail_seconds is not None else "-"
+    rss20 = f"{m.rss_at_20_mb:.0f}MB" if m.rss_at_20_mb else "-"
+    rss90 = f"{m.rss_at_90_mb:.0f}MB" if m.rss_at_90_mb else "-"
     print(
         f"{m.scenario.name:<8} {m.client:<16} {m.rollouts:>8} {m.rate:>10.1f} {m.fraction:>8.3f} "
         f"{1000 * m.cpu_seconds / m.rollouts:>8.3f} {m.peak_rss_mb:>7.0f}MB {m.max_in_flight:>8} "
-        f"{m.mean_in_flight:>9.1f} {tail:>8} {m.wall_seconds:>6.1f}s",
+        f"{m.mean_in_flight:>9.1f} {tail:>8} {m.wall_seconds:>6.1f}s "
+        f"{rss20:>8} {rss90:>8}",
         flush=True,
     )
 
@@ -304,7 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--scenario", default="S1-256", help=f"one of {sorted(SCENARIOS)} or all")
+    parser.add_argument(
+        "--scenario",
+        default="S1-256",
+        help=f"comma-separated, of {[*sorted(SCENARIOS), 'S5']}, or all (all but S4)",
+    )
     parser.add_argument("--rollouts", type=int, help="override the scenario's rollout count")
     parser.add_argument("--baseline-client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=256, help=argparse.SUPPRESS)
@@ -312,15 +377,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_client:
         asyncio.run(baseline_client(args.baseline_client, args.concurrency, args.rollouts))
         return 0
-    names = sorted(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
+    names = (
+        ["S1-256", "S1-64", "S2", "S3", "S5"]
+        if args.scenario == "all"
+        else args.scenario.split(",")
+    )
     print(f"cores: {cores()}  python: {sys.version.split()[0]}  load: {os.getloadavg()[0]:.1f}")
     print(HEADER, flush=True)
     rows = []
     for name in names:
-        scenario = SCENARIOS[name]
+        scenario = SCENARIOS["S1-256"] if name == "S5" else SCENARIOS[name]
         if args.rollouts:
             scenario.rollouts = args.rollouts
-        rows.extend(run_scenario(scenario))
+        if name == "S5":
+            run_kill_scenario(scenario)
+        else:
+            rows.extend(run_scenario(scenario))
     print_table(rows)
     return 0
 

@@ -59,7 +59,11 @@ def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
     except ImportError as exc:
         console.print(f"[red]Dataset local mode is not available: {exc}[/red]")
         return EXIT_ERROR
-    local.run_dataset(dataset, output, console)
+    try:
+        local.run_dataset(dataset, output, console)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return EXIT_BAD_SPEC
     return EXIT_OK
 
 

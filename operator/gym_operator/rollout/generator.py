@@ -280,6 +280,9 @@ class ShardGenerator:
         except RetriesExhausted as exc:
             self._record_failure(task, repeat, exc, "")
             return
+        # Let the worker that just got our window slot send its model request before we spend
+        # CPU on verification: keeps the model's window full when answers arrive in bursts.
+        await asyncio.sleep(0)
         try:
             score, components = (
                 await call_with_retry(

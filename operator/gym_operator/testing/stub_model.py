@@ -118,6 +118,7 @@ class StubModel:
         return web.json_response(
             {
                 "requests": self.requests,
+                "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
                 "in_flight_seconds": self.in_flight_seconds,
                 "first_request": self.first_request,
