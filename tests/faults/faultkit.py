@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -248,3 +249,14 @@ def gymops(*args: str, log: Path, env: dict[str, str] | None = None) -> subproce
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
+
+
+def wait_or_dump(proc: subprocess.Popen[bytes], timeout: float, log: Path) -> int:
+    """The exit code; on a timeout, SIGABRT (faulthandler dumps every thread's stack into the
+    log) and fail with the log's tail, so a hang in CI leaves its stacks behind."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(10)
+        raise AssertionError(f"gymops hung for {timeout}s:\n{log.read_text()[-6000:]}") from None

