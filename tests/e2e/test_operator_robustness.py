@@ -62,6 +62,8 @@ def test_invalid_spec_fails_the_resource_and_the_operator_keeps_running(
     assert "spec.sampling.numRepeat" in status["message"]
     assert status["conditions"][0]["type"] == "Failed"
     wait_for(lambda: "InvalidSpec" in cluster.event_reasons("bad1"), "an InvalidSpec event")
+    (warning,) = [e for e in cluster.events("bad1") if e["reason"] == "InvalidSpec"]
+    assert warning["type"] == "Warning" and "spec.parallelism" in warning["message"]
     assert cluster.children(uid) == {}
 
     fixed = {"parallelism": 2, "sampling": {"numRepeat": None, "numRepeats": 2}}

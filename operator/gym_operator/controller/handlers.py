@@ -132,8 +132,9 @@ def fail_invalid(body: kopf.Body, patch: kopf.Patch, error: SpecError) -> None:
     """Phase Failed naming every bad field, a Warning event, and no retries."""
     message = "invalid spec: " + "; ".join(error.problems)
     observed = st.Observed(c.FAILED, c.REASON_INVALID_SPEC, message)
+    if (body.get("status") or {}).get("phase") == c.FAILED:
+        kopf.warn(body, reason=c.REASON_INVALID_SPEC, message=message)  # no phase move to report
     write_status(body, patch, observed)
-    kopf.warn(body, reason=c.REASON_INVALID_SPEC, message=message)
     raise kopf.PermanentError(message)
 
 
@@ -217,7 +218,8 @@ def expire_if_due(rt: Runtime, body: kopf.Body, ttl: int | None) -> None:
 
 
 def on_spec_update(rt: Runtime, body: kopf.Body, patch: kopf.Patch) -> None:
-    """Refuse changes to running resources except suspend/TTL; apply suspend to the Job now."""
+    """Refuse changes to a running resource's spec except suspend and the TTL (an Event and
+    the SpecAccepted condition say which fields)."""
     if (body.get("status") or {}).get("phase") in TERMINAL:
         return
     refused = refused_fields(body)
