@@ -246,3 +246,57 @@ async def test_generator_run_through_s3_faults_has_exact_counts(
     for fault in ("drop_before", "drop_after", "slowdown", "delay"):
         assert s3_proxy.stats[fault] > 0, s3_proxy.stats
     assert len(out.manifests[0].parts) >= 3
+
+
+def test_bodies_cut_off_mid_stream_are_resumed_never_short(
+    s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
+) -> None:
+    data = b"".join(b'{"i": %d}\n' % i for i in range(100_000))
+    uri = parse_uri(f"s3://{s3_bucket}/big.jsonl")
+    clean_storage.write_bytes(uri, data)
+    s3_proxy.plan = FaultPlan(truncate=0.5, methods=frozenset({"GET"}))
+    storage = proxied(s3_proxy)
+    for _ in range(4):
+        assert storage.read_bytes(uri) == data
+        assert b"".join(storage.iter_chunks(uri, size=64 * 1024)) == data
+    assert s3_proxy.stats["truncate"] > 0
+    # Every cut was resumed by a ranged GET, never by reading the whole object again.
+    assert s3_proxy.stats["requests"] == 8 + s3_proxy.stats["truncate"]
+
+    s3_proxy.plan = FaultPlan(truncate=1.0, methods=frozenset({"GET"}))
+    with pytest.raises(Exception, match="read, but total bytes expected|IncompleteRead"):
+        storage.read_bytes(uri)
+    storage.close()
+
+
+async def test_generator_input_and_manifest_reads_cut_off_mid_stream(
+    s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
+) -> None:
+    tasks, repeats = 40, 2
+    rows = [task_row(i, "x" * 20_000) for i in range(tasks)]  # ~800 KB of input
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    clean_storage.write_bytes(parse_uri(f"s3://{s3_bucket}/in/tasks.jsonl"), data)
+    output = f"s3://{s3_bucket}/out/"
+    s3_proxy.plan = FaultPlan(truncate=0.5, methods=frozenset({"GET"}))
+    stub = StubModel()
+    stub_runner, base_url = await start(stub)
+    ver_runner, ver_url = await serve(TinyVerifier().app())
+    body = job_body(
+        f"s3://{s3_bucket}/in/tasks.jsonl",
+        output,
+        base_url,
+        ver_url,
+        sampling={"numRepeats": repeats, "concurrency": 8},
+        s3={"endpointURL": s3_proxy.url, "region": "us-east-1"},
+    )
+    try:
+        first = await run_job(parse_resource(body).spec, shards=[0])
+        again = await run_job(parse_resource(body).spec, shards=[0])  # reads the manifest back
+    finally:
+        await ver_runner.cleanup()
+        await stub_runner.cleanup()
+    assert first.success and again.success
+    out = read_output(clean_storage, parse_uri(output))
+    assert_exactly_once(out, tasks, repeats)
+    assert len(out.rollouts) == tasks * repeats and stub.requests == tasks * repeats
+    assert s3_proxy.stats["truncate"] > 0

@@ -7,6 +7,7 @@ connection errors with botocore's standard retry mode.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 from gym_operator.storage.uri import StorageURI, parse_uri
 
 READ_CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class ObjectNotFound(FileNotFoundError):
@@ -80,10 +82,7 @@ class Storage:
                 return Path(loc.key).read_bytes()
             except FileNotFoundError:
                 raise ObjectNotFound(str(loc)) from None
-        try:
-            return self.s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
-            raise ObjectNotFound(str(loc)) from None
+        return b"".join(self._s3_chunks(loc, READ_CHUNK))
 
     def write_bytes(self, uri: StorageURI | str, data: bytes) -> None:
         """Write the whole object atomically (readers see the old or the new, never a part)."""
@@ -162,11 +161,33 @@ class Storage:
                 while chunk := fh.read(size):
                     yield chunk
             return
-        try:
-            body = self.s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
-        except self.s3.exceptions.NoSuchKey:
-            raise ObjectNotFound(str(loc)) from None
-        yield from body.iter_chunks(size)
+        yield from self._s3_chunks(loc, size)
+
+    def _s3_chunks(self, loc: StorageURI, size: int) -> Iterator[bytes]:
+        """An S3 object's bytes. botocore does not retry a body cut off mid-stream: resume it
+        with a Range request pinned to the same ETag, up to `max_attempts` cuts."""
+        from botocore.exceptions import IncompleteReadError, ResponseStreamingError
+
+        offset, cuts, etag = 0, 0, None
+        while True:
+            extra = {"IfMatch": etag} if etag else {}
+            if offset:
+                extra["Range"] = f"bytes={offset}-"
+            try:
+                answer = self.s3.get_object(Bucket=loc.bucket, Key=loc.key, **extra)
+            except self.s3.exceptions.NoSuchKey:
+                raise ObjectNotFound(str(loc)) from None
+            etag = etag or answer["ETag"]
+            try:
+                for chunk in answer["Body"].iter_chunks(size):
+                    offset += len(chunk)
+                    yield chunk
+                return
+            except (IncompleteReadError, ResponseStreamingError) as exc:
+                cuts += 1
+                if cuts >= self.s3_settings.max_attempts:
+                    raise
+                log.warning("%s: body cut off at byte %d (%s); resuming", loc, offset, exc)
 
     def close(self) -> None:
         """Release the S3 client's connections."""

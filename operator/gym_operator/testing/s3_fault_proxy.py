@@ -2,8 +2,9 @@
 
 Each request that matches the plan's methods and key pattern draws one fault from a seeded random
 stream: dropped before it reaches S3 (never applied), dropped after S3 applied it (the answer is
-lost), answered 503 SlowDown (never applied), or delayed. Requests can also be held at a gate until
-the test releases them, so a test can kill a worker while one of its uploads is in flight.
+lost), answered 503 SlowDown (never applied), delayed, or cut off halfway through its body.
+Requests can also be held at a gate until the test releases them, so a test can kill a worker
+while one of its uploads is in flight.
 The proxy runs its own event loop in a thread, so sync boto3 code and subprocesses can use it.
 """
 
@@ -49,6 +50,8 @@ class FaultPlan:
     """Answered `503 SlowDown` without forwarding."""
     delay: float = 0.0
     """Answer delayed by `delay_seconds` after S3 applied the request."""
+    truncate: float = 0.0
+    """A 200/206 answer cut off halfway through its body (headers promise the whole length)."""
     delay_seconds: float = 0.0
     methods: frozenset[str] = ALL_METHODS
     """Only requests with these methods are eligible."""
@@ -64,7 +67,7 @@ class FaultPlan:
     def draw(self, rng: random.Random) -> str | None:
         """One fault name, or None for a clean pass."""
         roll = rng.random()
-        for name in ("drop_before", "drop_after", "slowdown", "delay"):
+        for name in ("drop_before", "drop_after", "slowdown", "delay", "truncate"):
             share = getattr(self, name)
             if roll < share:
                 return name
@@ -225,7 +228,21 @@ class S3FaultProxy:
         if fault == "delay":
             self._count("delay")
             await asyncio.sleep(plan.delay_seconds)
+        if fault == "truncate" and answer.status in (200, 206) and len(answer.body) > 1:  # type: ignore[arg-type]
+            return await self._truncate(request, answer)
         return answer
+
+    async def _truncate(self, request: web.Request, answer: web.Response) -> web.StreamResponse:
+        self._count("truncate")
+        body = bytes(answer.body)  # type: ignore[arg-type]
+        headers = dict(answer.headers)
+        headers["Content-Length"] = str(len(body))
+        cut = web.StreamResponse(status=answer.status, headers=headers)
+        await cut.prepare(request)
+        await cut.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.abort()
+        return cut
 
     def _drop(self, request: web.Request, name: str) -> web.Response:
         self._count(name)
