@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from faultkit import (
     TinyVerifier,
     assert_exactly_once,
@@ -107,7 +108,8 @@ PLAN = [
 ]
 
 
-async def test_each_fault_has_its_exact_outcome_and_attempt_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_each_fault_has_its_exact_outcome_and_attempt_count(tmp_path: Path, api: str) -> None:
     rng = random.Random(5)
     expected: dict[int, tuple[str, int]] = {}
     rows = []
@@ -129,6 +131,7 @@ async def test_each_fault_has_its_exact_outcome_and_attempt_count(tmp_path: Path
         rows,
         sampling={"numRepeats": REPEATS, "concurrency": 16},
         retry={"requestTimeoutSeconds": 0.4, "maxRetrySeconds": 5},
+        policy={"api": api},
     )
     assert result.success
     assert_exactly_once(out, TASKS, REPEATS)
