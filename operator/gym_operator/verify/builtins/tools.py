@@ -60,10 +60,9 @@ def calculator(arguments: dict[str, Any], state: dict[str, Any], config: dict[st
     if len(expression) > MAX_EXPRESSION_CHARS:
         return {"error": f"expression longer than {MAX_EXPRESSION_CHARS} characters"}
     try:
-        value = evaluate(ast.parse(expression, mode="eval"))
+        return {"result": str(evaluate(ast.parse(expression, mode="eval")))}
     except (SyntaxError, ValueError, ZeroDivisionError, OverflowError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"result": str(value)}
 
 
 @register_tool("code_execution", "run_python")
