@@ -8,6 +8,7 @@ operator restarts; merge patches get no 409 from a real API server, so this stay
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -81,8 +82,20 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
         env,
     ).start()
     api_proxy.faults = ApiFaults(error_5xx_every=25, lost_create_every=5, watch_max_seconds=2.0)
+    canary = f"sk-operator-canary-{uuid.uuid4().hex}"
+    cluster.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "openai"}, "stringData": {"api-key": canary}}
+    )
+    policy = {
+        "baseURL": "http://vllm:8000/v1",
+        "model": "qwen3-8b",
+        "apiKeySecretRef": {"name": "openai", "key": "api-key"},
+    }
     try:
-        uids = {name: cluster.create(rolloutjob(name))["metadata"]["uid"] for name in NAMES}
+        uids = {
+            name: cluster.create(rolloutjob(name, policy=policy))["metadata"]["uid"]
+            for name in NAMES
+        }
         time.sleep(0.3)
         operator.kill()  # mid-reconcile: some children made, some not
         operator.start()
@@ -132,6 +145,20 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
         types = [c["type"] for c in resource["status"]["conditions"]]
         assert len(types) == len(set(types)), types
         assert resource["status"]["phase"] == "Succeeded"
+    # The key never leaves its Secret: not in any status, event, child or the operator's log.
+    leaked = [
+        (key.plural, obj["metadata"]["name"])
+        for _, key, _, obj in cluster.emulator.call(lambda emu: list(emu._events))
+        if key.plural != "secrets" and canary in json.dumps(obj)
+    ]
+    assert leaked == [] and canary not in operator.log()
+    generator = cluster.job(f"{NAMES[0]}-gen")
+    assert generator is not None
+    env = generator["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {
+        "name": "OPENAI_API_KEY",
+        "valueFrom": {"secretKeyRef": policy["apiKeySecretRef"]},
+    } in env
     stats = api_proxy.stats
     assert stats["error_5xx"] > 0 and stats["lost_create"] > 0, stats
     assert stats["watch_closed"] + stats["watch_reset"] > 0, stats
