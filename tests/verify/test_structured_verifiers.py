@@ -117,6 +117,15 @@ def _ifeval(text: str, items: list[dict], **config) -> tuple[float, dict[str, fl
         ('"quoted"', {"type": "quotation"}, True),
         ("Hi [name], at [address]", {"type": "placeholders", "n": 2}, True),
         ("", {"type": "min_words", "n": 1}, False),
+        ("This is *very* important and *urgent*", {"type": "highlights", "n": 2}, True),
+        ("**bold** is not a highlight", {"type": "highlights", "n": 1}, False),
+        ("Section 1\nintro\nSection 2\nbody", {"type": "sections", "n": 2}, True),
+        ("PART 1\nintro", {"type": "sections", "n": 1, "marker": "PART"}, True),
+        ("Section one\nintro", {"type": "sections", "n": 1}, False),
+        ("Bye.\nP.S. see you", {"type": "postscript"}, True),
+        ("Bye. P.S. inline", {"type": "postscript"}, False),
+        ("  short  ", {"type": "max_chars", "n": 5}, True),
+        ("short", {"type": "min_chars", "n": 6}, False),
     ],
 )
 def test_each_instruction_type(text, instruction, passed) -> None:

@@ -17,6 +17,11 @@ of objects `{"type": ..., ...parameters}`; an optional `"id"` names the componen
 - `no_commas` (—): no comma
 - `quotation` (—): the response is wrapped in double quotes
 - `placeholders` (`n`): at least n `[placeholder]`s
+- `highlights` (`n`): at least n markdown-highlighted spans, `*like this*`
+- `sections` (`n`, `marker`? default `Section`): exactly n sections, each opened by a line
+  starting with the marker followed by a number (`Section 1`)
+- `postscript` (`marker`? default `P.S.`): a line starting with the marker
+- `max_chars` / `min_chars` (`n`): length of the stripped response <= n / >= n characters
 
 Config: `instructionsField` (default `instructions`), `scoring`: `fraction` (default; reward =
 fraction of instructions followed) or `all` (1.0 only when all are followed). Components: one
@@ -58,6 +63,10 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\*\*\*\s*\n|\n\s*\n", text.strip()) if p.strip()]
 
 
+def _sections(text: str, marker: str) -> int:
+    return len(re.findall(rf"^\s*{re.escape(marker)}\s+\d+", text, flags=re.MULTILINE))
+
+
 def _keywords(spec: dict[str, Any]) -> list[str]:
     value = _param(spec, "keywords")
     return [value] if isinstance(value, str) else [str(k) for k in value]
@@ -89,6 +98,16 @@ RULES: dict[str, Rule] = {
     "no_commas": lambda t, s: "," not in t,
     "quotation": lambda t, s: len(t.strip()) > 1 and t.strip()[0] == t.strip()[-1] == '"',
     "placeholders": lambda t, s: len(re.findall(r"\[[^\[\]\n]+\]", t)) >= int(_param(s, "n")),
+    "highlights": lambda t, s: (
+        len(re.findall(r"(?<!\*)\*[^\s*][^*\n]*\*(?!\*)", t)) >= int(_param(s, "n"))
+    ),
+    "sections": lambda t, s: _sections(t, str(s.get("marker", "Section"))) == int(_param(s, "n")),
+    "postscript": lambda t, s: (
+        re.search(rf"^\s*{re.escape(str(s.get('marker', 'P.S.')))}", t, flags=re.MULTILINE)
+        is not None
+    ),
+    "max_chars": lambda t, s: len(t.strip()) <= int(_param(s, "n")),
+    "min_chars": lambda t, s: len(t.strip()) >= int(_param(s, "n")),
 }
 
 
