@@ -44,6 +44,7 @@ def spec_for(tmp_path: Path, base_url: str, ver_url: str, **verifier: object):
     [
         ("garbage", "verifier_malformed", ATTEMPTS),
         ("html", "verifier_malformed", ATTEMPTS),
+        ("deep", "verifier_malformed", ATTEMPTS),
         ("error", "verifier_http_5xx", ATTEMPTS),
         ("slow", "verifier_timeout", ATTEMPTS),
         ("unscorable", "verifier_unscorable", 1),

@@ -176,6 +176,10 @@ def normalise_chat(answer: dict[str, Any]) -> dict[str, Any]:
             }
         )
     content = message.get("content")
+    if isinstance(content, list):
+        content = _content_text(content)
+    if content is not None and not isinstance(content, str):
+        raise RequestError(MALFORMED, f"message content is {type(content).__name__}, not text")
     if content:
         output.append(
             {
@@ -223,6 +227,14 @@ def normalise_responses(answer: dict[str, Any]) -> dict[str, Any]:
     """A Responses API answer, checked to have the fields rollout rows rely on."""
     if not isinstance(answer.get("output"), list):
         raise RequestError(MALFORMED, "response without an output list")
+    for item in answer["output"]:
+        parts = item.get("content") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(parts, list | None):
+            raise RequestError(MALFORMED, "response output item of the wrong shape")
+        if any(
+            not isinstance(p, dict) or not isinstance(p.get("text", ""), str) for p in parts or []
+        ):
+            raise RequestError(MALFORMED, "response output text that is not a string")
     answer.setdefault("status", "completed")
     answer.setdefault("usage", {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
     return answer
@@ -271,9 +283,13 @@ class ModelClient:
                 exc.message = redact(exc.message, self._api_key)
                 exc.args = (exc.message,)
             raise
-        if self.api == "chat":
-            return normalise_chat(answer)
-        return normalise_responses(answer)
+        try:
+            if self.api == "chat":
+                return normalise_chat(answer)
+            return normalise_responses(answer)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # An answer of the wrong shape is this rollout's failure, never the shard's crash.
+            raise RequestError(MALFORMED, f"unexpected answer shape: {exc!r}"[:300]) from None
 
 
 def redact(text: str, secret: str, min_partial: int = 6) -> str:
@@ -307,7 +323,7 @@ async def post_json(
         raise RequestError(CONNECTION, f"{type(exc).__name__}: {exc}") from None
     try:
         answer = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
         raise RequestError(MALFORMED, f"body is not JSON: {raw[:80]!r}") from None
     if not isinstance(answer, dict):
         raise RequestError(MALFORMED, "body is not a JSON object")
