@@ -71,3 +71,10 @@ def test_reads_manifests_from_s3(s3_bucket: str, s3_env: str) -> None:
     )
     cache.close()
     boto3.client("s3", endpoint_url=s3_env).list_objects_v2(Bucket=s3_bucket)
+
+
+def test_a_reading_that_only_aged_is_the_same() -> None:
+    old = {"completed": 3, "failed": 0, "percent": 15.0, "lastUpdated": "2026-01-01T00:00:00Z"}
+    assert progress.same_reading(old, {**old, "lastUpdated": "2026-01-01T00:01:00Z"})
+    assert not progress.same_reading(old, {**old, "completed": 4})
+    assert not progress.same_reading(None, old)

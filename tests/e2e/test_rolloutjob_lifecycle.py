@@ -9,6 +9,27 @@ def conditions(status: dict) -> dict[str, dict]:
     return {c["type"]: c for c in status.get("conditions") or []}
 
 
+def timer_runs(operator: Operator) -> float:
+    """How many times the RolloutJob timer has run in the operator."""
+    series = 'gymops_operator_reconcile_seconds_count{handler="timer",kind="RolloutJob"} '
+    for line in operator.metrics().splitlines():
+        if line.startswith(series):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def assert_no_writes_while_idle(cluster: Cluster, operator: Operator, name: str) -> None:
+    """Status is written only when it changes: several timer runs leave the object as it is."""
+    wait_for(
+        lambda: cluster.status("RolloutJob", name).get("reason") == "PodsPending",
+        "the first timer run's status",
+    )
+    before = cluster.get("RolloutJob", name)["metadata"]["resourceVersion"]
+    start = timer_runs(operator)
+    wait_for(lambda: timer_runs(operator) >= start + 3, "three more timer runs")
+    assert cluster.get("RolloutJob", name)["metadata"]["resourceVersion"] == before
+
+
 def test_success_creates_adopted_children_and_reaches_succeeded(
     cluster: Cluster, operator: Operator
 ) -> None:
@@ -36,6 +57,8 @@ def test_success_creates_adopted_children_and_reaches_succeeded(
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == 2
     assert children["Deployment"][0]["metadata"]["name"] == "run1-verifier"
+
+    assert_no_writes_while_idle(cluster, operator, "run1")
 
     cluster.start_pods("run1-gen")
     status = cluster.wait_phase("RolloutJob", "run1", "Running")

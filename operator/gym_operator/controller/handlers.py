@@ -354,8 +354,11 @@ def s3_settings(rt: Runtime, spec: S3Spec | None) -> S3Settings:
     )
 
 
-def read_progress(rt: Runtime, job: RolloutJob, uid: str, force: bool) -> dict[str, Any]:
-    """status.progress/rewards from the shard manifests, at most every progress_seconds."""
+def read_progress(
+    rt: Runtime, job: RolloutJob, uid: str, force: bool, current: Mapping[str, Any]
+) -> dict[str, Any]:
+    """status.progress/rewards from the shard manifests, at most every progress_seconds;
+    nothing when the reading equals `current` (the status) but for its time."""
     now = time.time()
     if not force and now - rt.last_read.get(uid, 0.0) < rt.cfg.timers.progress_seconds:
         return {}
@@ -377,6 +380,11 @@ def read_progress(rt: Runtime, job: RolloutJob, uid: str, force: bool) -> dict[s
     done = report.sample.done
     total = report.progress.get("total")
     report.progress["summary"] = f"{done}/{total if total is not None else '?'}"
+    if (
+        progress.same_reading(current.get("progress"), report.progress)
+        and (current.get("rewards") or {}) == report.rewards
+    ):
+        return {}
     return {"progress": report.progress, "rewards": report.rewards or None}
 
 
@@ -436,7 +444,7 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     observed = st.job_state(gen, generators, "shards", support_pods=verifiers)
     finished = observed.phase in TERMINAL
     extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
-    extra.update(read_progress(rt, job, uid, force=finished))
+    extra.update(read_progress(rt, job, uid, finished, body.get("status") or {}))
     if finished:
         extra.update(finish_rolloutjob(rt, job, observed))
     desired = write_status(body, patch, observed, extra)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,16 @@ def aggregate(
         rewards={k: v for k, v in rewards.items() if v is not None},
         sample=Sample(at=now, done=done),
     )
+
+
+def same_reading(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Two progress readings that differ only in lastUpdated: status need not be written."""
+    if old is None:
+        return False
+    drop = {"lastUpdated"}
+    return {k: v for k, v in old.items() if k not in drop} == {
+        k: v for k, v in new.items() if k not in drop
+    }
 
 
 class StorageCache:
