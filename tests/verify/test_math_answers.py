@@ -47,6 +47,15 @@ def test_wrong_or_empty_answers_score_zero(expected: str, text: str) -> None:
     assert check({"expected_answer": expected}, text, {}).reward == 0.0
 
 
+def test_a_list_of_accepted_references() -> None:
+    task = {"expected_answer": ["2", "-2"]}
+    assert check(task, "x = \\boxed{-2}", {}).reward == 1.0
+    assert check(task, "\\boxed{3}", {}).reward == 0.0
+    assert check({"expected_answer": 42}, "#### 42", {}).reward == 1.0
+    with pytest.raises(VerifierError):
+        check({"expected_answer": []}, "1", {})
+
+
 def test_components_report_format_and_correctness() -> None:
     marked = check({"expected_answer": "4"}, "\\boxed{4}", {})
     unmarked = check({"expected_answer": "4"}, "the answer is 4", {})

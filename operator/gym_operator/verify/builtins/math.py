@@ -2,7 +2,8 @@
 
 Config (all optional):
 
-- `answerField` (default `expected_answer`): task field with the reference answer
+- `answerField` (default `expected_answer`): task field with the reference answer (or a list of
+  accepted answers)
 - `extraction` (default `auto`): `auto`: last `\\boxed{}`, else last `#### n`, else math-verify's
   own anchors in the last 2000 characters; `boxed`: only `\\boxed{}`; `gsm8k`: only `#### n`
 - `timeoutSeconds` (default `5`): math-verify's parsing and comparison timeout
@@ -88,16 +89,18 @@ def check_math(task: dict[str, Any], text: str, config: dict[str, Any]) -> Verif
     mode = config.get("extraction", "auto")
     if mode not in EXTRACTION_MODES:
         raise VerifierError(f"config.extraction {mode!r} is not one of {EXTRACTION_MODES}")
-    reference = task.get(field)
-    if reference is None or str(reference).strip() == "":
+    value = task.get(field)
+    references = value if isinstance(value, list) else [value]
+    references = [str(r).strip() for r in references if r is not None and str(r).strip()]
+    if not references:
         raise VerifierError(f"task has no {field!r} field")
     timeout = _timeout(config)
-    gold = parse_reference(str(reference).strip(), timeout)
-    if not gold:
-        raise VerifierError(f"could not parse reference answer {reference!r}")
+    golds = [parse_reference(reference, timeout) for reference in references]
+    if not all(golds):
+        raise VerifierError(f"could not parse reference answer {value!r}")
     candidate, marked = extract_candidate(text, mode)
     answer = parse(candidate, parsing_timeout=timeout) if candidate else []
-    correct = bool(answer) and verify(gold, answer, timeout_seconds=timeout)
+    correct = bool(answer) and any(verify(g, answer, timeout_seconds=timeout) for g in golds)
     reward = 1.0 if correct else 0.0
     return VerifyResult(
         reward=reward,
