@@ -166,7 +166,7 @@ def test_trl_string_input_becomes_a_user_message(build: Build) -> None:
 )
 def test_unsupported_kind_is_refused_by_name(build: Build, fmt: str, kind: str) -> None:
     """The spec itself is refused (pydantic here, the CRD's CEL rule at kubectl apply)."""
-    with pytest.raises(ValidationError, match=f"format {fmt} has no loader for kind {kind}"):
+    with pytest.raises(ValidationError, match=f"format {fmt} has no loader for this kind"):
         build([row(0, 0, "x", 1.0)], kind=kind, format=fmt, num_repeats=1)
     with pytest.raises(UnsupportedExport, match=f"spec.format '{fmt}' has no loader"):
         check_supported(fmt, kind)

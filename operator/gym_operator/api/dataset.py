@@ -30,17 +30,18 @@ SUPPORTED_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _supported_kinds_rule() -> dict[str, str]:
-    """The CEL rule equivalent of SUPPORTED_KINDS."""
-    clauses = [
-        f"(self.format == '{fmt}' && self.kind in {list(kinds)})"
+def unsupported_kind_message(fmt: str) -> str:
+    """The error for a kind that `fmt` has no loader for (same text in pydantic and CEL)."""
+    kinds = ", ".join(SUPPORTED_KINDS[fmt])
+    return f"format {fmt} has no loader for this kind; it takes kinds {kinds}"
+
+
+def _supported_kinds_rules() -> list[dict[str, str]]:
+    """The CEL rules equivalent of SUPPORTED_KINDS, one per format."""
+    return [
+        cel(f"self.format != '{fmt}' || self.kind in {list(kinds)}", unsupported_kind_message(fmt))
         for fmt, kinds in SUPPORTED_KINDS.items()
     ]
-    return cel(
-        " || ".join(clauses),
-        "this format has no loader for this kind: trl takes sft, dpo, rl, kto; openrlhf, nemo-rl"
-        " take sft, dpo, rl; verl, nemo-gym take sft, rl",
-    )
 
 
 class DatasetSource(ApiModel):
@@ -204,7 +205,7 @@ class DatasetSpec(ApiModel):
                     " || self.output.fileFormat == 'parquet'",
                     "verl SFT data must be parquet (output.fileFormat: parquet)",
                 ),
-                _supported_kinds_rule(),
+                *_supported_kinds_rules(),
             ]
         }
     )
@@ -231,10 +232,7 @@ class DatasetSpec(ApiModel):
         if self.format == "verl" and self.kind == "sft" and self.output.file_format != "parquet":
             raise ValueError("verl SFT data must be parquet (output.fileFormat: parquet)")
         if self.kind not in SUPPORTED_KINDS[self.format]:
-            raise ValueError(
-                f"format {self.format} has no loader for kind {self.kind};"
-                f" it takes kinds {', '.join(SUPPORTED_KINDS[self.format])}"
-            )
+            raise ValueError(unsupported_kind_message(self.format))
         return self
 
 
