@@ -188,3 +188,18 @@ def test_a_sandbox_that_cannot_start_the_program_is_an_error_not_a_score() -> No
         run_python("print(1)", isolation=broken)
     failing_program = run_python("raise SystemExit(3)", isolation=working)
     assert failing_program.started and failing_program.exit_code == 3
+
+
+async def test_a_fork_bomb_does_not_starve_a_concurrent_run(code_server, http) -> None:
+    task = {"test_cases": [{"input": "", "output": "never"}]}
+    bomb = asyncio.ensure_future(post_verify(http, code_server, task, FORK_BOMB))
+    for _ in range(100):  # until the bomb is inside a worker
+        async with http.get(f"{code_server}/health") as resp:
+            if (await resp.json())["in_flight"]:
+                break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)  # and forking
+    status, answer = await post_verify(http, code_server, ECHO_TASK, REVERSE)
+    assert (status, answer["reward"]) == (200, 1.0)
+    status, answer = await bomb
+    assert (status, answer["reward"]) == (200, 0.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
@@ -41,7 +42,11 @@ BOOTSTRAP = (
     "sys.argv = ['main.py']\n"
     "runpy.run_path('main.py', run_name='__main__')\n"
 )
-UNPRIVILEGED_UID = 65534
+# Root runs each program as its own unprivileged uid (a range unlikely to be in use), so process
+# limits, which count per uid, never let one run's fork bomb starve a concurrent run.
+RUN_UID_BASE = 200_000
+RUN_UID_SLOTS = 50_000
+_RUN_COUNTER = itertools.count()
 OUTPUT_LIMIT_BYTES = 64 * 1024
 TEARDOWN_SECONDS = 5.0
 
@@ -149,13 +154,32 @@ def probe_isolation() -> Isolation:
     return Isolation(unshare=None, landlock=False, python=sys.executable)
 
 
-def _prepare_workdir(code: str, stdin: str) -> Path:
+def run_uid() -> int:
+    """A uid for the next run: distinct per process and per run, recycled after many runs."""
+    slot = (os.getpid() * 97 + next(_RUN_COUNTER)) % RUN_UID_SLOTS
+    return RUN_UID_BASE + slot
+
+
+def uid_tasks(uid: int) -> int:
+    """Processes and threads owned by `uid` (they all count against RLIMIT_NPROC)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                continue
+    return count
+
+
+def _prepare_workdir(code: str, stdin: str, uid: int) -> Path:
     workdir = Path(tempfile.mkdtemp(prefix="gymops-sandbox-"))
     (workdir / "main.py").write_text(code, encoding="utf-8")
     (workdir / "stdin.txt").write_text(stdin, encoding="utf-8")
     if os.geteuid() == 0:
         for path in (workdir, *workdir.iterdir()):
-            os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+            os.chown(path, uid, uid)
     return workdir
 
 
@@ -204,18 +228,22 @@ def _program_started(status_read: int) -> bool:
 
 
 def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> SandboxResult:
-    workdir = _prepare_workdir(code, stdin)
+    root = os.geteuid() == 0
+    uid = run_uid() if root else os.geteuid()
+    workdir = _prepare_workdir(code, stdin, uid)
+    # without root the limit counts the server's own processes and threads of the same uid too
+    processes = limits.processes if root else limits.processes + uid_tasks(uid)
     status_read, status_write = os.pipe()
     command = [*(isolation.unshare or []), isolation.python, "-I", "-c", BOOTSTRAP]
     plan = {
         "workdir": str(workdir),
         "command": [*command, str(status_write)],
         "landlock": isolation.landlock,
-        "uid": UNPRIVILEGED_UID,
+        "uid": uid,
         "cpu_seconds": limits.cpu_seconds,
         "memory_bytes": limits.memory_bytes,
         "file_bytes": limits.file_bytes,
-        "processes": limits.processes,
+        "processes": processes,
     }
     started = time.monotonic()
     timed_out = False
@@ -226,8 +254,8 @@ def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> 
             (workdir / "stderr.txt").open("wb") as err,
         ):
             for path in ("stdout.txt", "stderr.txt"):
-                if os.geteuid() == 0:
-                    os.chown(workdir / path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+                if root:
+                    os.chown(workdir / path, uid, uid)
             try:
                 proc = subprocess.Popen(
                     [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
