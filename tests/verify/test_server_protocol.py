@@ -40,6 +40,7 @@ async def test_unscorable_task_is_422_with_the_reason(verifier_server, http) -> 
         (b'{"expected_answer": "1"}', "response"),
         (b'{"expected_answer": "1", "response": "text"}', "response"),
         (b'{"expected_answer": "1", "response": {"output": "text"}}', "response.output"),
+        (b'{"expected_answer": "1", "response": {"status": "completed"}}', "missing"),
         (b'{"expected_answer": "1", "response": {"output": [1, 2]}}', "items"),
     ],
 )

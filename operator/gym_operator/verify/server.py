@@ -320,7 +320,9 @@ def _bad_response_field(body: dict[str, Any]) -> str | None:
     response = body.get("response")
     if not isinstance(response, dict):
         return "body needs a `response` object (the Responses-API response to score)"
-    output = response.get("output", [])
+    if "output" not in response:
+        return "`response.output` is missing (the list of output items)"
+    output = response["output"]
     if not isinstance(output, list):
         return "`response.output` must be a list of output items"
     if any(not isinstance(item, dict) for item in output):
