@@ -90,11 +90,11 @@ async def test_a_killed_worker_answers_503_and_the_server_recovers(verifier_serv
     assert health["pool_restarts"] == 1 and health["worker_pids"] != [worker]
 
 
-async def _wait_in_flight(http, url) -> None:
-    """Until the server reports a /verify request being scored."""
+async def _wait_in_flight(http, url, count: int = 1) -> None:
+    """Until the server reports `count` /verify requests being scored."""
     for _ in range(200):
         async with http.get(f"{url}/health") as resp:
-            if (await resp.json())["in_flight"]:
+            if (await resp.json())["in_flight"] >= count:
                 return
         await asyncio.sleep(0.02)
     raise AssertionError("the request never reached the pool")
@@ -201,3 +201,17 @@ async def test_batched_answers_go_to_the_right_requests(verifier_server, http) -
 
     results = await asyncio.gather(*(one(e, t) for e, t in cases))
     assert results == [(e, 1.0 if e == t else 0.0) for e, t in cases]
+
+
+async def test_health_answers_while_every_worker_is_busy(verifier_server, http) -> None:
+    url = await verifier_server("code_execution", workers=1, timeout_seconds=30)
+    task = {"test_cases": [{"input": "", "output": "done"}]}
+    slow = "import time\ntime.sleep(2)\nprint('done')"
+    pending = [asyncio.ensure_future(post_verify(http, url, task, slow)) for _ in range(2)]
+    await _wait_in_flight(http, url, count=2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with http.get(f"{url}/health") as resp:
+        assert resp.status == 200 and (await resp.json())["in_flight"] == 2
+    assert loop.time() - started < 0.5
+    assert [answer["reward"] for _, answer in await asyncio.gather(*pending)] == [1.0, 1.0]
