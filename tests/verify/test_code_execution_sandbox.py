@@ -203,3 +203,28 @@ async def test_a_fork_bomb_does_not_starve_a_concurrent_run(code_server, http) -
     assert (status, answer["reward"]) == (200, 1.0)
     status, answer = await bomb
     assert (status, answer["reward"]) == (200, 0.0)
+
+
+async def test_without_namespaces_landlock_and_limits_still_hold(tmp_path) -> None:
+    working = detect_isolation()
+    if not working.landlock:
+        pytest.skip("this kernel has no Landlock")
+    bare = Isolation(unshare=None, landlock=True, python=working.python)
+    listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    hostile = {
+        "write": f"open({str(tmp_path / 'x')!r}, 'w').write('x')",
+        "connect": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
+        "signal": "import os\nos.kill(1, 0)",
+    }
+    try:
+        for name, code in hostile.items():
+            result = await asyncio.to_thread(
+                run_python, code, "", None, allow_unsandboxed=True, isolation=bare
+            )
+            assert result.started and result.exit_code == 1, name
+            assert "Error" in result.reason, name
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert list(tmp_path.iterdir()) == []

@@ -26,8 +26,15 @@ _FS_MODIFY_V1 = sum(1 << bit for bit in (1, 4, 5, 6, 7, 8, 9, 10, 11, 12))
 _NET_ALL_TCP = (1 << 0) | (1 << 1)
 
 
+_SCOPE_ABSTRACT_UNIX_SOCKET_AND_SIGNAL = (1 << 0) | (1 << 1)
+
+
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -48,8 +55,11 @@ def apply_landlock(writable: list[str], file_writable: list[str]) -> int:
     if abi < 1:
         return 0
     fs = _FS_MODIFY_V1 | (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0)
-    attr = _RulesetAttr(fs, _NET_ALL_TCP if abi >= 4 else 0)
-    size = ctypes.sizeof(attr) if abi >= 4 else 8
+    # ABI 4 adds TCP rules (none given: all denied); ABI 6 scopes signals and abstract unix
+    # sockets to the sandbox (it cannot signal or connect to the server's processes).
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET_AND_SIGNAL if abi >= 6 else 0
+    attr = _RulesetAttr(fs, _NET_ALL_TCP if abi >= 4 else 0, scoped)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
     ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, 0)
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
