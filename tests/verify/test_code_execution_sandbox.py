@@ -228,3 +228,13 @@ async def test_without_namespaces_landlock_and_limits_still_hold(tmp_path) -> No
         listener.close()
         await listener.wait_closed()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reads_outside_the_system_libraries_are_denied() -> None:
+    isolation = detect_isolation()
+    if not isolation.read_roots:
+        pytest.skip("reads are not confined on this machine (no Landlock)")
+    readable_by_permissions = __file__  # world-readable, in a world-traversable directory
+    result = run_python(f"print(open({readable_by_permissions!r}).read()[:10])")
+    assert result.exit_code == 1 and "PermissionError" in result.reason
+    assert run_python("import json, fractions\nprint(json.dumps(1))").stdout == "1\n"

@@ -102,6 +102,7 @@ class Isolation:
     unshare: list[str] | None
     landlock: bool
     python: str
+    read_roots: tuple[str, ...] = ()
 
     @property
     def isolated(self) -> bool:
@@ -114,8 +115,34 @@ def _python_candidates() -> list[str]:
     return [p for p in dict.fromkeys(found) if p and os.path.exists(p)]
 
 
-def _probe(unshare: list[str] | None, landlock: bool, python: str) -> bool:
-    trial = Isolation(unshare=unshare, landlock=landlock, python=python)
+SYSTEM_READ_ROOTS = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+)
+
+
+def read_roots(python: str) -> tuple[str, ...]:
+    """What a program may read: system libraries and the interpreter's installation (and venv)."""
+    prefixes = {os.path.dirname(os.path.dirname(p)) for p in (python, os.path.realpath(python))}
+    return tuple(dict.fromkeys([*SYSTEM_READ_ROOTS, *sorted(prefixes)]))
+
+
+def _probe(
+    unshare: list[str] | None, landlock: bool, python: str, reads: tuple[str, ...] = ()
+) -> bool:
+    trial = Isolation(unshare=unshare, landlock=landlock, python=python, read_roots=reads)
     try:
         result = _run(trial, "print('ok')", "", SandboxLimits(wall_seconds=20))
     except OSError:
@@ -138,18 +165,32 @@ def detect_isolation() -> Isolation:
 
 @functools.cache
 def probe_isolation() -> Isolation:
-    """Probe once: which wrapper, whether Landlock applies, which interpreter runs in it."""
+    """Probe once: the strongest wrapper, Landlock level and interpreter that run a program."""
+    ladder: list[tuple[list[str] | None, bool, bool]] = []  # (wrapper, landlock, confine reads)
     unshare_bin = shutil.which("unshare")
-    wrapper = [unshare_bin, "-rn", "--pid", "--fork", "--kill-child", "--"] if unshare_bin else None
-    for python in _python_candidates():
-        for landlock in (True, False):
-            if wrapper and _probe(wrapper, landlock, python):
-                log.info("sandbox: namespaces on, landlock %s, python %s", landlock, python)
-                return Isolation(unshare=wrapper, landlock=landlock, python=python)
-    for python in _python_candidates():
-        if _probe(None, True, python) or _probe(None, False, python):
-            log.warning("sandbox: no namespace isolation available on this machine")
-            return Isolation(unshare=None, landlock=False, python=python)
+    if unshare_bin:
+        base = [unshare_bin, "-rn", "--pid", "--fork", "--kill-child"]
+        # --mount-proc gives the program a /proc of its own processes only, but Landlock
+        # forbids mounting: it is the choice only where Landlock is unavailable.
+        ladder += [
+            ([*base, "--"], True, True),
+            ([*base, "--"], True, False),
+            ([*base, "--mount-proc", "--"], False, False),
+            ([*base, "--"], False, False),
+        ]
+    ladder += [(None, True, True), (None, True, False), (None, False, False)]
+    for (wrapper, landlock, confine), python in itertools.product(ladder, _python_candidates()):
+        reads = read_roots(python) if confine else ()
+        if _probe(wrapper, landlock, python, reads):
+            log.log(
+                logging.INFO if wrapper else logging.WARNING,
+                "sandbox: namespaces %s, landlock %s, reads confined %s, python %s",
+                " ".join(wrapper[1:-1]) if wrapper else "UNAVAILABLE",
+                landlock,
+                confine,
+                python,
+            )
+            return Isolation(wrapper, landlock, python, reads)
     log.warning("sandbox: no working sandbox on this machine")
     return Isolation(unshare=None, landlock=False, python=sys.executable)
 
@@ -239,6 +280,7 @@ def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> 
         "workdir": str(workdir),
         "command": [*command, str(status_write)],
         "landlock": isolation.landlock,
+        "read_roots": [*isolation.read_roots, str(LAUNCHER.parent)] if isolation.read_roots else [],
         "uid": uid,
         "cpu_seconds": limits.cpu_seconds,
         "memory_bytes": limits.memory_bytes,
