@@ -1,13 +1,15 @@
 """Run untrusted Python in a throw-away sandbox: one process tree per run, bounded and isolated.
 
 Each run gets a fresh temporary directory as cwd, an empty environment and `python -I`, started
-through `sandbox_launcher.py` which sets RLIMIT_CPU/AS/FSIZE/NPROC, drops root to an
-unprivileged uid and applies Landlock (writes only beneath the work directory, no TCP) where the
-kernel has it, then execs `unshare -rn --pid --fork --kill-child`: new user, network and pid
-namespaces, so there is no network and killing the tree leaves no stray process. A wall-clock
-timeout kills the process group. stdout/stderr go to files under RLIMIT_FSIZE, so a flood of
-output is bounded too. Isolation is probed once per process; where it is unavailable a run
-raises VerifierError unless the caller allows unsandboxed runs.
+through `sandbox_launcher.py`, which sets RLIMIT_CPU/AS/FSIZE/NPROC, drops root to a per-run
+unprivileged uid and applies Landlock where the kernel has it (writes only beneath the work
+directory, reads only of system libraries and the interpreter, no TCP, signals scoped), then
+execs `unshare -rn --pid --fork --kill-child`: new user, network and pid namespaces, so there is
+no network and killing the namespace's pid 1 leaves no stray process. A wall-clock timeout ends
+the run. stdout/stderr go to files under RLIMIT_FSIZE, so a flood of output is bounded too. The
+program's first act is a byte on a status pipe, so a sandbox failure is never mistaken for a
+failing program. Isolation is probed once per process (strongest level first); where
+namespaces are unavailable a run raises VerifierError unless the caller allows unsandboxed runs.
 """
 
 from __future__ import annotations
