@@ -325,3 +325,19 @@ def test_mutable_fields_are_the_documented_ones() -> None:
     body = section(read("concepts.md"), "What may change on a running job")
     for field in constants.MUTABLE_SPEC_FIELDS:
         assert f"`spec.{field}`" in body
+
+
+def test_quickstart_describes_the_shipped_demo() -> None:
+    from gym_operator.api import load_resource
+    from gym_operator.cli_demo import DATASET_FILE, JOB_FILE, TASKS_FILE, sample_path
+
+    text = section(read("quickstart.md"), "1. The embedded demo: `make demo`")
+    job = load_resource(sample_path(JOB_FILE))
+    dataset = load_resource(sample_path(DATASET_FILE))
+    tasks = sample_path(TASKS_FILE).read_text(encoding="utf-8").splitlines()
+    assert f"{job.spec.sampling.num_repeats} answers to each of the {len(tasks)} tasks" in text
+    assert f"built-in `{job.spec.verifier.builtin}`" in text
+    assert dataset.spec.kind == "sft" and dataset.spec.format == "trl"
+    assert f"about {round(dataset.spec.split.validation_fraction * 100)}% of the tasks" in text
+    for name in (JOB_FILE, DATASET_FILE, TASKS_FILE):
+        assert f"operator/gym_operator/samples/{name}" in text
