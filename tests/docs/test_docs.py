@@ -341,3 +341,25 @@ def test_quickstart_describes_the_shipped_demo() -> None:
     assert f"about {round(dataset.spec.split.validation_fraction * 100)}% of the tasks" in text
     for name in (JOB_FILE, DATASET_FILE, TASKS_FILE):
         assert f"operator/gym_operator/samples/{name}" in text
+
+
+def test_retry_defaults_table_matches_the_spec() -> None:
+    from gym_operator.api.rolloutjob import RetrySpec
+
+    body = section(read("concepts.md"), "Retries, the retry budget and AIMD on 429")
+    defaults = RetrySpec().wire()
+    for name, value in defaults.items():
+        match = re.search(rf"^\| `{name}` \| ([^|]+) \|", body, re.MULTILINE)
+        assert match, f"retry.{name} is not in the table"
+        assert float(match.group(1)) == float(value), name
+
+
+def test_exit_codes_in_the_quickstart_match_the_entrypoint() -> None:
+    from gym_operator.rollout import entrypoint as ep
+
+    text = read("quickstart.md")
+    assert (
+        f"Exit codes: {ep.EXIT_OK} done, {ep.EXIT_ERROR} unexpected error, {ep.EXIT_BAD_SPEC} bad"
+        f" spec or arguments, {ep.EXIT_INTERRUPTED} interrupted (resumable),\n{ep.EXIT_CONFLICT}"
+        " the output prefix belongs to another spec." in text
+    )
