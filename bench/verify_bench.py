@@ -1,6 +1,6 @@
 """Math verifications per second: through the verifier server vs one in-process call x cores.
 
-Usage: .venv/bin/python bench/verify_bench.py [--requests 3000] [--concurrency 64] [--workers N]
+Usage: .venv/bin/python bench/verify_bench.py [--requests 10000] [--concurrency 64] [--workers N]
 
 Starts `gymops verify-server --verifier math` as a separate process on loopback, drives it with
 a concurrent aiohttp client, and compares its rate with the rate of calling the math check in
@@ -164,7 +164,7 @@ async def server_rate(
 def main() -> int:
     """Run both measurements and print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
