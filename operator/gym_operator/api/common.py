@@ -12,6 +12,11 @@ API_VERSION = "v1alpha1"
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
 
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended"]
+PHASES: tuple[str, ...] = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
+
+
 def cel(rule: str, message: str) -> dict[str, str]:
     """One CEL rule for the CRD schema (`x-kubernetes-validations`)."""
     return {"rule": rule, "message": message}
@@ -135,6 +140,20 @@ class Condition(ApiModel):
     )
 
 
+class ResourceStatus(ApiModel):
+    """Status fields every gymops.dev resource has (the KubeRay/metav1 shape)."""
+
+    phase: Phase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed or Suspended."
+    )
+    reason: str | None = Field(default=None, description="CamelCase reason for the phase.")
+    message: str | None = Field(default=None, description="Why the resource is where it is.")
+    observed_generation: int | None = Field(default=None, description="Generation last acted on.")
+    start_time: str | None = Field(default=None, description="When the work started.")
+    completion_time: str | None = Field(default=None, description="When the work finished.")
+    conditions: list[Condition] | None = Field(default=None, description="Status conditions.")
+
+
 class ObjectMeta(BaseModel):
     """The part of Kubernetes metadata that local mode reads; the rest is kept as is."""
 
@@ -144,8 +163,3 @@ class ObjectMeta(BaseModel):
     namespace: str | None = Field(default=None, description="Resource namespace.")
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
-
-
-Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended"]
-PHASES: tuple[str, ...] = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
-TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})

@@ -9,10 +9,9 @@ from pydantic import ConfigDict, Field, model_validator
 from gym_operator.api.common import (
     GROUP_VERSION,
     ApiModel,
-    Condition,
     ObjectMeta,
-    Phase,
     PodTemplate,
+    ResourceStatus,
     S3Spec,
     cel,
 )
@@ -251,16 +250,9 @@ class SplitCounts(ApiModel):
     validation: int = Field(default=0, description="Rows in the validation split.")
 
 
-class DatasetStatus(ApiModel):
+class DatasetStatus(ResourceStatus):
     """Observed state of a Dataset."""
 
-    phase: Phase | None = Field(default=None, description="Pending, Running, Succeeded, Failed.")
-    reason: str | None = Field(default=None, description="CamelCase reason for the phase.")
-    message: str | None = Field(default=None, description="Why the resource is where it is.")
-    observed_generation: int | None = Field(default=None, description="Generation last acted on.")
-    start_time: str | None = Field(default=None, description="When the build started.")
-    completion_time: str | None = Field(default=None, description="When the build finished.")
-    conditions: list[Condition] | None = Field(default=None, description="Status conditions.")
     counts: DatasetCounts | None = Field(default=None, description="Rows in and out.")
     splits: SplitCounts | None = Field(default=None, description="Rows per split.")
     files: list[str] | None = Field(default=None, description="Files written.")

@@ -9,10 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gym_operator.api.common import (
     GROUP_VERSION,
     ApiModel,
-    Condition,
     ObjectMeta,
-    Phase,
     PodTemplate,
+    ResourceStatus,
     S3Spec,
     SecretKeyRef,
     cel,
@@ -360,18 +359,9 @@ class OutputStatus(ApiModel):
     manifest: str | None = Field(default=None, description="URI of the _SUCCESS file.")
 
 
-class RolloutJobStatus(ApiModel):
+class RolloutJobStatus(ResourceStatus):
     """Observed state of a RolloutJob."""
 
-    phase: Phase | None = Field(
-        default=None, description="Pending, Running, Succeeded, Failed, Suspended."
-    )
-    reason: str | None = Field(default=None, description="CamelCase reason for the phase.")
-    message: str | None = Field(default=None, description="Why the resource is where it is.")
-    observed_generation: int | None = Field(default=None, description="Generation last acted on.")
-    start_time: str | None = Field(default=None, description="When the job started.")
-    completion_time: str | None = Field(default=None, description="When the job finished.")
-    conditions: list[Condition] | None = Field(default=None, description="Status conditions.")
     progress: Progress | None = Field(default=None, description="Rollout counts and rate.")
     rewards: RewardSummary | None = Field(default=None, description="Reward statistics.")
     output: OutputStatus | None = Field(default=None, description="Output location.")
