@@ -126,3 +126,31 @@ async def test_our_server_speaks_the_same_protocol_to_the_same_client(verifier_s
     with pytest.raises(RequestError) as failure:
         await client.verify({"question": "no answer"}, make_response("x"), 10)
     assert failure.value.error_class == UNSCORABLE
+
+
+async def test_a_server_without_sessions_still_serves_tools(http) -> None:
+    async def add(request: web.Request) -> web.Response:
+        arguments = await request.json()
+        return web.json_response({"sum": arguments["a"] + arguments["b"]})
+
+    app = web.Application()
+    app.router.add_post("/add", add)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    turns = [
+        [{"type": "function_call", "name": "add", "arguments": '{"a": 2, "b": 3}', "call_id": "c"}],
+        make_response("5")["output"],
+    ]
+
+    async def model(params: dict[str, Any]) -> dict[str, Any]:
+        return {"output": turns.pop(0)}
+
+    try:
+        result = await run_tool_loop(model, http, url, {}, {"input": "2+3?"}, 3)
+    finally:
+        await runner.cleanup()
+    assert result.session_headers == {}
+    assert json.loads(result.response["output"][1]["output"]) == {"sum": 5}
