@@ -160,7 +160,8 @@ class TinyVerifier:
 
     `mode` switches behaviour at run time: ok, garbage (200 with a non-numeric reward),
     html (200 with a non-JSON body), slow (answers after `slow_seconds`), error (500),
-    unscorable (422), deep (JSON nested too deeply to decode).
+    unscorable (422), deep (JSON nested too deeply to decode), bad_components (a
+    non-numeric reward component).
     """
 
     def __init__(self) -> None:
@@ -191,6 +192,8 @@ class TinyVerifier:
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         if mode == "error":
             return web.json_response({"error": "boom"}, status=500)
+        if mode == "bad_components":
+            return web.json_response({**body, "reward": 1.0, "reward_components": {"acc": "high"}})
         if mode == "deep":
             return web.Response(body=b"[" * 100_000, content_type="application/json")
         if mode == "unscorable":

@@ -79,3 +79,32 @@ async def test_every_bad_row_is_located_and_every_good_row_done(s3_bucket: str) 
     (manifest,) = out.manifests
     assert (manifest.completed, manifest.input_errors, manifest.failed) == (10, len(BAD_LINES), 0)
     assert manifest.finished and manifest.expected_rollouts == len(GOOD_INDEXES) * REPEATS
+
+
+SHAPES = {  # task rows whose input the model client could not turn into a request
+    1: ({"input": 42}, "input is int, not text or a list"),
+    2: ({"input": [42]}, "input[0] is int, not an object"),
+    3: ({"input": [{"role": "user", "content": 7}]}, "input[0].content is int, not text or a list"),
+    4: ({"input": [{"role": "user", "content": "hi"}, "x"]}, "input[1] is str, not an object"),
+}
+
+
+async def test_input_of_the_wrong_shape_is_a_located_bad_row(tmp_path: Path) -> None:
+    lines = [json.dumps(task_row(0))]
+    lines += [json.dumps({"responses_create_params": p}) for p, _ in SHAPES.values()]
+    lines.append(json.dumps(task_row(5)))
+    (tmp_path / "tasks.jsonl").write_text("\n".join(lines) + "\n")
+    stub_runner, base_url = await start(StubModel())
+    ver_runner, ver_url = await serve(TinyVerifier().app())
+    body = job_body(str(tmp_path / "tasks.jsonl"), str(tmp_path / "out"), base_url, ver_url)
+    try:
+        result = await run_job(parse_resource(body).spec, shards=[0])
+    finally:
+        await ver_runner.cleanup()
+        await stub_runner.cleanup()
+    assert result.success
+    out = read_output(Storage(), parse_uri(str(tmp_path / "out")))
+    assert {row["line"]: row["reason"] for row in out.errors} == {
+        index + 1: f"responses_create_params.{reason}" for index, (_, reason) in SHAPES.items()
+    }
+    assert sorted(out.rollout_keys()) == [(0, 0), (0, 1), (5, 0), (5, 1)]

@@ -84,7 +84,26 @@ def parse_line(index: int, raw: bytes, max_row_bytes: int) -> Task | BadRow:
         return BadRow(index, reason, text[:EXCERPT_CHARS])
     if not params.get("input"):
         return BadRow(index, "responses_create_params.input is empty", text[:EXCERPT_CHARS])
+    problem = _input_problem(params["input"])
+    if problem:
+        return BadRow(index, f"responses_create_params.{problem}", text[:EXCERPT_CHARS])
     return Task(index, row)
+
+
+def _input_problem(items: Any) -> str | None:
+    """What makes `input` unusable (text, or a list of item objects whose content is text or a
+    list of parts), or None."""
+    if isinstance(items, str):
+        return None
+    if not isinstance(items, list):
+        return f"input is {type(items).__name__}, not text or a list"
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            return f"input[{i}] is {type(item).__name__}, not an object"
+        content = item.get("content")
+        if content is not None and not isinstance(content, str | list):
+            return f"input[{i}].content is {type(content).__name__}, not text or a list"
+    return None
 
 
 def iter_raw_lines(
