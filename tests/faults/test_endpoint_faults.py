@@ -4,6 +4,7 @@ within the retry budget, and no request is sent more than `retry.maxAttempts` ti
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,24 @@ async def test_each_fault_has_its_exact_outcome_and_attempt_count(tmp_path: Path
     assert len(out.failures) == failed
     assert len(out.rollouts) == TASKS * REPEATS - failed
     assert stub.requests == sum(a for _, a in expected.values()) * REPEATS
+
+
+async def test_a_retry_after_beyond_the_budget_fails_at_once(tmp_path: Path) -> None:
+    """A 429 asking for 30 s against a 3 s retry budget: no waiting, a typed failure now."""
+    rows = [task_row(i, "#fault:429x9" if i % 2 else "") for i in range(10)]
+    stub = StubModel(StubConfig(retry_after=30))
+    started = time.monotonic()
+    result, out, _ = await run(
+        tmp_path,
+        stub,
+        rows,
+        retry={"requestTimeoutSeconds": 1, "maxRetrySeconds": 3},
+    )
+    elapsed = time.monotonic() - started
+    assert result.success and elapsed < 3
+    assert_exactly_once(out, 10, 2)
+    assert sorted({t for t, _ in out.failure_keys()}) == [1, 3, 5, 7, 9]
+    for row in out.failures:
+        assert row["failure"]["class"] == "http_429" and row["failure"]["attempts"] == 1
+        assert "retry budget of 3s exhausted" in row["failure"]["message"]
+    assert stub.requests == 20
