@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -41,6 +42,8 @@ class StubJudge:
         self.auth.append(request.headers.get("Authorization"))
         if self.behaviour == "error":
             return web.json_response({"error": "overloaded"}, status=500)
+        if self.behaviour == "slow":
+            await asyncio.sleep(2)
         body = await request.json()
         prompt = body["messages"][0]["content"]
         self.prompts.append(prompt)
@@ -146,3 +149,16 @@ async def test_bad_prompt_template_is_a_failure_row(judge_server, http) -> None:
     status, answer = await post_verify(http, url, TASK, "Paris")
     assert status == 422 and "promptTemplate" in answer["error"]
     assert "first" in answer["error"]
+
+
+async def test_a_slow_judge_hits_the_request_timeout_not_a_reward(
+    judge, verifier_server, http
+) -> None:
+    judge[0].behaviour = "slow"
+    config = {"baseURL": judge[1], "model": "judge"}
+    url = await verifier_server("llm_judge", workers=1, timeout_seconds=0.5, config=config)
+    status, answer = await post_verify(http, url, TASK, "Paris")
+    assert status == 504 and "reward" not in answer
+    judge[0].behaviour = "fair"
+    status, answer = await post_verify(http, url, TASK, "Paris")
+    assert (status, answer["reward"]) == (200, 1.0)
