@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from specs import ALL_CASES, CONFLICT, GOOD_DATASET, GOOD_JOB, mutated
+from badspecs import ALL_CASES, CONFLICT, GOOD_DATASET, GOOD_JOB, mutated
 
 from gym_operator.api import Dataset, RolloutJob, SpecError, parse_resource
 

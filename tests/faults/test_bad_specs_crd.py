@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from specs import (
+from badspecs import (
     CONFLICT,
     DELETE,
     GOOD_DATASET,
