@@ -25,6 +25,10 @@ check = get_verifier("math")
         ("\\boxed{3}", "\\boxed{3}"),
         ("3", "First I thought \\boxed{2}, but rechecking, the answer is \\boxed{3}."),
         ("7", "#### 6\nwait, let me redo it\n#### 7"),
+        ("5 cm", "\\boxed{5}"),
+        ("\\$1,000", "It costs \\boxed{1000} dollars"),
+        ("$\\frac{1}{2}$", "#### 0.5"),
+        (42, "#### 42"),
     ],
 )
 def test_equivalent_answers_score_one(expected: str, text: str) -> None:

@@ -77,9 +77,13 @@ def _timeout(config: dict[str, Any]) -> int | None:
 
 @lru_cache(maxsize=4096)
 def parse_reference(answer: str, timeout: int | None) -> list[Any]:
-    """Parse a reference answer (plain, `$...$` or `\\boxed{}`), cached per worker process."""
-    text = answer if ("$" in answer or "\\boxed" in answer) else f"${answer}$"
-    return parse(text, parsing_timeout=timeout)  # type: ignore[no-any-return]
+    """Parse a reference answer (plain, `$...$`, `\\$1,000` or `\\boxed{}`), cached per process."""
+    marked = "$" in answer or "\\boxed" in answer
+    for text in [answer, f"${answer}$"] if marked else [f"${answer}$", answer]:
+        parsed = parse(text, parsing_timeout=timeout)
+        if parsed:
+            return parsed  # type: ignore[no-any-return]
+    return []
 
 
 @register("math")
