@@ -71,6 +71,7 @@ def test_mcqa_answer_may_be_the_option_text_and_options_a_mapping() -> None:
     task = {"options": {"A": "Berlin", "B": "Paris"}, "expected_answer": "Paris"}
     assert mcqa(task, "Answer: B", {}).reward == 1.0
     assert mcqa(task, "Answer: A", {}).reward == 0.0
+    assert mcqa({"options": OPTIONS, "expected_answer": "(b)"}, "Answer: B", {}).reward == 1.0
 
 
 def test_mcqa_bad_answer_is_an_error() -> None:

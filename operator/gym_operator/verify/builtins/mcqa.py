@@ -49,8 +49,9 @@ def answer_letter(task: dict[str, Any], field: str, letters: dict[str, str]) -> 
     if value is None or str(value).strip() == "":
         raise VerifierError(f"task has no {field!r} field")
     text = str(value).strip()
-    if text.upper() in letters:
-        return text.upper()
+    bare = text.strip("().: ").upper()
+    if bare in letters:
+        return bare
     for letter, option in letters.items():
         if option and option.strip().lower() == text.lower():
             return letter
