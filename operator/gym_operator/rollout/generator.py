@@ -21,7 +21,7 @@ from typing import Any
 
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
-from gym_operator.rollout import parts
+from gym_operator.rollout import parts, tool_loop
 from gym_operator.rollout.client import ModelClient, is_truncated, merge_params
 from gym_operator.rollout.retry import (
     HTTP_429,
@@ -214,13 +214,18 @@ class ShardGenerator:
 
     async def _work(self, queue: asyncio.Queue[tuple[Task, int] | None], workers: int) -> None:
         pool = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
+        producer = asyncio.create_task(self._produce(queue, workers))
         try:
-            await self._produce(queue, workers)
-            await asyncio.gather(*pool)
+            # A worker that dies fails the shard; it must not leave the producer blocked on a
+            # full queue forever.
+            done, _ = await asyncio.wait([producer, *pool], return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+            await asyncio.gather(producer, *pool)
         finally:
-            for task in pool:
+            for task in (producer, *pool):
                 task.cancel()
-            await asyncio.gather(*pool, return_exceptions=True)
+            await asyncio.gather(producer, *pool, return_exceptions=True)
 
     async def _produce(self, queue: asyncio.Queue[tuple[Task, int] | None], workers: int) -> None:
         source = iter_shard(
@@ -268,17 +273,27 @@ class ShardGenerator:
         params = merge_params(task.row["responses_create_params"], self.overrides)
         if self.spec.sampling.seed_per_repeat:
             params["seed"] = repeat
-        body = self.clients.model.request_body(params)
+        session: dict[str, str] | None = None
         try:
-            response = (
-                await call_with_retry(
-                    lambda timeout: self._model_attempt(body, timeout),
-                    self.model_policy,
-                    on_retry=lambda e: metrics.RETRIES.labels("model", e.error_class).inc(),
+            if params.get("tools"):
+                loop = await tool_loop.run_tool_loop(
+                    self._sample,
+                    self.clients.verifier.session,
+                    self.clients.verifier.base_url,
+                    task.row,
+                    params,
+                    self.spec.sampling.max_turns,
+                    tool_timeout=self.spec.verifier.timeout_seconds,
                 )
-            ).value
+                response, session = loop.response, loop.session_headers
+            else:
+                response = await self._sample(params)
         except RetriesExhausted as exc:
-            self._record_failure(task, repeat, exc, "")
+            self._record_failure(task, repeat, exc.failure(), exc.last.message)
+            return
+        except tool_loop.ToolLoopError as exc:
+            failure = {"class": "verifier_tool", "message": str(exc)[:500], "attempts": 1}
+            self._record_failure(task, repeat, failure, str(exc))
             return
         # Let the worker that just got our window slot send its model request before we spend
         # CPU on verification: keeps the model's window full when answers arrive in bursts.
@@ -286,16 +301,29 @@ class ShardGenerator:
         try:
             score, components = (
                 await call_with_retry(
-                    lambda timeout: self._verify_attempt(task.row, response, timeout),
+                    lambda timeout: self._verify_attempt(task.row, response, timeout, session),
                     self.verify_policy,
                     on_retry=lambda e: metrics.RETRIES.labels("verifier", e.error_class).inc(),
                 )
             ).value
         except RetriesExhausted as exc:
-            self._record_failure(task, repeat, exc, "verifier_")
+            failure = exc.failure()
+            if not str(failure["class"]).startswith("verifier_"):
+                failure["class"] = f"verifier_{failure['class']}"
+            self._record_failure(task, repeat, failure, exc.last.message)
             return
         reward, components = self.reward_fn(score, components, response)
         self._record_rollout(task, repeat, response, reward, components)
+
+    async def _sample(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One model call with retries (RetriesExhausted when it fails for good)."""
+        body = self.clients.model.request_body(params)
+        outcome = await call_with_retry(
+            lambda timeout: self._model_attempt(body, timeout),
+            self.model_policy,
+            on_retry=lambda e: metrics.RETRIES.labels("model", e.error_class).inc(),
+        )
+        return outcome.value
 
     async def _model_attempt(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         await self.window.acquire()
@@ -316,11 +344,15 @@ class ShardGenerator:
         return response
 
     async def _verify_attempt(
-        self, row: dict[str, Any], response: dict[str, Any], timeout: float
+        self,
+        row: dict[str, Any],
+        response: dict[str, Any],
+        timeout: float,
+        session: dict[str, str] | None,
     ) -> tuple[float, dict[str, float] | None]:
         started = time.perf_counter()
         try:
-            return await self.clients.verifier.verify(row, response, timeout)
+            return await self.clients.verifier.verify(row, response, timeout, session)
         finally:
             metrics.VERIFIER_LATENCY.observe(time.perf_counter() - started)
 
@@ -356,10 +388,9 @@ class ShardGenerator:
         metrics.REWARDS.observe(reward)
         self._report()
 
-    def _record_failure(self, task: Task, repeat: int, exc: RetriesExhausted, prefix: str) -> None:
-        failure = exc.failure()
-        if not str(failure["class"]).startswith("verifier_"):
-            failure["class"] = prefix + str(failure["class"])
+    def _record_failure(
+        self, task: Task, repeat: int, failure: dict[str, Any], message: str
+    ) -> None:
         self._buffer.failures.append(
             {"_ng_task_index": task.index, "_ng_rollout_index": repeat, "failure": failure}
         )
@@ -368,12 +399,12 @@ class ShardGenerator:
         self.stats.failures_by_class[str(failure["class"])] += 1
         metrics.ROLLOUTS_FAILED.inc()
         log.warning(
-            "task %d repeat %d failed: %s after %d attempts: %s",
+            "task %d repeat %d failed: %s after %s attempts: %s",
             task.index,
             repeat,
             failure["class"],
-            exc.attempts,
-            exc.last.message[:200],
+            failure.get("attempts"),
+            message[:200],
         )
         self._report()
 

@@ -20,16 +20,21 @@ class VerifierClient:
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
         self.session = session
-        self.url = base_url.rstrip("/") + "/verify"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/verify"
 
     async def verify(
-        self, task: dict[str, Any], response: dict[str, Any], timeout: float
+        self,
+        task: dict[str, Any],
+        response: dict[str, Any],
+        timeout: float,
+        headers: dict[str, str] | None = None,
     ) -> tuple[float, dict[str, float] | None]:
-        """(score, reward_components) of one rollout."""
+        """(score, reward_components) of one rollout; `headers` carry a tool session."""
         body = dict(task)
         body["response"] = response
         try:
-            answer = await post_json(self.session, self.url, body, timeout)
+            answer = await post_json(self.session, self.url, body, timeout, headers)
         except RequestError as exc:
             if exc.status == 422:
                 exc.error_class = UNSCORABLE
@@ -38,4 +43,14 @@ class VerifierClient:
         if isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
             raise RequestError(MALFORMED, f"verifier answered no numeric reward: {score!r}")
         components = answer.get("reward_components")
-        return float(score), components if isinstance(components, dict) else None
+        if not isinstance(components, dict):
+            return float(score), None
+        if not all(_is_number(v) for v in components.values()):
+            raise RequestError(
+                MALFORMED, f"verifier answered non-numeric reward_components: {components!r}"[:300]
+            )
+        return float(score), {str(k): float(v) for k, v in components.items()}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
