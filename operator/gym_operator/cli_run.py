@@ -36,7 +36,7 @@ from gym_operator.rollout.job import JobConflict
 from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.storage.manifest import read_all_manifests
-from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.storage.store import ObjectNotFound, S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
 
 
@@ -89,6 +89,9 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
         return EXIT_CONFLICT
     except (ValueError, RuntimeError) as exc:
         console.print(f"[red]{exc}[/red]")
+        return EXIT_BAD_SPEC
+    except ObjectNotFound as exc:
+        console.print(f"[red]not found: {exc}[/red]")
         return EXIT_BAD_SPEC
     _print_summary(console, spec, result, time.monotonic() - started)
     return EXIT_OK

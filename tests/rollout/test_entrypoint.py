@@ -48,3 +48,15 @@ def test_other_spec_on_the_prefix_exits_4(tmp_path: Path) -> None:
     )
     code = cli.main(["generate", "--spec", str(spec), "--verifier-url", "http://127.0.0.1:9"])
     assert code == EXIT_CONFLICT
+
+
+def test_missing_input_exits_2(tmp_path: Path) -> None:
+    spec = write_job(
+        tmp_path / "job.yaml",
+        tasks_uri=str(tmp_path / "absent.jsonl"),
+        output_uri=str(tmp_path / "out"),
+        base_url="http://127.0.0.1:9/v1",
+    )
+    args = ["generate", "--spec", str(spec), "--verifier-url", "http://127.0.0.1:9"]
+    assert cli.main(args) == EXIT_BAD_SPEC
+    assert cli.main(["run", str(spec)]) == EXIT_BAD_SPEC

@@ -19,6 +19,7 @@ from gym_operator.api import RolloutJob, SpecError, load_resource
 from gym_operator.rollout.generator import ShardInterrupted
 from gym_operator.rollout.job import JobConflict
 from gym_operator.rollout.runner import parse_shard, run_job
+from gym_operator.storage.store import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ def main(args: argparse.Namespace) -> int:
     except JobConflict as exc:
         log.error("%s", exc)
         return EXIT_CONFLICT
-    except ValueError as exc:
-        log.error("%s", exc)
+    except (ValueError, ObjectNotFound) as exc:
+        log.error("%s", exc if isinstance(exc, ValueError) else f"not found: {exc}")
         return EXIT_BAD_SPEC
     except Exception:
         log.exception("shard %d failed", shard)
