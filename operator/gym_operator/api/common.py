@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "gymops.dev"
@@ -95,10 +95,31 @@ class ResourceRequirements(ApiModel):
 
 
 class EnvVar(ApiModel):
-    """An extra environment variable for worker pods (plain values only)."""
+    """An extra environment variable for worker pods: a plain value or a Secret reference."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!(has(self.value) && has(self.secretKeyRef))",
+                    "set value or secretKeyRef, not both",
+                )
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, description="Variable name.")
-    value: str = Field(default="", description="Variable value.")
+    value: str | None = Field(default=None, description="Plain value.")
+    secret_key_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Take the value from a Secret (e.g. an LLM judge's API key); never copied.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value is not None and self.secret_key_ref is not None:
+            raise ValueError("set value or secretKeyRef, not both")
+        return self
 
 
 class PodTemplate(ApiModel):

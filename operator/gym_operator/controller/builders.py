@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from gym_operator.api import Dataset, RolloutJob
-from gym_operator.api.common import PodTemplate, S3Spec
+from gym_operator.api.common import EnvVar, PodTemplate, S3Spec
 from gym_operator.controller import constants as c
 from gym_operator.controller.config import OperatorConfig
 
@@ -105,10 +105,17 @@ def s3_env(s3: S3Spec | None) -> list[Manifest]:
 
 
 def template_env(template: PodTemplate | None) -> list[Manifest]:
-    """The user's extra plain environment variables."""
+    """The user's extra environment variables; Secret values by reference, never copied."""
     if template is None or not template.env:
         return []
-    return [{"name": var.name, "value": var.value} for var in template.env]
+    return [_env_var(var) for var in template.env]
+
+
+def _env_var(var: EnvVar) -> Manifest:
+    if var.secret_key_ref is not None:
+        ref = var.secret_key_ref
+        return {"name": var.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+    return {"name": var.name, "value": var.value or ""}
 
 
 def _image(template: PodTemplate | None, cfg: OperatorConfig) -> tuple[str, str]:
@@ -225,6 +232,8 @@ def build_verifier_deployment(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
             f"@{c.SPEC_DIR}/{c.VERIFIER_CONFIG_FILE}",
             "--port",
             str(port),
+            "--timeout",
+            str(verifier.timeout_seconds),
         ]
         container = worker_container(
             c.CONTAINER_VERIFIER, args, template_env(template), template, cfg
