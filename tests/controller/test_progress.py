@@ -30,13 +30,28 @@ def test_counts_percent_and_rewards() -> None:
         shard(0, 6, 1, passed=3, reward_sum=4.5, expected_rollouts=10),
         shard(1, 2, 1, passed=1, reward_sum=1.5, expected_rollouts=10),
     ]
-    report = progress.aggregate(shards, None, progress.Sample(at=1000.0, done=0), now=1010.0)
+    report = progress.aggregate(shards, None, progress.Sample(at=950.0, done=0), now=1010.0)
     assert report.progress["total"] == 20
     assert report.progress["completed"] == 8 and report.progress["failed"] == 2
     assert report.progress["percent"] == 50.0
-    assert report.progress["rolloutsPerSecond"] == 1.0
-    assert report.progress["etaSeconds"] == 10.0
+    assert report.progress["rolloutsPerSecond"] == round(10 / 60, 3)
+    assert report.progress["etaSeconds"] == 60.0
     assert report.rewards == {"mean": 0.75, "passRate": 0.5}
+    assert report.sample == progress.Sample(at=950.0, done=0)
+
+
+def test_rate_does_not_drop_to_zero_between_part_commits() -> None:
+    shards = [shard(0, 10, expected_rollouts=40)]  # started 1000, last commit 1010
+    just_sampled = progress.Sample(at=1012.0, done=10)
+    report = progress.aggregate(shards, None, just_sampled, now=1014.0)
+    assert report.progress["rolloutsPerSecond"] == 1.0  # the shard's own span, not 0/2 s
+    assert report.sample == just_sampled
+
+
+def test_reference_sample_is_renewed_after_the_window() -> None:
+    old = progress.Sample(at=800.0, done=0)
+    report = progress.aggregate([shard(0, 10)], None, old, now=1010.0)
+    assert report.progress["rolloutsPerSecond"] == round(10 / 210, 3)
     assert report.sample == progress.Sample(at=1010.0, done=10)
 
 

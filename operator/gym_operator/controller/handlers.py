@@ -377,9 +377,6 @@ def read_progress(
     rt.read_errors.pop(uid, None)
     report = progress.aggregate(found, rolloutjob_total_hint(job), rt.samples.get(uid), now)
     rt.samples[uid] = report.sample
-    done = report.sample.done
-    total = report.progress.get("total")
-    report.progress["summary"] = f"{done}/{total if total is not None else '?'}"
     if (
         progress.same_reading(current.get("progress"), report.progress)
         and (current.get("rewards") or {}) == report.rewards

@@ -13,6 +13,12 @@ from gym_operator.storage.manifest import ShardManifest
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
 
+# The rate is measured over at least this long, so it spans a part commit (output.partSeconds
+# defaults to 30 s) and never reads 0 just because no part landed since the last timer tick.
+RATE_WINDOW_MIN_SECONDS = 45.0
+# ... and the reference sample is renewed after this long, so the rate follows recent changes.
+RATE_WINDOW_MAX_SECONDS = 180.0
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -76,10 +82,14 @@ def aggregate(
     reward_sum = sum(m.reward_sum for m in manifests)
     done = completed + failed
     total = expected_total(manifests, total_hint)
-    if previous is not None and now > previous.at and done >= previous.done:
-        rate: float | None = (done - previous.done) / (now - previous.at)
+    window = now - previous.at if previous is not None else 0.0
+    usable = previous is not None and done >= previous.done
+    if usable and window >= RATE_WINDOW_MIN_SECONDS:
+        assert previous is not None
+        rate: float | None = (done - previous.done) / window
     else:
         rate = _fallback_rate(manifests, done)
+    keep_sample = usable and window < RATE_WINDOW_MAX_SECONDS
     finished = bool(manifests) and all(m.finished for m in manifests)
     percent = 100.0 if finished and total is None else 0.0
     if total:
@@ -94,6 +104,7 @@ def aggregate(
         "percent": percent,
         "rolloutsPerSecond": round(rate, 3) if rate is not None else None,
         "etaSeconds": 0.0 if finished else eta,
+        "summary": f"{done}/{total if total is not None else '?'}",
         "lastUpdated": now_iso(),
     }
     rewards: dict[str, Any] = {
@@ -103,7 +114,7 @@ def aggregate(
     return ProgressReport(
         progress={k: v for k, v in progress.items() if v is not None},
         rewards={k: v for k, v in rewards.items() if v is not None},
-        sample=Sample(at=now, done=done),
+        sample=previous if keep_sample and previous is not None else Sample(at=now, done=done),
     )
 
 
