@@ -121,6 +121,20 @@ def test_verl_sft_messages_keep_tool_calls_in_parquet(build: Build) -> None:
     assert out["tools"][0]["function"]["name"] == "calc"
 
 
+def test_verl_sft_parquet_takes_a_tool_without_parameters(build: Build) -> None:
+    rollouts = tool_rollouts()
+    for r in rollouts:
+        r["responses_create_params"]["tools"] = [
+            {"type": "function", "name": "now", "parameters": {}}
+        ]
+    _, rows = build(
+        rollouts, kind="sft", format="verl", num_repeats=2, output={"fileFormat": "parquet"}
+    )
+    [out] = rows["train"]
+    assert out["tools"][0]["function"]["name"] == "now"
+    assert out["tools"][0]["function"]["parameters"] is None
+
+
 def test_nemo_rl_rows(build: Build, tmp_path) -> None:
     _, rows = build(tool_rollouts(), kind="dpo", format="nemo-rl", num_repeats=2)
     assert rows["train"] == [

@@ -62,6 +62,19 @@ def _scalar_or_json(value: Any, parquet: bool) -> Any:
     return value
 
 
+def _without_empty_objects(value: Any) -> Any:
+    """Empty objects as null: Arrow has no struct type without fields (e.g. `parameters: {}`).
+
+    verl's MultiTurnSFTDataset reads `tools` as nested lists/structs, not JSON text, so a tool
+    schema with no parameters must be written this way to survive parquet.
+    """
+    if isinstance(value, dict):
+        return {k: _without_empty_objects(v) for k, v in value.items()} or None
+    if isinstance(value, list):
+        return [_without_empty_objects(v) for v in value]
+    return value
+
+
 def _stats(example: Example) -> dict[str, Any]:
     return {
         "task_index": example.task_index,
@@ -127,7 +140,7 @@ def verl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     if example.kind == "sft":
         row: dict[str, Any] = {"messages": example.prompt + (example.completion or [])}
         if example.tools:
-            row["tools"] = example.tools
+            row["tools"] = _without_empty_objects(example.tools) if ctx.parquet else example.tools
         return row
     ability = example.task.get("ability") or example.task.get("task_type") or ctx.verifier
     return {
