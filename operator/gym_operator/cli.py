@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="Override spec.output.uri.")
     run.add_argument("--shard", help="Run only shard i of N, as i/N (default: all shards).")
     run.add_argument(
-        "--restart", action="store_true", help="Discard output written under a different spec."
+        "--restart",
+        action="store_true",
+        help="Delete everything under the output prefix and start over (needed after a spec change).",
     )
     run.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -43,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--verifier-url", help="Verifier server base URL (overrides the spec).")
     gen.add_argument("--metrics-port", type=int, default=0, help="Serve /metrics (0: off).")
-    gen.add_argument("--restart", action="store_true", help="Discard output of another spec.")
+    gen.add_argument(
+        "--restart", action="store_true", help="Delete the output prefix's contents, start over."
+    )
 
     ver = sub.add_parser("verify-server", help="Serve a built-in verifier (NeMo Gym protocol).")
     ver.add_argument("--verifier", required=True, help="Built-in verifier name, e.g. math.")
