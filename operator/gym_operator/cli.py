@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--restart",
         action="store_true",
-        help="Delete everything under the output prefix and start over (needed after a spec change).",
+        help="Delete everything under the output prefix and start over (after a spec change).",
     )
     run.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
