@@ -26,7 +26,9 @@ from gym_operator.testing.stub_model import StubConfig, StubModel, start
 TASKS, REPEATS, ATTEMPTS = 12, 2, 3
 
 
-def spec_for(tmp_path: Path, base_url: str, ver_url: str, **verifier: object):
+def spec_for(
+    tmp_path: Path, base_url: str, ver_url: str, weighted: bool = False, **verifier: object
+):
     tasks = write_tasks(tmp_path / "tasks.jsonl", [task_row(i) for i in range(TASKS)])
     body = job_body(
         tasks,
@@ -35,6 +37,7 @@ def spec_for(tmp_path: Path, base_url: str, ver_url: str, **verifier: object):
         ver_url,
         sampling={"numRepeats": REPEATS, "concurrency": 4},
         verifier={"timeoutSeconds": 0.3, "maxAttempts": ATTEMPTS, **verifier},
+        reward={"components": {"acc": 1.0}} if weighted else {},
     )
     return parse_resource(body).spec
 
@@ -45,6 +48,7 @@ def spec_for(tmp_path: Path, base_url: str, ver_url: str, **verifier: object):
         ("garbage", "verifier_malformed", ATTEMPTS),
         ("html", "verifier_malformed", ATTEMPTS),
         ("deep", "verifier_malformed", ATTEMPTS),
+        ("bad_components", "verifier_malformed", ATTEMPTS),
         ("error", "verifier_http_5xx", ATTEMPTS),
         ("slow", "verifier_timeout", ATTEMPTS),
         ("unscorable", "verifier_unscorable", 1),
@@ -59,7 +63,8 @@ async def test_a_broken_verifier_gives_failure_rows_never_rewards(
     verifier.mode, verifier.slow_seconds = mode, 1.0
     ver_runner, ver_url = await serve(verifier.app(), shutdown_timeout=0)
     try:
-        result = await run_job(spec_for(tmp_path, base_url, ver_url), shards=[0])
+        spec = spec_for(tmp_path, base_url, ver_url, weighted=mode == "bad_components")
+        result = await run_job(spec, shards=[0])
     finally:
         await ver_runner.cleanup()
         await stub_runner.cleanup()
