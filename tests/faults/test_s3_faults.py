@@ -203,8 +203,11 @@ def test_upload_cut_at_the_gate_leaves_the_old_commit(
     s3_proxy.release_all()
 
 
+@pytest.mark.parametrize(
+    ("fmt", "compression"), [("jsonl", "zstd"), ("jsonl", "gzip"), ("parquet", "none")]
+)
 async def test_generator_run_through_s3_faults_has_exact_counts(
-    s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
+    s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage, fmt: str, compression: str
 ) -> None:
     """A whole job (input, parts, manifests, _SUCCESS) through drops, lost answers and SlowDown."""
     tasks, repeats = 60, 2
@@ -225,7 +228,7 @@ async def test_generator_run_through_s3_faults_has_exact_counts(
         base_url,
         ver_url,
         sampling={"numRepeats": repeats, "concurrency": 8},
-        output={"partRows": 8, "partSeconds": 0.2},
+        output={"partRows": 8, "partSeconds": 0.2, "format": fmt, "compression": compression},
         s3={"endpointURL": s3_proxy.url, "region": "us-east-1"},
     )
     try:
@@ -246,6 +249,8 @@ async def test_generator_run_through_s3_faults_has_exact_counts(
     for fault in ("drop_before", "drop_after", "slowdown", "delay"):
         assert s3_proxy.stats[fault] > 0, s3_proxy.stats
     assert len(out.manifests[0].parts) >= 3
+    suffix = layout.PART_SUFFIXES["parquet" if fmt == "parquet" else compression]
+    assert all(p.rollouts_file.endswith(suffix) for p in out.manifests[0].parts if p.rollouts_file)
 
 
 def test_bodies_cut_off_mid_stream_are_resumed_never_short(
