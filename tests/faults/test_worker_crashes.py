@@ -157,3 +157,50 @@ def test_ten_kills_lose_and_duplicate_nothing(
     assert summary.counts.input == TASKS * REPEATS
     assert summary.counts.kept == len(out.rollouts) == 194
     assert summary.counts.dropped == {"failed": len(out.failures)}
+
+
+def test_two_shards_success_marker_only_when_both_finished(
+    tmp_path: Path, s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
+) -> None:
+    """Shard 1 finishes; shard 0 is killed between its part upload and its manifest write:
+    no `_SUCCESS` until shard 0's restart finishes, then totals over both shards."""
+    tasks, repeats = 30, 2
+    rows = [task_row(i) for i in range(tasks)]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    clean_storage.write_bytes(parse_uri(f"s3://{s3_bucket}/in/tasks.jsonl"), data)
+    prefix = parse_uri(f"s3://{s3_bucket}/out/")
+    log = tmp_path / "generate.log"
+    with serve_in_thread(StubModel()) as base_url, app_in_thread(TinyVerifier().app()) as ver_url:
+        body = job_body(
+            f"s3://{s3_bucket}/in/tasks.jsonl",
+            str(prefix),
+            base_url,
+            ver_url,
+            sampling={"numRepeats": repeats, "concurrency": 4},
+            output={"partRows": 5, "partSeconds": 0.3},
+            s3={"endpointURL": s3_proxy.url, "region": "us-east-1"},
+            parallelism=2,
+        )
+        spec = write_spec(tmp_path / "job.yaml", body)
+        shard1 = gymops("generate", "--spec", spec, "--shard", "1/2", log=log)
+        assert wait_or_dump(shard1, 60, log) == 0
+        assert read_success(clean_storage, prefix) is None
+        gate = s3_proxy.hold("PUT", r"/shard-00000/_manifest\.json$")
+        shard0 = gymops("generate", "--spec", spec, "--shard", "0/2", log=log)
+        assert gate.wait_held(30), log.read_text()[-2000:]
+        shard0.send_signal(signal.SIGKILL)
+        assert shard0.wait(10) == -signal.SIGKILL
+        s3_proxy.release_all()
+        assert read_success(clean_storage, prefix) is None
+        assert uncommitted_files(clean_storage, prefix), "the kill missed the upload window"
+        shard0 = gymops("generate", "--spec", spec, "--shard", "0/2", log=log)
+        assert wait_or_dump(shard0, 60, log) == 0
+
+    out = read_output(clean_storage, prefix)
+    assert [m.shard for m in out.manifests] == [0, 1]
+    assert all(m.finished and m.num_shards == 2 for m in out.manifests)
+    assert_exactly_once(out, tasks, repeats)
+    assert [m.completed for m in out.manifests] == [tasks // 2 * repeats] * 2
+    success = read_success(clean_storage, prefix)
+    assert success is not None and (success.completed, success.failed) == (tasks * repeats, 0)
+    assert len(success.manifests) == 2
