@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from faultkit import (
     TinyVerifier,
     assert_exactly_once,
+    gymops,
     job_body,
     proxied,
     read_output,
     serve,
     task_row,
+    wait_or_dump,
+    write_spec,
 )
 
 from gym_operator.api import parse_resource
@@ -305,3 +310,27 @@ async def test_generator_input_and_manifest_reads_cut_off_mid_stream(
     assert_exactly_once(out, tasks, repeats)
     assert len(out.rollouts) == tasks * repeats and stub.requests == tasks * repeats
     assert s3_proxy.stats["truncate"] > 0
+
+
+def test_denied_s3_access_fails_fast_with_a_clear_error(
+    tmp_path: Path, s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
+) -> None:
+    """Wrong credentials: exit 1 at once (the pod's retries apply), naming what was refused."""
+    clean_storage.write_bytes(parse_uri(f"s3://{s3_bucket}/in/tasks.jsonl"), b"{}\n")
+    s3_proxy.plan = FaultPlan(deny=1.0)
+    body = job_body(
+        f"s3://{s3_bucket}/in/tasks.jsonl",
+        f"s3://{s3_bucket}/out/",
+        "http://127.0.0.1:9/v1",
+        "http://127.0.0.1:9",
+        s3={"endpointURL": s3_proxy.url, "region": "us-east-1"},
+    )
+    log = tmp_path / "generate.log"
+    started = time.monotonic()
+    proc = gymops("generate", "--spec", write_spec(tmp_path / "job.yaml", body), log=log)
+    assert wait_or_dump(proc, 60, log) == 1
+    assert time.monotonic() - started < 20
+    text = log.read_text()
+    assert "AccessDenied" in text and s3_bucket in text, text[-2000:]
+    assert s3_proxy.stats["deny"] == s3_proxy.stats["requests"] <= 3
+    assert clean_storage.list(parse_uri(f"s3://{s3_bucket}/out/")) == []

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ class Storage:
         """Write the whole object atomically (readers see the old or the new, never a part)."""
         loc = _loc(uri)
         if loc.scheme == "s3":
-            self.s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+            with _about("writing", loc):
+                self.s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
             return
         path = Path(loc.key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +132,11 @@ class Storage:
         key_prefix = loc.key.rstrip("/") + "/" if loc.key else ""
         found: list[StorageURI] = []
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=loc.bucket, Prefix=key_prefix):
-            found.extend(StorageURI("s3", loc.bucket, o["Key"]) for o in page.get("Contents", []))
+        with _about("listing", loc):
+            for page in paginator.paginate(Bucket=loc.bucket, Prefix=key_prefix):
+                found.extend(
+                    StorageURI("s3", loc.bucket, o["Key"]) for o in page.get("Contents", [])
+                )
         return sorted(found, key=lambda u: u.key)
 
     def delete(self, uri: StorageURI | str) -> None:
@@ -140,7 +145,8 @@ class Storage:
         if loc.scheme == "file":
             Path(loc.key).unlink(missing_ok=True)
         else:
-            self.s3.delete_object(Bucket=loc.bucket, Key=loc.key)
+            with _about("deleting", loc):
+                self.s3.delete_object(Bucket=loc.bucket, Key=loc.key)
 
     def delete_prefix(self, prefix: StorageURI | str) -> int:
         """Delete every object below a prefix; returns how many."""
@@ -174,7 +180,8 @@ class Storage:
             if offset:
                 extra["Range"] = f"bytes={offset}-"
             try:
-                answer = self.s3.get_object(Bucket=loc.bucket, Key=loc.key, **extra)
+                with _about("reading", loc):
+                    answer = self.s3.get_object(Bucket=loc.bucket, Key=loc.key, **extra)
             except self.s3.exceptions.NoSuchKey:
                 raise ObjectNotFound(str(loc)) from None
             etag = etag or answer["ETag"]
@@ -205,6 +212,16 @@ def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield from lines
     if pending:
         yield pending
+
+
+@contextmanager
+def _about(action: str, loc: StorageURI) -> Iterator[None]:
+    """botocore errors name the operation, not the object: add which object it was."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(f"while {action} {loc}")
+        raise
 
 
 def _loc(uri: StorageURI | str) -> StorageURI:

@@ -2,7 +2,8 @@
 
 Each request that matches the plan's methods and key pattern draws one fault from a seeded random
 stream: dropped before it reaches S3 (never applied), dropped after S3 applied it (the answer is
-lost), answered 503 SlowDown (never applied), delayed, or cut off halfway through its body.
+lost), answered 503 SlowDown or 403 AccessDenied (never applied), delayed, or cut off halfway
+through its body.
 Requests can also be held at a gate until the test releases them, so a test can kill a worker
 while one of its uploads is in flight.
 The proxy runs its own event loop in a thread, so sync boto3 code and subprocesses can use it.
@@ -35,6 +36,10 @@ SLOWDOWN_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
+DENIED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
 ALL_METHODS = frozenset({"GET", "PUT", "POST", "HEAD", "DELETE"})
 
 
@@ -50,6 +55,8 @@ class FaultPlan:
     """Answered `503 SlowDown` without forwarding."""
     delay: float = 0.0
     """Answer delayed by `delay_seconds` after S3 applied the request."""
+    deny: float = 0.0
+    """Answered `403 AccessDenied` without forwarding (wrong credentials or policy)."""
     truncate: float = 0.0
     """A 200/206 answer cut off halfway through its body (headers promise the whole length)."""
     delay_seconds: float = 0.0
@@ -67,7 +74,7 @@ class FaultPlan:
     def draw(self, rng: random.Random) -> str | None:
         """One fault name, or None for a clean pass."""
         roll = rng.random()
-        for name in ("drop_before", "drop_after", "slowdown", "delay", "truncate"):
+        for name in ("drop_before", "drop_after", "slowdown", "deny", "delay", "truncate"):
             share = getattr(self, name)
             if roll < share:
                 return name
@@ -222,6 +229,9 @@ class S3FaultProxy:
         if fault == "slowdown":
             self._count("slowdown")
             return web.Response(status=503, body=SLOWDOWN_BODY, content_type="application/xml")
+        if fault == "deny":
+            self._count("deny")
+            return web.Response(status=403, body=DENIED_BODY, content_type="application/xml")
         answer = await self._forward(request, body)
         if fault == "drop_after":
             return self._drop(request, "drop_after")
