@@ -121,7 +121,7 @@ def test_sigterm_commits_and_exits_resumable(tmp_path: Path) -> None:
         )
         port = _free_port()
         proc = _generate(spec, verifier_url, tmp_path / "generate.log", "--metrics-port", str(port))
-        while stub.requests < 40 and proc.poll() is None:
+        while stub.requests < 60 and proc.poll() is None:
             time.sleep(0.02)
         scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         assert b"gymops_model_request_seconds_count" in scrape
@@ -129,9 +129,11 @@ def test_sigterm_commits_and_exits_resumable(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 3  # stopped, resumable
         manifest = read_manifest(storage, prefix, 0)
-        # nothing had been committed yet (huge parts): SIGTERM committed what was done
+        # nothing had been committed before (huge parts): SIGTERM committed what was done
         assert manifest is not None and not manifest.finished
         assert 0 < manifest.completed < TASKS * REPEATS
+        # drained: every request the model received was finished, verified and committed
+        assert manifest.completed == stub.requests
         proc = _generate(spec, verifier_url, tmp_path / "generate.log")
         assert proc.wait(60) == 0
     out = read_committed(storage, prefix)

@@ -58,16 +58,22 @@ def _check_output(storage: Storage, output: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "compression"), [("jsonl", "zstd"), ("jsonl", "gzip"), ("parquet", "none")]
+    ("fmt", "compression", "api"),
+    [
+        ("jsonl", "zstd", "chat"),
+        ("jsonl", "gzip", "responses"),
+        ("parquet", "none", "chat"),
+    ],
 )
 async def test_file_output_exact_counts(
-    tmp_path: Path, stub: tuple[StubModel, str], fmt: str, compression: str
+    tmp_path: Path, stub: tuple[StubModel, str], fmt: str, compression: str, api: str
 ) -> None:
     model, url = stub
     job = make_job(
         tasks_uri=str(_tasks(tmp_path / "tasks.jsonl")),
         output_uri=f"file://{tmp_path}/out",
         base_url=url,
+        policy={"baseURL": url, "model": "stub", "api": api},
         parallelism=2,
         output={
             "uri": f"file://{tmp_path}/out",

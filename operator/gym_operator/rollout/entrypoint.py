@@ -2,8 +2,9 @@
 
 Exit codes: 0 the shard is finished (committed, manifest marked finished); 1 unexpected error
 (retry the pod: work committed so far is kept); 2 bad spec or arguments (do not retry);
-3 stopped by SIGTERM/SIGINT after committing what was done (resumable); 4 the output prefix
-holds another spec's results (do not retry without --restart or another output URI).
+3 stopped by SIGTERM/SIGINT: rollouts in progress get up to 20 s to finish, what is done is
+committed, the rest resumes on restart; 4 the output prefix holds another spec's results (do not
+retry without --restart or another output URI).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ manifest's done set is skipped. The slot of (task, repeat) is `(task_index // N)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -50,6 +51,12 @@ from gym_operator.storage.uri import StorageURI, parse_uri
 
 log = logging.getLogger(__name__)
 READ_BATCH = 256
+DRAIN_SECONDS = 20.0
+"""On SIGTERM, how long rollouts in progress may take to finish (Kubernetes grants 30 s)."""
+
+
+class _Dropped(Exception):
+    """A model request not started because the shard is stopping (its slot stays undone)."""
 
 
 class ShardInterrupted(Exception):
@@ -119,6 +126,7 @@ class ShardGenerator:
         window: AimdWindow,
         on_progress: Callable[[ShardStats], None] | None = None,
         stop: asyncio.Event | None = None,
+        drain_seconds: float = DRAIN_SECONDS,
     ) -> None:
         self.spec = spec
         self.storage = storage
@@ -154,11 +162,15 @@ class ShardGenerator:
         self._commit_lock = asyncio.Lock()
         self._flush = asyncio.Event()
         self._stop = stop or asyncio.Event()
+        self.drain_seconds = drain_seconds
+        self._draining = False
+        self._active = 0
+        self._idle = asyncio.Event()
         self._manifest: ShardManifest | None = None
         self._done = SlotSet()
 
     def request_stop(self) -> None:
-        """Stop taking new work; commit what is finished (SIGTERM)."""
+        """Stop taking new work, let work in progress end (drain_seconds), commit (SIGTERM)."""
         self._stop.set()
 
     def slot(self, task_index: int, repeat: int) -> int:
@@ -193,6 +205,8 @@ class ShardGenerator:
                 committer.result()
             if work.done():
                 work.result()
+            elif self._stop.is_set():
+                await self._drain()
         finally:
             for task in (work, committer, stopper):
                 task.cancel()
@@ -258,11 +272,27 @@ class ShardGenerator:
         metrics.ROLLOUTS_INPUT_ERROR.inc()
         log.warning("input line %d: %s", bad.index + 1, bad.reason)
 
+    async def _drain(self) -> None:
+        """On stop: take no new slots, give the rollouts in progress `drain_seconds` to end."""
+        self._draining = True
+        if self._active:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.drain_seconds)
+        log.info(
+            "shard %d stopping; %d rollouts still in progress are dropped", self.shard, self._active
+        )
+
     async def _worker(self, queue: asyncio.Queue[tuple[Task, int] | None]) -> None:
         part_rows = self.spec.output.part_rows
-        while (item := await queue.get()) is not None:
+        while (item := await queue.get()) is not None and not self._draining:
             task, repeat = item
-            await self._rollout(task, repeat)
+            self._active += 1
+            try:
+                await self._rollout(task, repeat)
+            finally:
+                self._active -= 1
+                if self._draining and not self._active:
+                    self._idle.set()
             size = len(self._buffer)
             if size >= part_rows:
                 self._flush.set()
@@ -290,6 +320,8 @@ class ShardGenerator:
                 response = await self._sample(params)
         except RetriesExhausted as exc:
             self._record_failure(task, repeat, exc.failure(), exc.last.message)
+            return
+        except _Dropped:
             return
         except tool_loop.ToolLoopError as exc:
             failure = {"class": "verifier_tool", "message": str(exc)[:500], "attempts": 1}
@@ -327,6 +359,9 @@ class ShardGenerator:
 
     async def _model_attempt(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         await self.window.acquire()
+        if self._draining:
+            self.window.release()
+            raise _Dropped
         started = time.perf_counter()
         try:
             response = await self.clients.model.create(body, timeout)
