@@ -199,12 +199,14 @@ class ShardGenerator:
         work = asyncio.create_task(self._work(queue, workers=concurrency * 2))
         committer = asyncio.create_task(self._committer())
         stopper = asyncio.create_task(self._stop.wait())
+        completed = False
         try:
             await asyncio.wait([work, committer, stopper], return_when=asyncio.FIRST_COMPLETED)
             if committer.done():
                 committer.result()
             if work.done():
                 work.result()
+                completed = True
             elif self._stop.is_set():
                 await self._drain()
         finally:
@@ -212,7 +214,7 @@ class ShardGenerator:
                 task.cancel()
             await asyncio.gather(work, committer, stopper, return_exceptions=True)
         await self._commit()
-        if self._stop.is_set():
+        if not completed:
             raise ShardInterrupted(f"shard {self.shard} stopped; committed work is kept")
         await asyncio.to_thread(self._finish)
         self.stats.finished = True
