@@ -268,11 +268,24 @@ FRESH_START: dict[str, Any] = {"startTime": None, "completionTime": None}
 """Status fields cleared when a resource that had an invalid spec starts afresh."""
 
 
+def finished_meanwhile(rt: Runtime, body: kopf.Body) -> bool:
+    """Whether the live resource is terminal although kopf's body is not: a handler retry can
+    run on a body older than the timer's last status write (e.g. after a cut watch), and must
+    not re-create the verifier the timer deleted when the job finished."""
+    meta = body.get("metadata") or {}
+    live = rt.kube.get("RolloutJob", meta.get("namespace"), meta.get("name"))
+    if not live:
+        return False
+    return (live.get("status") or {}).get("phase") in TERMINAL and not was_invalid(live)
+
+
 def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     """Validate; create the children that are missing; set the first status."""
     rt = runtime(memo)
     status = body.get("status") or {}
     if status.get("phase") in TERMINAL and not was_invalid(body):
+        return
+    if finished_meanwhile(rt, body):
         return
     try:
         job = parse(body)
