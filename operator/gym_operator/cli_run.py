@@ -34,7 +34,6 @@ from gym_operator.rollout.entrypoint import (
 from gym_operator.rollout.generator import ShardInterrupted, ShardStats
 from gym_operator.rollout.job import JobConflict
 from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
-from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.storage.manifest import read_all_manifests
 from gym_operator.storage.store import ObjectNotFound, S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
@@ -136,17 +135,7 @@ async def _run(
         loop.add_signal_handler(sig, stop.set)
     storage = Storage(S3Settings.from_spec(spec.s3))
     with _progress(console, disabled=args.no_progress) as progress:
-        total = None
-        if progress is not None:
-            counts = await asyncio.to_thread(
-                count_shard_lines,
-                storage,
-                parse_uri(spec.input.uri),
-                num_shards=spec.parallelism,
-                limit=spec.input.limit,
-            )
-            total = sum(counts[s] for s in shards) * spec.sampling.num_repeats
-        reporter = _Reporter(progress, total, spec.sampling.num_repeats)
+        reporter = _Reporter(progress, spec.sampling.num_repeats)
         async with _endpoint(spec) as endpoint:
             return await run_job(
                 spec,
@@ -156,6 +145,7 @@ async def _run(
                 on_progress=reporter,
                 stop=stop,
                 storage=storage,
+                on_total=reporter.set_total,
             )
 
 
@@ -183,17 +173,22 @@ def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
 class _Reporter:
     """Turns per-shard stats into progress-bar updates (at most ten a second)."""
 
-    def __init__(self, progress: Progress | None, total: int | None, repeats: int) -> None:
+    def __init__(self, progress: Progress | None, repeats: int) -> None:
         self.progress = progress
         self.repeats = repeats
         self.shards: dict[int, ShardStats] = {}
         self.started = time.monotonic()
         self.last = 0.0
         self.task = (
-            progress.add_task("rollouts", total=total, rate=0.0, reward="-", failed=0)
+            progress.add_task("rollouts", total=None, rate=0.0, reward="-", failed=0)
             if progress is not None
             else None
         )
+
+    def set_total(self, total: int) -> None:
+        """The slots of the shards run here, once the generator has counted the input."""
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, total=total)
 
     def __call__(self, stats: ShardStats) -> None:
         self.shards[stats.shard] = stats

@@ -32,7 +32,7 @@ from gym_operator.rollout.retry import (
     call_with_retry,
 )
 from gym_operator.rollout.reward import make_reward_fn
-from gym_operator.rollout.tasks import BadRow, Task, iter_shard
+from gym_operator.rollout.tasks import BadRow, Task, count_shard_lines, iter_shard
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
 from gym_operator.storage import layout
@@ -127,6 +127,7 @@ class ShardGenerator:
         on_progress: Callable[[ShardStats], None] | None = None,
         stop: asyncio.Event | None = None,
         drain_seconds: float = DRAIN_SECONDS,
+        line_counts: asyncio.Future[list[int]] | None = None,
     ) -> None:
         self.spec = spec
         self.storage = storage
@@ -168,6 +169,9 @@ class ShardGenerator:
         self._idle = asyncio.Event()
         self._manifest: ShardManifest | None = None
         self._done = SlotSet()
+        self._line_counts = line_counts
+        """Non-empty input lines per shard (counted once per process, see runner)."""
+        self._lines: int | None = None
 
     def request_stop(self) -> None:
         """Stop taking new work, let work in progress end (drain_seconds), commit (SIGTERM)."""
@@ -194,6 +198,8 @@ class ShardGenerator:
             self.stats.finished = True
             await asyncio.to_thread(self._write_success_if_complete)
             return self.stats
+        if self._line_counts is None:
+            self._line_counts = asyncio.ensure_future(asyncio.to_thread(self._count_lines))
         concurrency = self.spec.sampling.concurrency
         queue: asyncio.Queue[tuple[Task, int] | None] = asyncio.Queue(maxsize=concurrency * 2)
         work = asyncio.create_task(self._work(queue, workers=concurrency * 2))
@@ -220,6 +226,15 @@ class ShardGenerator:
         self.stats.finished = True
         self._report()
         return self.stats
+
+    def _count_lines(self) -> list[int]:
+        """Non-empty input lines per shard (bytes only): each shard's tasks, good or bad."""
+        return count_shard_lines(
+            self.storage,
+            parse_uri(self.spec.input.uri),
+            num_shards=self.num_shards,
+            limit=self.spec.input.limit,
+        )
 
     def _load_stats(self, manifest: ShardManifest) -> None:
         s = self.stats
@@ -460,6 +475,8 @@ class ShardGenerator:
 
     async def _commit(self) -> None:
         async with self._commit_lock:
+            if self._lines is None and self._line_counts is not None:
+                self._lines = (await asyncio.shield(self._line_counts))[self.shard]
             buf, self._buffer = self._buffer, PartBuffer()
             if not len(buf):
                 return
@@ -498,6 +515,9 @@ class ShardGenerator:
         committed.truncated += buf.truncated
         committed.passed += buf.passed
         committed.reward_sum += buf.reward_sum
+        if self._lines is not None:
+            # Bad rows are tasks whose slots end as input errors, not rollouts.
+            committed.expected_rollouts = (self._lines - committed.input_errors) * self.repeats
         write_manifest(self.storage, self.prefix, committed)
         self._manifest = committed
         log.debug("shard %d committed part %d (%d rows)", self.shard, seq, len(buf))

@@ -18,6 +18,7 @@ from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardStats
 from gym_operator.rollout.job import prepare_prefix
+from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
 from gym_operator.storage.manifest import read_success
@@ -98,8 +99,14 @@ async def run_job(
     on_progress: Callable[[ShardStats], None] | None = None,
     stop: asyncio.Event | None = None,
     storage: Storage | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> JobResult:
-    """Run the given shards (of spec.parallelism) one after the other; ShardInterrupted on stop."""
+    """Run the given shards (of spec.parallelism) one after the other; ShardInterrupted on stop.
+
+    The input's lines are counted once (bytes only) beside the first shard's work, so every
+    manifest carries `expected_rollouts` from its first commit; `on_total` gets the slots of the
+    shards run here (tasks x repeats, bad rows included) when the count is done.
+    """
     storage = storage or Storage(S3Settings.from_spec(spec.s3))
     prefix = parse_uri(spec.output.uri)
     digest = await asyncio.to_thread(prepare_prefix, storage, prefix, spec, restart=restart)
@@ -107,6 +114,24 @@ async def run_job(
         assert spec.policy.base_url and spec.policy.model
         endpoint = Endpoint(spec.policy.base_url, spec.policy.model)
     result = JobResult(output_uri=str(prefix), digest=digest)
+    line_counts = asyncio.ensure_future(
+        asyncio.to_thread(
+            count_shard_lines,
+            storage,
+            parse_uri(spec.input.uri),
+            num_shards=spec.parallelism,
+            limit=spec.input.limit,
+        )
+    )
+    if on_total is not None:
+        repeats = spec.sampling.num_repeats
+        line_counts.add_done_callback(
+            lambda done: (
+                None
+                if done.cancelled() or done.exception()
+                else on_total(sum(done.result()[s] for s in shards) * repeats)
+            )
+        )
     ceiling = window_ceiling(spec)
     api_key = load_api_key(spec.policy.api_key_env)
     async with (
@@ -135,6 +160,7 @@ async def run_job(
                 window=window,
                 on_progress=on_progress,
                 stop=stop,
+                line_counts=line_counts,
             )
             result.shards.append(generator.stats)
             await generator.run()
