@@ -267,10 +267,15 @@ class S3FaultProxy:
             request.method, url, headers=headers, data=body, allow_redirects=False
         ) as upstream:
             payload = await upstream.read()
+            # A HEAD answer's Content-Length is the object's size: keep it; otherwise aiohttp
+            # sets it from the body it sends.
+            keep_length = request.method == "HEAD"
             out_headers = {
                 k: v
                 for k, v in upstream.headers.items()
-                if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+                if k.lower() not in HOP_BY_HOP and (keep_length or k.lower() != "content-length")
             }
         self._count("forwarded")
+        if keep_length:
+            return web.Response(status=upstream.status, headers=out_headers)
         return web.Response(status=upstream.status, body=payload, headers=out_headers)
