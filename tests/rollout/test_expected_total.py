@@ -56,6 +56,7 @@ def test_first_commit_of_a_stopped_run_has_expected_rollouts(
             base_url=url,
             parallelism=parallelism,
             sampling={"numRepeats": REPEATS, "concurrency": 4},
+            verifier={"url": url.removesuffix("/v1")},  # the stub's substring /verify
             # one commit only: the one made when the run stops
             output={"uri": str(output), "partRows": 10_000, "partSeconds": 600},
         ).spec
@@ -85,6 +86,7 @@ def test_expected_rollouts_unchanged_when_the_shard_finishes(tmp_path: Path) -> 
             output_uri=str(output),
             base_url=url,
             sampling={"numRepeats": REPEATS, "concurrency": 4},
+            verifier={"url": url.removesuffix("/v1")},  # the stub's substring /verify
             output={"uri": str(output), "partRows": 5, "partSeconds": 600},
         ).spec
         asyncio.run(_run_until(spec, shards=[0], stop_after=12))

@@ -71,6 +71,10 @@ class JobRecord(BaseModel):
     num_shards: int
     num_repeats: int
     spec: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] | None = Field(
+        default=None,
+        description="Identity of the input object at the start (size, S3 ETag or file mtime_ns).",
+    )
     created_at: float = Field(default_factory=time.time)
 
 
