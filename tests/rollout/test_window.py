@@ -76,3 +76,41 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
     window.release()
     await asyncio.gather(waiter, return_exceptions=True)
     assert window.in_flight == 0
+
+
+async def test_scattered_429s_with_retry_after_leave_the_window_full() -> None:
+    clock = Clock()
+    window = AimdWindow(256, cooldown=1.0, clock=clock)
+    for i in range(2000):  # 5% of answers are 429 + Retry-After, spread over 10 s
+        clock.now = i / 200
+        if i % 20 == 0:
+            window.on_throttle(retry_after=2.0)
+        else:
+            window.on_success()
+        assert window.limit == 256
+
+
+async def test_429s_with_retry_after_that_show_overload_shrink_the_window() -> None:
+    clock = Clock()
+    window = AimdWindow(256, cooldown=1.0, clock=clock)
+    for _ in range(5):
+        window.on_throttle(retry_after=2.0)
+    assert window.limit == 256  # a few in a row: still within noise
+    for _ in range(5):
+        window.on_throttle(retry_after=2.0)
+    assert window.limit == 128  # most recent answers are 429: the server is overloaded
+    clock.now = 2.0
+    for _ in range(10):
+        window.on_throttle(retry_after=2.0)
+    assert window.limit == 64
+    for _ in range(200):
+        window.on_success()
+    assert window.limit == 256 and window.throttled_share < 0.01
+
+
+async def test_429_without_retry_after_shrinks_at_once() -> None:
+    window = AimdWindow(256, cooldown=1.0, clock=Clock())
+    for _ in range(99):
+        window.on_success()
+    window.on_throttle()
+    assert window.limit == 128

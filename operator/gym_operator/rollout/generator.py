@@ -384,7 +384,7 @@ class ShardGenerator:
             response = await self.clients.model.create(body, timeout)
         except RequestError as exc:
             if exc.error_class == HTTP_429:
-                self.window.on_throttle()
+                self.window.on_throttle(exc.retry_after)
             raise
         finally:
             metrics.MODEL_LATENCY.observe(time.perf_counter() - started)

@@ -1,8 +1,13 @@
 """AIMD concurrency window: how many model requests may be in flight right now.
 
-On a 429 the limit is halved (at most once per `cooldown` seconds, so a burst of 429s from one
-overloaded moment counts as one signal); every success adds `increase` back, up to the ceiling
-(`sampling.concurrency`). The window never drops below `floor`.
+On a 429 without Retry-After the limit is halved (at most once per `cooldown` seconds, so a burst
+of 429s from one overloaded moment counts as one signal); every success adds `increase` back, up
+to the ceiling (`sampling.concurrency`). The window never drops below `floor`.
+
+A 429 that carries Retry-After already slows its own request down by the wait the server named:
+that is the back-pressure. Such 429s shrink the window only when they show overload, i.e. when
+their share of recent answers (a moving average over about `1 / smoothing` answers) reaches
+`overload_share`; scattered ones (a per-key quota, a noisy neighbour) leave it full.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ class AimdWindow:
         decrease: float = 0.5,
         increase: float = 1.0,
         cooldown: float = 1.0,
+        overload_share: float = 0.25,
+        smoothing: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[float], None] | None = None,
     ) -> None:
@@ -32,6 +39,10 @@ class AimdWindow:
         self.decrease = decrease
         self.increase = increase
         self.cooldown = cooldown
+        self.overload_share = overload_share
+        self.smoothing = smoothing
+        self.throttled_share = 0.0
+        """Moving average of 429s among recent answers."""
         self.limit: float = float(ceiling)
         self.in_flight = 0
         self.max_in_flight = 0
@@ -63,14 +74,19 @@ class AimdWindow:
 
     def on_success(self) -> None:
         """Additive increase, never above the ceiling."""
+        self.throttled_share -= self.smoothing * self.throttled_share
         if self.limit >= self.ceiling:
             return
         self.limit = min(float(self.ceiling), self.limit + self.increase)
         self._notify()
         self._wake()
 
-    def on_throttle(self) -> None:
-        """Multiplicative decrease on a 429 (once per cooldown), never below the floor."""
+    def on_throttle(self, retry_after: float | None = None) -> None:
+        """Multiplicative decrease on a 429 (once per cooldown), never below the floor; a 429
+        with Retry-After only when 429s are `overload_share` of recent answers."""
+        self.throttled_share += self.smoothing * (1.0 - self.throttled_share)
+        if retry_after is not None and self.throttled_share < self.overload_share:
+            return
         now = self._clock()
         if now - self._last_decrease < self.cooldown:
             return
