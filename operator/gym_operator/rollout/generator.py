@@ -294,7 +294,8 @@ class ShardGenerator:
         self._draining = True
         if self._active:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), self.drain_seconds)
+                async with asyncio.timeout(self.drain_seconds):
+                    await self._idle.wait()
         log.info(
             "shard %d stopping; %d rollouts still in progress are dropped", self.shard, self._active
         )
@@ -465,11 +466,12 @@ class ShardGenerator:
             self.on_progress(self.stats)
 
     async def _committer(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that lands
+        # as the event is set, and this loop would then wait a whole partSeconds more.
         while True:
-            try:
-                await asyncio.wait_for(self._flush.wait(), self.spec.output.part_seconds)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.spec.output.part_seconds):
+                    await self._flush.wait()
             self._flush.clear()
             await self._commit()
 

@@ -337,10 +337,8 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
     if is_async_check(check):
         context = VerifyContext(http=request.app[HTTP_KEY])
         try:
-            result = await asyncio.wait_for(
-                check(task, text, settings.config, context),  # type: ignore[call-arg]
-                settings.timeout_seconds,
-            )
+            async with asyncio.timeout(settings.timeout_seconds):
+                result = await check(task, text, settings.config, context)  # type: ignore[call-arg]
         except VerifierError as exc:
             return {"error": str(exc)}
         except TimeoutError:
@@ -426,10 +424,8 @@ def make_tool_handler(name: str):  # type: ignore[no-untyped-def]
         session_id = request.cookies.get(SESSION_COOKIE) or request.headers.get(SESSION_HEADER)
         state = request.app[SESSIONS_KEY].get(session_id)
         try:
-            answer = await asyncio.wait_for(
-                asyncio.to_thread(tool, arguments, state, settings.config),
-                settings.tool_timeout_seconds,
-            )
+            async with asyncio.timeout(settings.tool_timeout_seconds):
+                answer = await asyncio.to_thread(tool, arguments, state, settings.config)
         except Exception as exc:  # the model gets a readable error, the server stays up
             metrics.VERIFIER_TOOL_CALLS.labels(name, "error").inc()
             return _error(422, f"tool {name} failed: {type(exc).__name__}: {exc}")
