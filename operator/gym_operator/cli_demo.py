@@ -234,10 +234,10 @@ def main(args: argparse.Namespace) -> int:
             output, console, getattr(args, "limit", None), getattr(args, "repeats", None)
         )
     except SpecError as exc:
-        console.print(f"[red]{exc}[/red]")
+        cli_run.print_error(console, exc)
         return EXIT_BAD_SPEC
     except (ValueError, OSError) as exc:
-        console.print(f"[red]demo failed: {exc}[/red]")
+        cli_run.print_error(console, f"demo failed: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("[yellow]Stopped. Run the demo again to resume.[/yellow]")

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -45,23 +46,28 @@ def main(args: argparse.Namespace) -> int:
     try:
         resource = load_resource(args.file)
     except (SpecError, OSError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        print_error(console, exc)
         return EXIT_BAD_SPEC
     if isinstance(resource, Dataset):
         return _run_dataset(resource, args.output, console)
     return _run_rollout_job(resource, args, console)
 
 
+def print_error(console: Console, problem: object) -> None:
+    """Print an error in red; its text is escaped (an extra like `.[local]` is not markup)."""
+    console.print(f"[red]{escape(str(problem))}[/red]")
+
+
 def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
     try:
         local = importlib.import_module("gym_operator.data.local")
     except ImportError as exc:
-        console.print(f"[red]Dataset local mode is not available: {exc}[/red]")
+        print_error(console, f"Dataset local mode is not available: {exc}")
         return EXIT_ERROR
     try:
         local.run_dataset(dataset, output, console)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        print_error(console, exc)
         return EXIT_BAD_SPEC
     return EXIT_OK
 
@@ -75,7 +81,7 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
     try:
         shards = _shards(args.shard, spec.parallelism)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        print_error(console, exc)
         return EXIT_BAD_SPEC
     started = time.monotonic()
     try:
@@ -84,13 +90,13 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
         console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
         return EXIT_INTERRUPTED
     except JobConflict as exc:
-        console.print(f"[red]{exc}[/red]")
+        print_error(console, exc)
         return EXIT_CONFLICT
     except (ValueError, RuntimeError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        print_error(console, exc)
         return EXIT_BAD_SPEC
     except ObjectNotFound as exc:
-        console.print(f"[red]not found: {exc}[/red]")
+        print_error(console, f"not found: {exc}")
         return EXIT_BAD_SPEC
     _print_summary(console, spec, result, time.monotonic() - started)
     return EXIT_OK
