@@ -8,10 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from gym_operator.storage import layout
 from gym_operator.storage.manifest import ShardManifest, read_all_manifests
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import StorageURI
+from gym_operator.testing.loopback import run_in_thread
 from gym_operator.testing.s3_fault_proxy import S3FaultProxy
 from gym_operator.verify.base import response_text
 
@@ -220,29 +219,9 @@ async def serve(
     return runner, f"http://127.0.0.1:{bound[1]}"
 
 
-@contextmanager
-def app_in_thread(app: web.Application) -> Iterator[str]:
+def app_in_thread(app: web.Application) -> AbstractContextManager[str]:
     """Serve an aiohttp app on its own loop in a daemon thread; yields the base URL."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        box["runner"], box["url"] = loop.run_until_complete(serve(app))
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="test-app", daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield box["url"]
-    finally:
-        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return run_in_thread(lambda: serve(app), name="test-app")
 
 
 def gymops(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

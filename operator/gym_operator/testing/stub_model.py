@@ -25,16 +25,16 @@ import math
 import random
 import re
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any
 
 from aiohttp import web
+
+from gym_operator.testing.loopback import run_in_thread
 
 _DIRECTIVE = re.compile(r"#fault:(\w+?)(?:x(\d+))?\b")
 _INT = re.compile(r"-?\d+")
@@ -287,29 +287,9 @@ async def start(
     return runner, f"http://{host}:{bound[1]}/v1"
 
 
-@contextmanager
-def serve_in_thread(stub: StubModel) -> Iterator[str]:
+def serve_in_thread(stub: StubModel) -> AbstractContextManager[str]:
     """Run the stub on its own event loop in a daemon thread; yields the base URL."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        box["runner"], box["url"] = loop.run_until_complete(start(stub))
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="stub-model", daemon=True)
-    thread.start()
-    ready.wait(10)
-    try:
-        yield box["url"]
-    finally:
-        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return run_in_thread(lambda: start(stub), name="stub-model")
 
 
 def main(argv: list[str] | None = None) -> int:
