@@ -17,11 +17,7 @@ import emulator as e2e  # the e2e tests' emulator, tests/e2e/emulator.py
 
 
 class InstallEmulator(e2e.GymEmulator):
-    """The e2e emulator, plus the kinds an install creates and core discovery kubectl can map.
-
-    KMock 0.8 answers `/api/v1` with `groupVersion: "/v1"`; kubectl keys discovery by that
-    string, so it finds no core kind (Service, ServiceAccount). The real answer is `v1`.
-    """
+    """The e2e emulator, plus the kinds an install creates (service accounts, RBAC, monitors)."""
 
     def declare_builtins(self) -> None:
         super().declare_builtins()
@@ -34,30 +30,11 @@ class InstallEmulator(e2e.GymEmulator):
         self.declare("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor")
         self.declare("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
 
-    async def _serve_version(self, request: Any) -> Any:
-        payload = await super()._serve_version(request)
-        payload["groupVersion"] = payload["groupVersion"].lstrip("/")
-        return payload
-
 
 class InstallEmulatorThread(e2e.EmulatorThread):
     """EmulatorThread serving an InstallEmulator."""
 
-    async def _serve(self) -> None:
-        import asyncio
-
-        from kmock import Server
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        emulator = InstallEmulator()
-        emulator.declare_builtins()
-        emulator.declare_crds(self.crds)
-        self.emulator = emulator
-        async with emulator, Server(emulator, host="127.0.0.1") as server:
-            self.url = str(server.url).rstrip("/")
-            self._ready.set()
-            await self._stop.wait()
+    emulator_class = InstallEmulator
 
 
 def start(crds: Path, tmp_path: Path) -> tuple[InstallEmulatorThread, Callable[..., Any]]:

@@ -240,6 +240,8 @@ class GymEmulator(KubernetesEmulator):
         """KMock's APIResourceList, with subresources as the API server lists them: no short
         names or categories (else kubectl resolves `rj` to `rolloutjobs/status`)."""
         payload = await super()._serve_version(request)
+        # KMock says groupVersion "/v1" for the core group; kubectl keys discovery by it.
+        payload["groupVersion"] = payload["groupVersion"].lstrip("/")
         for entry in payload.get("resources", []):
             if "/" in entry["name"]:
                 entry.update(shortNames=[], categories=[], verbs=["get", "patch", "update"])
@@ -629,6 +631,8 @@ async def _pump(
 class EmulatorThread:
     """Runs a GymEmulator over HTTP on 127.0.0.1 (port 0) in a background thread."""
 
+    emulator_class: type[GymEmulator] = GymEmulator
+
     def __init__(self, crds: Path) -> None:
         self.crds = crds
         self.emulator: GymEmulator | None = None
@@ -657,7 +661,7 @@ class EmulatorThread:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        emulator = GymEmulator()
+        emulator = self.emulator_class()
         emulator.declare_builtins()
         emulator.declare_crds(self.crds)
         self.emulator = emulator
