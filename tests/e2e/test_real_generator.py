@@ -7,20 +7,18 @@ model and the built-in math verifier, all on loopback.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import boto3
 from clusterkit import Cluster, Operator, rolloutjob, wait_for
 
+from gym_operator.testing.loopback import run_in_thread
 from gym_operator.testing.stub_model import StubModel, serve_in_thread
 
 TASKS = 6
@@ -37,33 +35,12 @@ def math_task(i: int) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def math_verifier() -> Iterator[str]:
+def math_verifier() -> AbstractContextManager[str]:
     """The built-in math verifier server on loopback; yields its URL."""
     from gym_operator.verify.server import VerifierSettings, start_server
 
-    loop = asyncio.new_event_loop()
-    box: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        box["runner"], box["url"] = loop.run_until_complete(
-            start_server(VerifierSettings(builtin="math", workers=1))
-        )
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    try:
-        yield box["url"]
-    finally:
-        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    settings = VerifierSettings(builtin="math", workers=1)
+    return run_in_thread(lambda: start_server(settings), name="verifier")
 
 
 def pod_command(job: dict[str, Any], spec_path: Path, verifier_url: str) -> tuple[list[str], dict]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gym_operator.api import RolloutJob, parse_resource
+from gym_operator.testing.loopback import run_in_thread
 
 
 def math_task(i: int, extra: str = "") -> dict[str, Any]:
@@ -68,30 +66,9 @@ def write_job(path: Path, **kwargs: Any) -> Path:
     return path
 
 
-@contextmanager
-def verifier_in_thread(builtin: str = "math") -> Iterator[str]:
+def verifier_in_thread(builtin: str = "math") -> AbstractContextManager[str]:
     """The built-in verifier server on its own loop in a thread; yields its URL."""
     from gym_operator.verify.server import VerifierSettings, start_server
 
-    loop = asyncio.new_event_loop()
-    box: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        box["runner"], box["url"] = loop.run_until_complete(
-            start_server(VerifierSettings(builtin=builtin, workers=1))
-        )
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    try:
-        yield box["url"]
-    finally:
-        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    settings = VerifierSettings(builtin=builtin, workers=1)
+    return run_in_thread(lambda: start_server(settings), name="verifier")
