@@ -162,7 +162,9 @@ async def test_a_retry_after_beyond_the_budget_fails_at_once(tmp_path: Path) -> 
         retry={"requestTimeoutSeconds": 1, "maxRetrySeconds": 3},
     )
     elapsed = time.monotonic() - started
-    assert result.success and elapsed < 3
+    # Waiting out even one Retry-After would take 30 s; half of that separates the two on a
+    # loaded machine (this checks behaviour, not speed).
+    assert result.success and elapsed < 15
     assert_exactly_once(out, 10, 2)
     assert sorted({t for t, _ in out.failure_keys()}) == [1, 3, 5, 7, 9]
     for row in out.failures:

@@ -85,7 +85,7 @@ async def test_budget_exhausted_ends_early(stub: tuple[StubModel, str]) -> None:
     started = time.monotonic()
     with pytest.raises(RetriesExhausted) as caught:
         await _call(url, "1 + 2 #fault:429x9", policy)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 2.5  # half the 5 s Retry-After it must not wait out
     assert caught.value.error_class == HTTP_429
     assert caught.value.attempts == 1
     assert "budget" in caught.value.failure()["message"]
