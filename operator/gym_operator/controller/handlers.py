@@ -31,6 +31,8 @@ from gym_operator.storage.store import S3Settings
 TIMERS = OperatorConfig.from_env().timers
 """Timer intervals are fixed when handlers are registered (import time), so read them here."""
 TERMINAL = (c.SUCCEEDED, c.FAILED)
+TIMER_EXIT_WAIT_SECONDS = 1.0
+TIMER_EXIT_POLL_SECONDS = 5.0
 DATASET_RESULT_FILE = "_DATASET.json"
 """Written last by the dataset builder under the output prefix (data.builder.RESULT_FILE):
 counts, splits, files, card. Not imported: the builder's dependencies stay out of the operator."""
@@ -100,6 +102,11 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.posting.loggers = False  # Events only from our explicit kopf.info/warn, not per log
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
+    # A timer that has just deleted its own resource (TTL) is still finishing when the deletion
+    # event arrives; wait for it briefly, and re-check a slow one every few seconds, not kopf's
+    # default minute, so the finalizer is released promptly.
+    settings.background.instant_exit_timeout = TIMER_EXIT_WAIT_SECONDS
+    settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
     cfg = getattr(memo, "cfg", None) or OperatorConfig.from_env()
     memo.runtime = Runtime(cfg=cfg, kube=kube.KubeClient.from_environment())
 
