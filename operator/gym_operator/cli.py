@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--restart", action="store_true", help="Delete the output prefix's contents, start over."
     )
+    gen.add_argument(
+        "--termination-log",
+        default="/dev/termination-log",
+        help="Where to write why the shard stopped when it exits non-zero, if the file exists "
+        "(Kubernetes shows it as the container's termination message).",
+    )
 
     ver = sub.add_parser("verify-server", help="Serve a built-in verifier (NeMo Gym protocol).")
     ver.add_argument("--verifier", required=True, help="Built-in verifier name, e.g. math.")

@@ -25,9 +25,11 @@ from rich.table import Table
 
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.entrypoint import (
     EXIT_BAD_SPEC,
     EXIT_CONFLICT,
+    EXIT_ENDPOINT_DOWN,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -89,6 +91,12 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
     except ShardInterrupted:
         console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
         return EXIT_INTERRUPTED
+    except EndpointDown as exc:
+        print_error(console, exc)
+        console.print(
+            "Fix the endpoint (policy.baseURL, the key, verifier) and run again to resume."
+        )
+        return EXIT_ENDPOINT_DOWN
     except JobConflict as exc:
         print_error(console, exc)
         return EXIT_CONFLICT

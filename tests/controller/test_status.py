@@ -144,8 +144,51 @@ def test_last_failed_pod_breaks_same_second_ties_by_resource_version() -> None:
     newer = pod("gen-b1", "Failed")
     older["metadata"]["resourceVersion"] = "9"
     newer["metadata"]["resourceVersion"] = "12"
-    assert st.last_failed_pod([newer, older]) == "gen-b1"
-    assert st.last_failed_pod([older, newer]) == "gen-b1"
+    assert st.last_failed_pod([newer, older]) is newer
+    assert st.last_failed_pod([older, newer]) is newer
+
+
+def exited(name: str, code: int, message: str, created: str = NOW) -> dict:
+    """A failed pod whose container wrote `message` to its termination-message file."""
+    failed = pod(name, "Failed", created=created)
+    failed["status"]["containerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": code, "message": message}
+    }
+    return failed
+
+
+def test_failed_job_quotes_the_last_failed_pods_termination_message() -> None:
+    failed = job([{"type": "Failed", "status": "True", "reason": "FailedIndexes"}])
+    pods = [
+        exited("gen-a0", 1, "older reason", created="2026-01-01T00:00:00Z"),
+        exited(
+            "gen-b0",
+            5,
+            "shard 0: endpoint unavailable: 50 rollouts in a row failed",
+            created="2026-01-01T00:05:00Z",
+        ),
+    ]
+    message = st.job_state(failed, pods).message
+    assert "gen-b0 (shard 0) exited: shard 0: endpoint unavailable" in message
+    assert "older reason" not in message
+    assert "kubectl logs pod/gen-b0" in message
+
+
+def test_running_job_shows_why_its_last_attempt_failed() -> None:
+    running = job(active=1, failed=1)
+    pods = [exited("gen-a0", 5, "endpoint unavailable: " + "x" * 2000), pod("gen-b0", "Running")]
+    observed = st.job_state(running, pods)
+    assert observed.phase == c.RUNNING
+    assert "1 failed attempt(s) retried; last: gen-a0 (shard 0) exited: endpoint unavailable" in (
+        observed.message
+    )
+    assert len(observed.message) < 700
+
+
+def test_a_pod_that_exited_zero_or_wrote_nothing_adds_no_reason() -> None:
+    running = job(active=1, failed=1)
+    pods = [exited("gen-a0", 1, "  "), pod("gen-b0", "Running")]
+    assert "last:" not in st.job_state(running, pods).message
 
 
 def test_a_stuck_verifier_pod_is_reported_when_the_shards_are_fine() -> None:

@@ -361,5 +361,6 @@ def test_exit_codes_in_the_quickstart_match_the_entrypoint() -> None:
     assert (
         f"Exit codes: {ep.EXIT_OK} done, {ep.EXIT_ERROR} unexpected error, {ep.EXIT_BAD_SPEC} bad"
         f" spec or arguments, {ep.EXIT_INTERRUPTED} interrupted (resumable),\n{ep.EXIT_CONFLICT}"
-        " the output prefix belongs to another spec." in text
+        f" the output prefix belongs to another spec, {ep.EXIT_ENDPOINT_DOWN} the model or verifier"
+        " endpoint failed\n`retry.endpointFailureLimit` rollouts in a row" in text
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +19,14 @@ from typing import Any, TypeVar
 from emulator import EmulatorThread
 from kubernetes import client, config
 
+from gym_operator.testing.loopback import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 GYMOPS = str(Path(sys.executable).with_name("gymops"))
 GROUP, VERSION = "gymops.dev", "v1alpha1"
 PLURALS = {"RolloutJob": "rolloutjobs", "Dataset": "datasets"}
 JOB_INDEX = "batch.kubernetes.io/job-completion-index"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
@@ -211,13 +205,19 @@ class Cluster:
         self.set_pod_phase(name, phase)
         return name
 
-    def set_pod_phase(self, name: str, phase: str, waiting: str | None = None) -> None:
-        """Set a pod's phase (and a waiting reason of its container)."""
+    def set_pod_phase(
+        self, name: str, phase: str, waiting: str | None = None, exit: tuple[int, str] = (1, "")
+    ) -> None:
+        """Set a pod's phase (and a waiting reason of its container; a failed one's exit code and
+        termination message, as the kubelet reports them)."""
         state: dict[str, Any] = (
             {"waiting": {"reason": waiting, "message": "simulated"}} if waiting else {"running": {}}
         )
-        if phase in ("Succeeded", "Failed"):
-            state = {"terminated": {"exitCode": 0 if phase == "Succeeded" else 1}}
+        if phase == "Succeeded":
+            state = {"terminated": {"exitCode": 0}}
+        elif phase == "Failed":
+            code, message = exit
+            state = {"terminated": {"exitCode": code, **({"message": message} if message else {})}}
         status = {
             "phase": phase,
             "containerStatuses": [{"name": "main", "ready": phase == "Running", "state": state}],

@@ -91,7 +91,8 @@ def test_failed_shard_is_retried_then_a_failed_job_fails_the_resource(
     first, second = cluster.start_pods("run2-gen")
     cluster.wait_phase("RolloutJob", "run2", "Running")
 
-    cluster.set_pod_phase(second, "Failed")
+    why = "shard 1: endpoint unavailable: 50 rollouts in a row failed (connection x50)"
+    cluster.set_pod_phase(second, "Failed", exit=(5, why))
     job = cluster.job("run2-gen")
     assert job is not None
     retry = cluster.run_pod(job, 1)
@@ -100,7 +101,9 @@ def test_failed_shard_is_retried_then_a_failed_job_fails_the_resource(
         lambda: "1 failed attempt(s) retried" in cluster.status("RolloutJob", "run2")["message"],
         "the retry to show in status.message",
     )
-    assert cluster.status("RolloutJob", "run2")["phase"] == "Running"
+    running = cluster.status("RolloutJob", "run2")
+    assert running["phase"] == "Running"
+    assert f"last: {second} (shard 1) exited: {why}" in running["message"]
 
     cluster.set_pod_phase(retry, "Failed")
     cluster.fail_job("run2-gen", "FailedIndexes", "Job has failed indexes", "1")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from gym_operator.rollout.output import read_committed
 from gym_operator.storage.manifest import read_manifest, read_success
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
+from gym_operator.testing.loopback import free_port
 from gym_operator.testing.stub_model import StubConfig, StubModel, serve_in_thread
 
 TASKS, REPEATS, KILLS = 60, 4, 4
@@ -44,12 +44,6 @@ def _generate(spec: Path, verifier_url: str, log: Path, *extra: str) -> subproce
         stderr=subprocess.STDOUT,
         env=env,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sigkill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -119,7 +113,7 @@ def test_sigterm_commits_and_exits_resumable(tmp_path: Path) -> None:
             sampling={"numRepeats": REPEATS, "concurrency": 8},
             output={"uri": str(output), "partRows": 1000, "partSeconds": 600},
         )
-        port = _free_port()
+        port = free_port()
         proc = _generate(spec, verifier_url, tmp_path / "generate.log", "--metrics-port", str(port))
         while stub.requests < 60 and proc.poll() is None:
             time.sleep(0.02)

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 
 from verifykit import post_verify
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from gym_operator.testing.loopback import free_port
 
 
 def gymops(*args: str) -> list[str]:

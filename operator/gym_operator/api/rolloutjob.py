@@ -298,6 +298,17 @@ class RetrySpec(ApiModel):
     backoff_max_seconds: float = Field(
         default=60, gt=0, le=3600, description="Longest single backoff."
     )
+    endpoint_failure_limit: int = Field(
+        default=50,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Stop the shard when this many rollouts in a row fail on the model or verifier "
+            "endpoint itself (unreachable, timeouts, 5xx, 429 past the budget, 401/403/404, "
+            "answers that are not JSON). Those rollouts are not written as failures: the pod "
+            "exits with code 5 and its restart samples them again. 0 never stops."
+        ),
+    )
 
     @model_validator(mode="after")
     def _budget_covers_timeout(self) -> RetrySpec:

@@ -306,7 +306,8 @@ def generator_env(job: RolloutJob) -> list[Manifest]:
 
 
 def pod_failure_policy() -> Manifest:
-    """A bad spec fails the shard at once; node drains and preemption do not count as failures."""
+    """A bad spec or an output conflict fails the shard at once; node drains and preemption do
+    not count as failures."""
     return {
         "rules": [
             {
@@ -314,7 +315,7 @@ def pod_failure_policy() -> Manifest:
                 "onExitCodes": {
                     "containerName": c.CONTAINER_GENERATOR,
                     "operator": "In",
-                    "values": [c.EXIT_CODE_BAD_SPEC],
+                    "values": [c.EXIT_CODE_BAD_SPEC, c.EXIT_CODE_CONFLICT],
                 },
             },
             {

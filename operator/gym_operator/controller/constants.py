@@ -40,6 +40,8 @@ WORKER_UID = 65532
 
 EXIT_CODE_BAD_SPEC = 2
 """Exit code of a worker that cannot use its spec: retrying the shard cannot help."""
+EXIT_CODE_CONFLICT = 4
+"""Exit code of a generator whose output prefix holds another spec's results: nor can it."""
 
 MAX_NAME_LENGTH = 63
 """Job names become pod labels (job-name), so children are kept to a DNS label's length."""

@@ -14,6 +14,8 @@ from gym_operator.controller import constants as c
 
 Body = Mapping[str, Any]
 JOB_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+TERMINATION_MESSAGE_SHOWN = 500
+"""How much of a failed pod's termination message goes into status.message."""
 
 
 def now_iso(now: datetime.datetime | None = None) -> str:
@@ -214,13 +216,30 @@ def pods_problem_message(pods: Iterable[Body]) -> tuple[str, str] | None:
     return None
 
 
-def last_failed_pod(pods: Iterable[Body]) -> str | None:
-    """Name of the most recently created failed pod (kept for its logs)."""
+def last_failed_pod(pods: Iterable[Body]) -> Body | None:
+    """The most recently created failed pod (kept for its logs)."""
     failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     if not failed:
         return None
-    failed.sort(key=_creation_order)
-    return str((failed[-1].get("metadata") or {}).get("name"))
+    return max(failed, key=_creation_order)
+
+
+def termination_message(pod: Body) -> str:
+    """What the pod's failed container wrote to its termination-message file ('' if nothing)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        for state in (cs.get("state"), cs.get("lastState")):
+            terminated = (state or {}).get("terminated") or {}
+            message = str(terminated.get("message") or "").strip()
+            if terminated.get("exitCode") and message:
+                return message[:TERMINATION_MESSAGE_SHOWN]
+    return ""
+
+
+def failed_pod_message(pods: Iterable[Body]) -> str:
+    """`<pod> (shard N) exited: <why>` of the last failed pod, '' when it left no message."""
+    last = last_failed_pod(pods)
+    why = termination_message(last) if last is not None else ""
+    return f"{pod_label(last)} exited: {why}" if last is not None and why else ""
 
 
 def _creation_order(pod: Body) -> tuple[str, int]:
@@ -250,8 +269,11 @@ def job_state(
         if indexes:
             message += f"; failed shards: {indexes}"
         last = last_failed_pod(pods)
-        if last:
-            message += f"; logs: kubectl logs pod/{last}"
+        if last is not None:
+            why = termination_message(last)
+            if why:
+                message += f"; {pod_label(last)} exited: {why}"
+            message += f"; logs: kubectl logs pod/{last['metadata']['name']}"
         return Observed(c.FAILED, c.REASON_JOB_FAILED, message)
     if (job.get("spec") or {}).get("suspend") or _condition_true(job, "Suspended"):
         return Observed(
@@ -272,6 +294,9 @@ def _active_state(job: Body, pods: list[Body], what: str, support_pods: list[Bod
     message = f"{succeeded}/{completions} {what} done, {active} active"
     if failed:
         message += f", {failed} failed attempt(s) retried"
+        why = failed_pod_message(pods)
+        if why:
+            message += f"; last: {why}"
     if problem is not None:
         reason, problem_message = problem
         phase = c.RUNNING if started else c.PENDING

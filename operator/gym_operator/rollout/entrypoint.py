@@ -4,19 +4,25 @@ Exit codes: 0 the shard is finished (committed, manifest marked finished); 1 une
 (retry the pod: work committed so far is kept); 2 bad spec or arguments (do not retry);
 3 stopped by SIGTERM/SIGINT: rollouts in progress get up to 20 s to finish, what is done is
 committed, the rest resumes on restart; 4 the output prefix holds another spec's results (do not
-retry without --restart or another output URI).
+retry without --restart or another output URI); 5 the model or verifier endpoint failed
+`retry.endpointFailureLimit` rollouts in a row (retry the pod later: those rollouts are not
+recorded, the restart samples them again). On a non-zero exit other than 3 the reason goes to
+the termination-message file, which Kubernetes shows in the pod's status.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 
 from gym_operator import metrics
 from gym_operator.api import RolloutJob, SpecError, load_resource
+from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.generator import ShardInterrupted
 from gym_operator.rollout.job import JobConflict
 from gym_operator.rollout.runner import parse_shard, run_job
@@ -29,6 +35,9 @@ EXIT_ERROR = 1
 EXIT_BAD_SPEC = 2
 EXIT_INTERRUPTED = 3
 EXIT_CONFLICT = 4
+EXIT_ENDPOINT_DOWN = 5
+TERMINATION_MESSAGE_LIMIT = 4096
+"""Kubernetes keeps at most 4096 bytes of a container's termination message."""
 
 
 def resolve_shard(arg: str | None, parallelism: int) -> int:
@@ -49,6 +58,14 @@ def resolve_shard(arg: str | None, parallelism: int) -> int:
 
 def main(args: argparse.Namespace) -> int:
     """Run one shard; see the module docstring for exit codes."""
+    code, reason = _main(args)
+    if code not in (EXIT_OK, EXIT_INTERRUPTED):
+        write_termination_message(args.termination_log, reason)
+    return code
+
+
+def _main(args: argparse.Namespace) -> tuple[int, str]:
+    """(exit code, why) of one shard's run."""
     try:
         job = load_resource(args.spec)
         if not isinstance(job, RolloutJob):
@@ -57,25 +74,40 @@ def main(args: argparse.Namespace) -> int:
             raise SpecError(args.spec, ["policy.embedded: only `gymops run` (local mode)"])
         shard = resolve_shard(args.shard, job.spec.parallelism)
     except (SpecError, ValueError, OSError) as exc:
-        log.error("%s", exc)
-        return EXIT_BAD_SPEC
+        return _failed(EXIT_BAD_SPEC, str(exc))
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     try:
         asyncio.run(_generate(job, shard, args))
     except ShardInterrupted as exc:
         log.warning("%s", exc)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, str(exc)
+    except EndpointDown as exc:
+        return _failed(EXIT_ENDPOINT_DOWN, str(exc))
     except JobConflict as exc:
-        log.error("%s", exc)
-        return EXIT_CONFLICT
-    except (ValueError, ObjectNotFound) as exc:
-        log.error("%s", exc if isinstance(exc, ValueError) else f"not found: {exc}")
-        return EXIT_BAD_SPEC
-    except Exception:
+        return _failed(EXIT_CONFLICT, str(exc))
+    except ValueError as exc:
+        return _failed(EXIT_BAD_SPEC, str(exc))
+    except ObjectNotFound as exc:
+        return _failed(EXIT_BAD_SPEC, f"not found: {exc}")
+    except Exception as exc:
         log.exception("shard %d failed", shard)
-        return EXIT_ERROR
-    return EXIT_OK
+        return EXIT_ERROR, f"shard {shard} failed: {type(exc).__name__}: {exc}"
+    return EXIT_OK, ""
+
+
+def _failed(code: int, reason: str) -> tuple[int, str]:
+    log.error("%s", reason)
+    return code, reason
+
+
+def write_termination_message(path: str, reason: str) -> None:
+    """Write why the shard stopped to the pod's termination-message file, if there is one."""
+    target = Path(path)
+    if not target.is_file():
+        return
+    with contextlib.suppress(OSError):
+        target.write_text(reason[:TERMINATION_MESSAGE_LIMIT], encoding="utf-8")
 
 
 async def _generate(job: RolloutJob, shard: int, args: argparse.Namespace) -> None:

@@ -23,6 +23,12 @@ from typing import Any
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.rollout import parts, tool_loop
+from gym_operator.rollout.breaker import (
+    EndpointBreaker,
+    EndpointDown,
+    HeldFailure,
+    is_endpoint_failure,
+)
 from gym_operator.rollout.client import ModelClient, is_truncated, merge_params
 from gym_operator.rollout.retry import (
     HTTP_429,
@@ -159,6 +165,7 @@ class ShardGenerator:
             backoff_max=10,
         )
         self.suffix = parts.part_suffix(spec.output.format, spec.output.compression)
+        self.breaker = EndpointBreaker(retry.endpoint_failure_limit)
         self._buffer = PartBuffer()
         self._commit_lock = asyncio.Lock()
         self._flush = asyncio.Event()
@@ -219,7 +226,14 @@ class ShardGenerator:
             for task in (work, committer, stopper):
                 task.cancel()
             await asyncio.gather(work, committer, stopper, return_exceptions=True)
+        if completed:
+            self._release_held()
         await self._commit()
+        if not completed and self.breaker.tripped:
+            raise EndpointDown(
+                f"shard {self.shard}: {self.breaker.reason}. Committed work is kept; "
+                "these rollouts are sampled again when the shard restarts"
+            )
         if not completed:
             raise ShardInterrupted(f"shard {self.shard} stopped; committed work is kept")
         await asyncio.to_thread(self._finish)
@@ -337,13 +351,13 @@ class ShardGenerator:
             else:
                 response = await self._sample(params)
         except RetriesExhausted as exc:
-            self._record_failure(task, repeat, exc.failure(), exc.last.message)
+            self._fail(task, repeat, exc.failure(), exc.last.message)
             return
         except _Dropped:
             return
         except tool_loop.ToolLoopError as exc:
             failure = {"class": "verifier_tool", "message": str(exc)[:500], "attempts": 1}
-            self._record_failure(task, repeat, failure, str(exc))
+            self._fail(task, repeat, failure, str(exc))
             return
         # Let the worker that just got our window slot send its model request before we spend
         # CPU on verification: keeps the model's window full when answers arrive in bursts.
@@ -360,7 +374,7 @@ class ShardGenerator:
             failure = exc.failure()
             if not str(failure["class"]).startswith("verifier_"):
                 failure["class"] = f"verifier_{failure['class']}"
-            self._record_failure(task, repeat, failure, exc.last.message)
+            self._fail(task, repeat, failure, exc.last.message)
             return
         reward, components = self.reward_fn(score, components, response)
         self._record_rollout(task, repeat, response, reward, components)
@@ -424,6 +438,7 @@ class ShardGenerator:
             row["reward_components"] = components
         row["_ng_task_index"] = task.index
         row["_ng_rollout_index"] = repeat
+        self._release_held()
         buf = self._buffer
         buf.rows.append(row)
         buf.slots.add(self.slot(task.index, repeat))
@@ -441,16 +456,8 @@ class ShardGenerator:
         metrics.REWARDS.observe(reward)
         self._report()
 
-    def _record_failure(
-        self, task: Task, repeat: int, failure: dict[str, Any], message: str
-    ) -> None:
-        self._buffer.failures.append(
-            {"_ng_task_index": task.index, "_ng_rollout_index": repeat, "failure": failure}
-        )
-        self._buffer.slots.add(self.slot(task.index, repeat))
-        self.stats.failed += 1
-        self.stats.failures_by_class[str(failure["class"])] += 1
-        metrics.ROLLOUTS_FAILED.inc()
+    def _fail(self, task: Task, repeat: int, failure: dict[str, Any], message: str) -> None:
+        """A rollout failed for good; held by the breaker when its endpoint is to blame."""
         log.warning(
             "task %d repeat %d failed: %s after %s attempts: %s",
             task.index,
@@ -459,6 +466,31 @@ class ShardGenerator:
             failure.get("attempts"),
             message[:200],
         )
+        held = HeldFailure(task.index, repeat, failure, message)
+        if not is_endpoint_failure(failure):
+            self._release_held()
+            self._record_failure(held)
+        elif self.breaker.hold(held):
+            log.error("shard %d stops: %s", self.shard, self.breaker.reason)
+            self._stop.set()
+
+    def _release_held(self) -> None:
+        """The endpoint answered: failures held by the breaker become failure rows."""
+        for held in self.breaker.release():
+            self._record_failure(held)
+
+    def _record_failure(self, held: HeldFailure) -> None:
+        self._buffer.failures.append(
+            {
+                "_ng_task_index": held.task_index,
+                "_ng_rollout_index": held.repeat,
+                "failure": held.failure,
+            }
+        )
+        self._buffer.slots.add(self.slot(held.task_index, held.repeat))
+        self.stats.failed += 1
+        self.stats.failures_by_class[str(held.failure["class"])] += 1
+        metrics.ROLLOUTS_FAILED.inc()
         self._report()
 
     def _report(self) -> None:

@@ -1,0 +1,78 @@
+"""Stop a shard whose model or verifier endpoint is down, instead of failing every rollout.
+
+A rollout that fails on the endpoint itself (unreachable, timeouts, 5xx, 429 past the retry
+budget, 401/403/404, answers that are not JSON) is held back, not recorded. The next rollout
+that ends any other way shows the endpoint answers: the held ones are released as ordinary
+failure rows. `limit` held in a row trips the breaker: the shard stops, and the held rollouts
+are dropped, so a restarted shard samples them again instead of keeping them as failures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from gym_operator.rollout.retry import CONNECTION, HTTP_4XX, HTTP_5XX, HTTP_429, MALFORMED, TIMEOUT
+
+ENDPOINT_CLASSES = frozenset({TIMEOUT, CONNECTION, HTTP_5XX, HTTP_429, MALFORMED})
+ENDPOINT_STATUSES = frozenset({401, 403, 404})
+"""4xx answers that say the endpoint, key or model is wrong, not the one request."""
+VERIFIER_PREFIX = "verifier_"
+
+
+def is_endpoint_failure(failure: dict[str, Any]) -> bool:
+    """Whether a failure row's `failure` blames the model or verifier endpoint, not the task."""
+    error_class = str(failure.get("class", "")).removeprefix(VERIFIER_PREFIX)
+    if error_class == HTTP_4XX:
+        return failure.get("status") in ENDPOINT_STATUSES
+    return error_class in ENDPOINT_CLASSES
+
+
+@dataclass(frozen=True)
+class HeldFailure:
+    """A failure row not yet recorded: (task index, repeat, failure object, log message)."""
+
+    task_index: int
+    repeat: int
+    failure: dict[str, Any]
+    message: str
+
+
+class EndpointDown(Exception):
+    """The shard stopped because its endpoint failed `limit` rollouts in a row."""
+
+
+class EndpointBreaker:
+    """Counts endpoint failures in a row; `limit` 0 never trips (every failure is recorded)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held: list[HeldFailure] = []
+        self.tripped = False
+        self.reason = ""
+        """What the held failures were when the breaker tripped (see `describe`)."""
+
+    def hold(self, failure: HeldFailure) -> bool:
+        """Hold one endpoint failure; True when this one trips the breaker."""
+        self.held.append(failure)
+        if self.limit and not self.tripped and len(self.held) >= self.limit:
+            self.tripped = True
+            self.reason = self.describe()
+            return True
+        return False
+
+    def release(self) -> list[HeldFailure]:
+        """The held failures, to record now (the endpoint answered); the count restarts."""
+        held, self.held = self.held, []
+        return held
+
+    def describe(self) -> str:
+        """Why the breaker tripped, e.g. `50 rollouts in a row failed (connection x50): ...`."""
+        classes = Counter(str(h.failure.get("class")) for h in self.held)
+        summary = ", ".join(f"{name} x{count}" for name, count in classes.most_common())
+        last = self.held[-1].message[:300] if self.held else ""
+        return (
+            f"endpoint unavailable: {len(self.held)} rollouts in a row failed ({summary}); "
+            f"last error: {last}"
+        )

@@ -1,0 +1,60 @@
+"""Which failures blame the endpoint, and when the breaker trips."""
+
+from __future__ import annotations
+
+import pytest
+
+from gym_operator.rollout.breaker import EndpointBreaker, HeldFailure, is_endpoint_failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "endpoint"),
+    [
+        ({"class": "connection"}, True),
+        ({"class": "timeout"}, True),
+        ({"class": "http_5xx", "status": 503}, True),
+        ({"class": "http_429", "status": 429}, True),
+        ({"class": "malformed"}, True),
+        ({"class": "http_4xx", "status": 401}, True),
+        ({"class": "http_4xx", "status": 404}, True),
+        ({"class": "http_4xx", "status": 400}, False),
+        ({"class": "http_4xx", "status": 413}, False),
+        ({"class": "verifier_connection"}, True),
+        ({"class": "verifier_http_5xx", "status": 502}, True),
+        ({"class": "verifier_unscorable"}, False),
+        ({"class": "verifier_tool"}, False),
+    ],
+)
+def test_endpoint_failures_are_told_from_task_failures(failure: dict, endpoint: bool) -> None:
+    assert is_endpoint_failure(failure) is endpoint
+
+
+def held(task: int, error_class: str = "connection") -> HeldFailure:
+    return HeldFailure(task, 0, {"class": error_class}, f"cannot connect ({task})")
+
+
+def test_the_limit_trips_once_and_names_what_failed() -> None:
+    breaker = EndpointBreaker(3)
+    assert not breaker.hold(held(0, "timeout"))
+    assert not breaker.hold(held(1))
+    assert breaker.hold(held(2))
+    assert not breaker.hold(held(3))  # tripped already: held, not tripped again
+    assert breaker.tripped
+    assert breaker.reason.startswith("endpoint unavailable: 3 rollouts in a row failed")
+    assert "connection x2, timeout x1" in breaker.reason
+    assert breaker.reason.endswith("cannot connect (2)")
+
+
+def test_an_answer_releases_the_held_failures_and_restarts_the_count() -> None:
+    breaker = EndpointBreaker(3)
+    breaker.hold(held(0))
+    breaker.hold(held(1))
+    assert [h.task_index for h in breaker.release()] == [0, 1]
+    assert not breaker.hold(held(2))
+    assert not breaker.tripped
+
+
+def test_limit_zero_never_trips() -> None:
+    breaker = EndpointBreaker(0)
+    assert not any(breaker.hold(held(i)) for i in range(1000))
+    assert len(breaker.release()) == 1000
