@@ -14,7 +14,7 @@ from gym_operator.rollout.runner import run_job
 from gym_operator.storage.manifest import read_all_manifests, read_success
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
-from gym_operator.testing.stub_model import StubModel
+from gym_operator.testing.stub_model import StubConfig, StubModel, start
 
 TASKS = 10  # task 7 always gets 400 (model failure), task 8 has no expected answer (verifier)
 
@@ -134,3 +134,27 @@ def test_cli_run_prints_summary(
     # running again finds everything done and changes nothing
     assert cli.main(["run", str(spec), "--no-progress"]) == 0
     _check_output(Storage(), str(tmp_path / "out"))
+
+
+async def test_local_mode_runs_its_shards_side_by_side(tmp_path: Path) -> None:
+    """parallelism 3 x concurrency 2: six requests in flight at once, as three pods would send,
+    never more; and every slot exactly once."""
+    model = StubModel(StubConfig(latency=0.1))
+    runner, url = await start(model)
+    rows = [math_task(i) for i in range(30)]
+    job = make_job(
+        tasks_uri=str(write_tasks(tmp_path / "tasks.jsonl", rows)),
+        output_uri=str(tmp_path / "out"),
+        base_url=url,
+        parallelism=3,
+        sampling={"numRepeats": 2, "concurrency": 2},
+    )
+    try:
+        result = await run_job(job.spec, shards=[0, 1, 2])
+    finally:
+        await runner.cleanup()
+    assert result.success
+    assert model.max_in_flight == 6
+    out = read_committed(Storage(), parse_uri(str(tmp_path / "out")))
+    slots = sorted((r["_ng_task_index"], r["_ng_rollout_index"]) for r in out.rollouts)
+    assert slots == [(t, r) for t in range(30) for r in range(2)]

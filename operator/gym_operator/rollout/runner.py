@@ -1,7 +1,8 @@
-"""Running shards of a RolloutJob in this process: claim the prefix, open clients, run each shard.
+"""Running shards of a RolloutJob in this process: claim the prefix, open clients, run the shards.
 
 Shared by the pod entrypoint (`gymops generate`, one shard) and local mode (`gymops run`, all
-shards one after the other). A built-in verifier without a URL is served in-process on loopback.
+shards side by side, each with its own concurrency window, as their pods would run). A built-in
+verifier without a URL is served in-process on loopback.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
-from gym_operator.rollout.generator import Clients, ShardGenerator, ShardStats
+from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
 from gym_operator.rollout.job import prepare_prefix
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
@@ -89,6 +91,34 @@ async def verifier_endpoint(spec: RolloutJobSpec, url: str | None) -> AsyncItera
         await runner.cleanup()
 
 
+def shard_windows(ceiling: int, count: int) -> list[AimdWindow]:
+    """One AIMD window per shard; the metrics show their sums (one shard in a pod)."""
+    windows: list[AimdWindow] = []
+
+    def publish(_: float) -> None:
+        metrics.WINDOW.set(sum(w.limit for w in windows))
+
+    windows.extend(AimdWindow(ceiling, on_change=publish) for _ in range(count))
+    publish(ceiling)
+    metrics.IN_FLIGHT.set_function(lambda: sum(w.in_flight for w in windows))
+    return windows
+
+
+async def run_side_by_side(generators: list[ShardGenerator]) -> None:
+    """Run every shard to its end, as their pods would; then raise the gravest error, if any:
+    an unexpected one, then a down endpoint, then a stop."""
+    outcomes = await asyncio.gather(*(g.run() for g in generators), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise min(errors, key=_gravity)
+
+
+def _gravity(error: BaseException) -> int:
+    if isinstance(error, ShardInterrupted):
+        return 2
+    return 1 if isinstance(error, EndpointDown) else 0
+
+
 async def run_job(
     spec: RolloutJobSpec,
     *,
@@ -101,7 +131,7 @@ async def run_job(
     storage: Storage | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> JobResult:
-    """Run the given shards (of spec.parallelism) one after the other; ShardInterrupted on stop.
+    """Run the given shards (of spec.parallelism) side by side; ShardInterrupted on stop.
 
     The input's lines are counted once (bytes only) beside the first shard's work, so every
     manifest carries `expected_rollouts` from its first commit; `on_total` gets the slots of the
@@ -136,8 +166,8 @@ async def run_job(
     api_key = load_api_key(spec.policy.api_key_env)
     async with (
         verifier_endpoint(spec, verifier_url) as verify_url,
-        make_session(ceiling) as model_session,
-        make_session(spec.sampling.concurrency) as verify_session,
+        make_session(ceiling * len(shards)) as model_session,
+        make_session(spec.sampling.concurrency * len(shards)) as verify_session,
     ):
         clients = Clients(
             model=ModelClient(
@@ -145,11 +175,9 @@ async def run_job(
             ),
             verifier=VerifierClient(verify_session, verify_url),
         )
-        window = AimdWindow(ceiling, on_change=metrics.WINDOW.set)
-        metrics.WINDOW.set(ceiling)
-        metrics.IN_FLIGHT.set_function(lambda: window.in_flight)
-        for shard in shards:
-            generator = ShardGenerator(
+        windows = shard_windows(ceiling, len(shards))
+        generators = [
+            ShardGenerator(
                 spec,
                 storage=storage,
                 prefix=prefix,
@@ -162,7 +190,9 @@ async def run_job(
                 stop=stop,
                 line_counts=line_counts,
             )
-            result.shards.append(generator.stats)
-            await generator.run()
+            for shard, window in zip(shards, windows, strict=True)
+        ]
+        result.shards = [generator.stats for generator in generators]
+        await run_side_by_side(generators)
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
     return result
