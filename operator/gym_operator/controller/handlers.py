@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ class Runtime:
     last_read: dict[str, float] = field(default_factory=dict)
     read_errors: dict[str, str] = field(default_factory=dict)
     phases: dict[tuple[str, str], str] = field(default_factory=dict)
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, uid: str) -> threading.Lock:
+        """The resource's lock: its create/resume handlers and its timer never interleave (kopf
+        runs them in threads side by side), so a stale handler cannot undo what a timer did."""
+        with self.locks_guard:
+            return self.locks.setdefault(uid, threading.Lock())
 
     def record_phase(self, kind: str, uid: str, phase: str | None) -> None:
         """Track the phase of a resource for the resources-by-phase gauge."""
@@ -276,14 +285,21 @@ FRESH_START: dict[str, Any] = {"startTime": None, "completionTime": None}
 
 
 def finished_meanwhile(rt: Runtime, body: kopf.Body) -> bool:
-    """Whether the live resource is terminal although kopf's body is not: a handler retry can
+    """Whether the job has finished although kopf's body does not say so: a handler retry can
     run on a body older than the timer's last status write (e.g. after a cut watch), and must
-    not re-create the verifier the timer deleted when the job finished."""
+    not re-create the verifier the timer deleted when the job finished. The generator Job
+    tells first (the timer's status patch is written after it deleted the verifier)."""
     meta = body.get("metadata") or {}
-    live = rt.kube.get("RolloutJob", meta.get("namespace"), meta.get("name"))
+    namespace, name = meta.get("namespace"), meta.get("name")
+    live = rt.kube.get("RolloutJob", namespace, name)
     if not live:
         return False
-    return (live.get("status") or {}).get("phase") in TERMINAL and not was_invalid(live)
+    if was_invalid(live):
+        return False
+    if (live.get("status") or {}).get("phase") in TERMINAL:
+        return True
+    gen = rt.kube.get("Job", namespace, c.generator_job_name(str(name)))
+    return gen is not None and st.job_state(gen, []).phase in TERMINAL
 
 
 def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
@@ -292,8 +308,6 @@ def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     status = body.get("status") or {}
     if status.get("phase") in TERMINAL and not was_invalid(body):
         return
-    if finished_meanwhile(rt, body):
-        return
     try:
         job = parse(body)
     except SpecError as error:
@@ -301,7 +315,10 @@ def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
         fail_invalid(body, patch, error)
         return
     assert isinstance(job, RolloutJob)
-    created = create_children(rt, body, rolloutjob_children(job, rt.cfg))
+    with rt.lock(body["metadata"]["uid"]):
+        if finished_meanwhile(rt, body):
+            return
+        created = create_children(rt, body, rolloutjob_children(job, rt.cfg))
     record_applied_spec(body, patch)
     if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_CREATED, f"created {created} child objects")
@@ -356,6 +373,7 @@ def rolloutjob_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rt = runtime(memo)
     uid = body["metadata"]["uid"]
     rt.record_phase("RolloutJob", uid, None)
+    rt.locks.pop(uid, None)
     rt.samples.pop(uid, None)
     rt.last_read.pop(uid, None)
     rt.read_errors.pop(uid, None)
@@ -435,7 +453,8 @@ def rolloutjob_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: A
             rt.record_phase("RolloutJob", body["metadata"]["uid"], status["phase"])
             expire_if_due(rt, body, job.spec.ttl_seconds_after_finished)
             return
-        reconcile_rolloutjob(rt, body, patch, job)
+        with rt.lock(body["metadata"]["uid"]):
+            reconcile_rolloutjob(rt, body, patch, job)
 
 
 def component(pod: Mapping[str, Any]) -> str | None:
