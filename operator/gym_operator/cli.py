@@ -9,6 +9,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from gym_operator import termination
+
 # subcommand -> "module:function" taking the parsed args and returning an exit code.
 COMMANDS: dict[str, str] = {
     "run": "gym_operator.cli_run:main",
@@ -19,6 +21,16 @@ COMMANDS: dict[str, str] = {
     "operator": "gym_operator.controller.entrypoint:main",
     "demo": "gym_operator.cli_demo:main",
 }
+
+
+def add_termination_log(parser: argparse.ArgumentParser) -> None:
+    """--termination-log of the worker entrypoints (see gym_operator.termination)."""
+    parser.add_argument(
+        "--termination-log",
+        default=termination.DEFAULT_PATH,
+        help="Where to write why the worker stopped when it exits non-zero, if the file exists "
+        "(Kubernetes shows it as the container's termination message).",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--restart", action="store_true", help="Delete the output prefix's contents, start over."
     )
-    gen.add_argument(
-        "--termination-log",
-        default="/dev/termination-log",
-        help="Where to write why the shard stopped when it exits non-zero, if the file exists "
-        "(Kubernetes shows it as the container's termination message).",
-    )
+    add_termination_log(gen)
 
     ver = sub.add_parser("verify-server", help="Serve a built-in verifier (NeMo Gym protocol).")
     ver.add_argument("--verifier", required=True, help="Built-in verifier name, e.g. math.")
@@ -71,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("build-dataset", help="Dataset builder pod entrypoint.")
     ds.add_argument("--spec", required=True, help="Dataset YAML/JSON file.")
     ds.add_argument("--source-uri", action="append", default=[], help="Resolved source prefix.")
+    add_termination_log(ds)
 
     crds = sub.add_parser("crds", help="Write the CRD YAML generated from api/.")
     crds.add_argument("--output", default="crds", help="Directory to write into.")

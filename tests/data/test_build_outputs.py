@@ -125,8 +125,13 @@ def test_builder_pod_entrypoint_uses_resolved_source_uris(tmp_path: Path) -> Non
 
 def test_builder_pod_entrypoint_refuses_unsupported_combinations(tmp_path: Path) -> None:
     spec = dataset_yaml(tmp_path, [{"uri": f"file://{tmp_path}/rj"}], format="verl")
-    assert cli_main(["build-dataset", "--spec", str(spec)]) == 2
+    termination = tmp_path / "termination-log"
+    termination.touch()
+    args = ["build-dataset", "--spec", str(spec), "--termination-log", str(termination)]
+    assert cli_main(args) == 2
     assert not (tmp_path / "ds").exists()
+    # What `kubectl describe pod` (and the Dataset's status.message) shows.
+    assert "format verl has no loader for this kind" in termination.read_text()
 
 
 def test_local_mode_resolves_rollout_job_refs_from_the_environment(

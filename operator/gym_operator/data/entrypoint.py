@@ -12,6 +12,7 @@ from gym_operator.data.exporters import UnsupportedExport
 from gym_operator.data.reader import SourceError
 from gym_operator.data.sources import UnresolvedSource, resolve_sources
 from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.termination import write_termination_message
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,25 @@ def main(args: argparse.Namespace) -> int:
     """Build the dataset of `--spec`; `--source-uri` (repeated) replaces spec.sources in order.
 
     Exit 0 on success (the summary is in `<output>/_DATASET.json`), 2 for a spec the builder
-    cannot use, 1 when the sources cannot be read.
+    cannot use, 1 when the sources cannot be read. On a failure the reason is also written to
+    the termination-message file.
     """
+    code, reason = _build(args)
+    if code != EXIT_OK:
+        log.error("%s", reason)
+        write_termination_message(args.termination_log, reason)
+    return code
+
+
+def _build(args: argparse.Namespace) -> tuple[int, str]:
+    """(exit code, why) of one build."""
     try:
         resource = load_resource(args.spec)
         if not isinstance(resource, Dataset):
             raise SpecError(args.spec, [f"kind: expected Dataset, got {resource.kind}"])
         sources = resolve_sources(resource.spec, args.source_uri)
     except (SpecError, UnresolvedSource) as exc:
-        log.error("%s", exc)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_SPEC, str(exc)
     storage = Storage(S3Settings.from_spec(resource.spec.s3))
     try:
         build_dataset(
@@ -42,11 +52,9 @@ def main(args: argparse.Namespace) -> int:
             storage=storage,
         )
     except UnsupportedExport as exc:
-        log.error("%s", exc)
-        return EXIT_BAD_SPEC
+        return EXIT_BAD_SPEC, str(exc)
     except SourceError as exc:
-        log.error("%s", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, str(exc)
     finally:
         storage.close()
-    return EXIT_OK
+    return EXIT_OK, ""

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-from pathlib import Path
 
 from gym_operator import metrics
 from gym_operator.api import RolloutJob, SpecError, load_resource
@@ -27,6 +25,7 @@ from gym_operator.rollout.generator import ShardInterrupted
 from gym_operator.rollout.job import JobConflict
 from gym_operator.rollout.runner import parse_shard, run_job
 from gym_operator.storage.store import ObjectNotFound
+from gym_operator.termination import write_termination_message
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,6 @@ EXIT_BAD_SPEC = 2
 EXIT_INTERRUPTED = 3
 EXIT_CONFLICT = 4
 EXIT_ENDPOINT_DOWN = 5
-TERMINATION_MESSAGE_LIMIT = 4096
-"""Kubernetes keeps at most 4096 bytes of a container's termination message."""
 
 
 def resolve_shard(arg: str | None, parallelism: int) -> int:
@@ -99,15 +96,6 @@ def _main(args: argparse.Namespace) -> tuple[int, str]:
 def _failed(code: int, reason: str) -> tuple[int, str]:
     log.error("%s", reason)
     return code, reason
-
-
-def write_termination_message(path: str, reason: str) -> None:
-    """Write why the shard stopped to the pod's termination-message file, if there is one."""
-    target = Path(path)
-    if not target.is_file():
-        return
-    with contextlib.suppress(OSError):
-        target.write_text(reason[:TERMINATION_MESSAGE_LIMIT], encoding="utf-8")
 
 
 async def _generate(job: RolloutJob, shard: int, args: argparse.Namespace) -> None:
