@@ -138,8 +138,10 @@ async def test_a_refusing_endpoint_is_an_endpoint_failure_not_one_failure_per_ta
     ver_runner, ver_url = await serve(TinyVerifier().app())
     body = spec(tmp_path, model_url + "/v1", ver_url)
     try:
-        with pytest.raises(EndpointDown, match="http_4xx"):
+        with pytest.raises(EndpointDown, match="http_4xx") as stopped:
             await run_job(parse_resource(body).spec, shards=[0])
+        check = "the API key" if status == 401 else "policy.baseURL (OpenAI-compatible"
+        assert check in str(stopped.value)
     finally:
         await model_runner.cleanup()
         await ver_runner.cleanup()

@@ -42,7 +42,23 @@ def test_the_limit_trips_once_and_names_what_failed() -> None:
     assert breaker.tripped
     assert breaker.reason.startswith("endpoint unavailable: 3 rollouts in a row failed")
     assert "connection x2, timeout x1" in breaker.reason
-    assert breaker.reason.endswith("cannot connect (2)")
+    assert "last error: cannot connect (2); check that policy.baseURL is up" in breaker.reason
+
+
+@pytest.mark.parametrize(
+    ("failure", "check"),
+    [
+        ({"class": "http_4xx", "status": 401}, "check the API key (policy.apiKeyEnv"),
+        ({"class": "http_4xx", "status": 404}, "check policy.baseURL (OpenAI-compatible"),
+        ({"class": "timeout"}, "check that policy.baseURL is up"),
+        ({"class": "verifier_http_4xx", "status": 404}, "check verifier.url"),
+        ({"class": "verifier_connection"}, "check that the verifier (verifier.url"),
+    ],
+)
+def test_the_reason_says_which_fields_to_check(failure: dict, check: str) -> None:
+    breaker = EndpointBreaker(1)
+    breaker.hold(HeldFailure(0, 0, failure, "HTTP error"))
+    assert check in breaker.reason
 
 
 def test_an_answer_releases_the_held_failures_and_restarts_the_count() -> None:

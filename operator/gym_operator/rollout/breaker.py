@@ -71,8 +71,24 @@ class EndpointBreaker:
         """Why the breaker tripped, e.g. `50 rollouts in a row failed (connection x50): ...`."""
         classes = Counter(str(h.failure.get("class")) for h in self.held)
         summary = ", ".join(f"{name} x{count}" for name, count in classes.most_common())
-        last = self.held[-1].message[:300] if self.held else ""
+        if not self.held:
+            return "endpoint unavailable"
+        last = self.held[-1]
         return (
             f"endpoint unavailable: {len(self.held)} rollouts in a row failed ({summary}); "
-            f"last error: {last}"
+            f"last error: {last.message[:300]}; {hint(last.failure)}"
         )
+
+
+def hint(failure: dict[str, Any]) -> str:
+    """What to check for an endpoint failure, naming the spec fields involved."""
+    status = failure.get("status")
+    if str(failure.get("class", "")).startswith(VERIFIER_PREFIX):
+        if status == 404:
+            return "check verifier.url (or the verifier Service): it serves no /verify"
+        return "check that the verifier (verifier.url or its Service) is up and reachable"
+    if status in (401, 403):
+        return "check the API key (policy.apiKeyEnv, policy.apiKeySecretRef)"
+    if status == 404:
+        return "check policy.baseURL (OpenAI-compatible servers serve under /v1) and policy.model"
+    return "check that policy.baseURL is up and reachable from here"
