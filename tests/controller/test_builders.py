@@ -83,6 +83,10 @@ def test_generator_pod_runs_generate_against_the_verifier_service() -> None:
         "9090",
     ]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    # Why a shard stopped shows in the pod status (and the RolloutJob's message), even for a
+    # crash before the worker could write it.
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert "terminationMessagePath" not in container  # the default the worker writes to
 
 
 def test_secrets_are_passed_by_reference_only() -> None:

@@ -157,6 +157,9 @@ def worker_container(
         "env": env,
         "volumeMounts": _mounts(with_spec),
         "securityContext": container_security_context(),
+        # The worker writes why it stopped; a crash before it could (OOM, an import error)
+        # leaves the last lines of its log there instead.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if template is not None and template.resources is not None:
         container["resources"] = template.resources.model_dump(exclude_none=True)
