@@ -235,11 +235,10 @@ def termination_message(pod: Body) -> str:
     return ""
 
 
-def failed_pod_message(pods: Iterable[Body]) -> str:
-    """`<pod> (shard N) exited: <why>` of the last failed pod, '' when it left no message."""
-    last = last_failed_pod(pods)
-    why = termination_message(last) if last is not None else ""
-    return f"{pod_label(last)} exited: {why}" if last is not None and why else ""
+def exit_note(pod: Body) -> str:
+    """`<pod> (shard N) exited: <why>`, '' when the pod left no termination message."""
+    why = termination_message(pod)
+    return f"{pod_label(pod)} exited: {why}" if why else ""
 
 
 def _creation_order(pod: Body) -> tuple[str, int]:
@@ -270,9 +269,9 @@ def job_state(
             message += f"; failed shards: {indexes}"
         last = last_failed_pod(pods)
         if last is not None:
-            why = termination_message(last)
-            if why:
-                message += f"; {pod_label(last)} exited: {why}"
+            note = exit_note(last)
+            if note:
+                message += f"; {note}"
             message += f"; logs: kubectl logs pod/{last['metadata']['name']}"
         return Observed(c.FAILED, c.REASON_JOB_FAILED, message)
     if (job.get("spec") or {}).get("suspend") or _condition_true(job, "Suspended"):
@@ -294,9 +293,10 @@ def _active_state(job: Body, pods: list[Body], what: str, support_pods: list[Bod
     message = f"{succeeded}/{completions} {what} done, {active} active"
     if failed:
         message += f", {failed} failed attempt(s) retried"
-        why = failed_pod_message(pods)
-        if why:
-            message += f"; last: {why}"
+        last = last_failed_pod(pods)
+        note = exit_note(last) if last is not None else ""
+        if note:
+            message += f"; last: {note}"
     if problem is not None:
         reason, problem_message = problem
         phase = c.RUNNING if started else c.PENDING

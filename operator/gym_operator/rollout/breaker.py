@@ -68,11 +68,12 @@ class EndpointBreaker:
         return held
 
     def describe(self) -> str:
-        """Why the breaker tripped, e.g. `50 rollouts in a row failed (connection x50): ...`."""
-        classes = Counter(str(h.failure.get("class")) for h in self.held)
-        summary = ", ".join(f"{name} x{count}" for name, count in classes.most_common())
+        """Why the breaker tripped: `endpoint unavailable: 50 rollouts in a row failed
+        (connection x50); last error: ...; check ...`."""
         if not self.held:
             return "endpoint unavailable"
+        classes = Counter(str(h.failure.get("class")) for h in self.held)
+        summary = ", ".join(f"{name} x{count}" for name, count in classes.most_common())
         last = self.held[-1]
         return (
             f"endpoint unavailable: {len(self.held)} rollouts in a row failed ({summary}); "
