@@ -26,6 +26,7 @@ from faultkit import (
 
 from gym_operator.api import parse_resource
 from gym_operator.rollout.breaker import EndpointDown
+from gym_operator.rollout.generator import ShardInterrupted
 from gym_operator.rollout.runner import run_job
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
@@ -37,16 +38,22 @@ API_KEY = "sk-endpoint-down-secret-0123456789"
 
 
 def spec(
-    tmp_path: Path, base_url: str, ver_url: str, rows: list[dict] | None = None, **extra: Any
+    tmp_path: Path,
+    base_url: str,
+    ver_url: str,
+    rows: list[dict] | None = None,
+    wait: float = 0,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """A RolloutJob body over TASKS math tasks (or `rows`) with a small endpoint failure limit."""
+    """A RolloutJob body over TASKS math tasks (or `rows`) with a small endpoint failure limit;
+    `wait` is retry.endpointWaitSeconds (0: the shard gives up at its first stop)."""
     tasks = write_tasks(tmp_path / "tasks.jsonl", rows or [task_row(i) for i in range(TASKS)])
     return job_body(
         tasks,
         str(tmp_path / "out"),
         base_url,
         ver_url,
-        retry={"endpointFailureLimit": LIMIT},
+        retry={"endpointFailureLimit": LIMIT, "endpointWaitSeconds": wait},
         **extra,
     )
 
@@ -119,6 +126,50 @@ async def test_failures_between_answers_are_failure_rows_and_never_stop_the_job(
     assert {f["failure"]["class"] for f in out.failures} == {"http_5xx"}
 
 
+async def test_an_endpoint_that_comes_back_is_waited_for_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    """The model server is down when the job starts and comes up a second later (a vLLM
+    restart): the shard stops, waits, resumes in the same process, and finishes with every
+    slot exactly once. Only the rollouts that failed in the last moments before it came back,
+    fewer than the limit, are failure rows (the first answer shows the endpoint works)."""
+    port = free_port()
+    verifier, stub = TinyVerifier(), StubModel()
+    ver_runner, ver_url = await serve(verifier.app())
+    body = spec(tmp_path, f"http://127.0.0.1:{port}/v1", ver_url, wait=30)
+    runners = [ver_runner]
+    try:
+        job = asyncio.create_task(run_job(parse_resource(body).spec, shards=[0]))
+        await asyncio.sleep(1.0)
+        assert not job.done()
+        runners.append((await start(stub, port=port))[0])
+        result = await asyncio.wait_for(job, 60)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    assert result.success
+    out = output(tmp_path)
+    assert_exactly_once(out, TASKS, REPEATS)
+    assert len(out.failures) < LIMIT
+    assert {f["failure"]["class"] for f in out.failures} <= {"connection"}
+    assert len(out.rollouts) > TASKS * REPEATS - LIMIT
+
+
+async def test_a_stop_while_waiting_for_the_endpoint_is_a_resumable_stop(tmp_path: Path) -> None:
+    ver_runner, ver_url = await serve(TinyVerifier().app())
+    body = spec(tmp_path, f"http://127.0.0.1:{free_port()}/v1", ver_url, wait=600)
+    stop = asyncio.Event()
+    try:
+        job = asyncio.create_task(run_job(parse_resource(body).spec, shards=[0], stop=stop))
+        await asyncio.sleep(1.0)
+        stop.set()  # SIGTERM: the pod is being evicted
+        with pytest.raises(ShardInterrupted):
+            await asyncio.wait_for(job, 10)
+    finally:
+        await ver_runner.cleanup()
+    assert output(tmp_path).failures == []
+
+
 def refusing_gateway(status: int) -> web.Application:
     """A model endpoint that answers every request with `status` (a wrong key or model)."""
 
@@ -172,7 +223,7 @@ async def test_generate_exits_5_and_says_why_in_the_termination_message(tmp_path
     assert code == 5, log.read_text()[-3000:]
     message = termination.read_text()
     assert message.startswith("shard 0: endpoint unavailable: ")
-    assert "sampled again when the shard restarts" in message
+    assert "sampled again when the shard resumes" in message
     assert API_KEY not in message and API_KEY not in log.read_text()
 
 

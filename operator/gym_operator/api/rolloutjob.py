@@ -305,8 +305,19 @@ class RetrySpec(ApiModel):
         description=(
             "Stop the shard when this many rollouts in a row fail on the model or verifier "
             "endpoint itself (unreachable, timeouts, 5xx, 429 past the budget, 401/403/404, "
-            "answers that are not JSON). Those rollouts are not written as failures: the pod "
-            "exits with code 5 and its restart samples them again. 0 never stops."
+            "answers that are not JSON). Those rollouts are not written as failures: the "
+            "shard waits for the endpoint (endpointWaitSeconds), then resumes and samples them "
+            "again. 0 never stops."
+        ),
+    )
+    endpoint_wait_seconds: float = Field(
+        default=120,
+        ge=0,
+        le=86400,
+        description=(
+            "How long a shard stopped by endpointFailureLimit keeps trying again in-process "
+            "(after backoffBaseSeconds, doubling up to backoffMaxSeconds) before it exits with "
+            "code 5 for the Job to retry the pod. 0 exits at once."
         ),
     )
 

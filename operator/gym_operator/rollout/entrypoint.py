@@ -5,8 +5,9 @@ Exit codes: 0 the shard is finished (committed, manifest marked finished); 1 une
 3 stopped by SIGTERM/SIGINT: rollouts in progress get up to 20 s to finish, what is done is
 committed, the rest resumes on restart; 4 the output prefix holds another spec's results (do not
 retry without --restart or another output URI); 5 the model or verifier endpoint failed
-`retry.endpointFailureLimit` rollouts in a row (retry the pod later: those rollouts are not
-recorded, the restart samples them again). On a non-zero exit other than 3 the reason goes to
+`retry.endpointFailureLimit` rollouts in a row and was still down after
+`retry.endpointWaitSeconds` (retry the pod later: those rollouts are not recorded, the restart
+samples them again). On a non-zero exit other than 3 the reason goes to
 the termination-message file, which Kubernetes shows in the pod's status.
 """
 

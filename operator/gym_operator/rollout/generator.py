@@ -170,6 +170,8 @@ class ShardGenerator:
         self._commit_lock = asyncio.Lock()
         self._flush = asyncio.Event()
         self._stop = stop or asyncio.Event()
+        self._halt = asyncio.Event()
+        """Set by the breaker: this shard stops, other shards sharing `stop` go on."""
         self.drain_seconds = drain_seconds
         self._draining = False
         self._active = 0
@@ -211,28 +213,28 @@ class ShardGenerator:
         queue: asyncio.Queue[tuple[Task, int] | None] = asyncio.Queue(maxsize=concurrency * 2)
         work = asyncio.create_task(self._work(queue, workers=concurrency * 2))
         committer = asyncio.create_task(self._committer())
-        stopper = asyncio.create_task(self._stop.wait())
+        stoppers = [asyncio.create_task(event.wait()) for event in (self._stop, self._halt)]
         completed = False
         try:
-            await asyncio.wait([work, committer, stopper], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([work, committer, *stoppers], return_when=asyncio.FIRST_COMPLETED)
             if committer.done():
                 committer.result()
             if work.done():
                 work.result()
                 completed = True
-            elif self._stop.is_set():
+            elif self._stop.is_set() or self._halt.is_set():
                 await self._drain()
         finally:
-            for task in (work, committer, stopper):
+            for task in (work, committer, *stoppers):
                 task.cancel()
-            await asyncio.gather(work, committer, stopper, return_exceptions=True)
+            await asyncio.gather(work, committer, *stoppers, return_exceptions=True)
         if completed:
             self._release_held()
         await self._commit()
         if not completed and self.breaker.tripped:
             raise EndpointDown(
                 f"shard {self.shard}: {self.breaker.reason}. Committed work is kept; "
-                "these rollouts are sampled again when the shard restarts"
+                "these rollouts are sampled again when the shard resumes"
             )
         if not completed:
             raise ShardInterrupted(f"shard {self.shard} stopped; committed work is kept")
@@ -472,7 +474,7 @@ class ShardGenerator:
             self._record_failure(held)
         elif self.breaker.hold(held):
             log.error("shard %d stops: %s", self.shard, self.breaker.reason)
-            self._stop.set()
+            self._halt.set()
 
     def _release_held(self) -> None:
         """The endpoint answered: failures held by the breaker become failure rows."""

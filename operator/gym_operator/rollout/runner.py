@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gym_operator import metrics
-from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
@@ -104,13 +107,48 @@ def shard_windows(ceiling: int, count: int) -> list[AimdWindow]:
     return windows
 
 
-async def run_side_by_side(generators: list[ShardGenerator]) -> None:
+async def run_side_by_side(shards: list[Awaitable[None]]) -> None:
     """Run every shard to its end, as their pods would; then raise the gravest error, if any:
     an unexpected one, then a down endpoint, then a stop."""
-    outcomes = await asyncio.gather(*(g.run() for g in generators), return_exceptions=True)
+    outcomes = await asyncio.gather(*shards, return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise min(errors, key=_gravity)
+
+
+async def run_through_outages(
+    make_generator: Callable[[], ShardGenerator],
+    retry: RetrySpec,
+    stop: asyncio.Event | None,
+) -> None:
+    """Run one shard to its end. When its endpoint is down (EndpointDown), wait and resume it
+    from its manifest, with a doubling backoff, for up to `retry.endpointWaitSeconds` after the
+    first stop; then give up with the last EndpointDown (the pod exits 5 and the Job retries)."""
+    deadline: float | None = None
+    for attempt in itertools.count():
+        try:
+            await make_generator().run()
+            return
+        except EndpointDown as down:
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + retry.endpoint_wait_seconds
+            delay = min(retry.backoff_max_seconds, retry.backoff_base_seconds * 2**attempt)
+            if now + delay > deadline:
+                raise
+            log.warning("%s; trying again in %.1f s", down, delay)
+            if await _stopped_within(stop, delay):
+                raise ShardInterrupted("stopped while waiting for the endpoint") from down
+
+
+async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
+    """Wait `seconds`; True at once if `stop` is set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
 
 
 def _gravity(error: BaseException) -> int:
@@ -176,23 +214,30 @@ async def run_job(
             verifier=VerifierClient(verify_session, verify_url),
         )
         windows = shard_windows(ceiling, len(shards))
-        generators = [
-            ShardGenerator(
+        result.shards = [ShardStats(shard) for shard in shards]
+
+        def make_generator(index: int) -> ShardGenerator:
+            generator = ShardGenerator(
                 spec,
                 storage=storage,
                 prefix=prefix,
-                shard=shard,
+                shard=shards[index],
                 num_shards=spec.parallelism,
                 digest=digest,
                 clients=clients,
-                window=window,
+                window=windows[index],
                 on_progress=on_progress,
                 stop=stop,
                 line_counts=line_counts,
             )
-            for shard, window in zip(shards, windows, strict=True)
-        ]
-        result.shards = [generator.stats for generator in generators]
-        await run_side_by_side(generators)
+            result.shards[index] = generator.stats
+            return generator
+
+        await run_side_by_side(
+            [
+                run_through_outages(functools.partial(make_generator, i), spec.retry, stop)
+                for i in range(len(shards))
+            ]
+        )
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
     return result
