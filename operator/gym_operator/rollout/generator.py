@@ -478,6 +478,8 @@ class ShardGenerator:
 
     def _release_held(self) -> None:
         """The endpoint answered: failures held by the breaker become failure rows."""
+        if not self.breaker.held:  # the usual case, once per rollout: no list swap
+            return
         for held in self.breaker.release():
             self._record_failure(held)
 
