@@ -24,6 +24,7 @@ from typing import Any
 from math_verify import parse, verify
 
 from gym_operator.verify.base import VerifierError, VerifyResult, register
+from gym_operator.verify.builtins.math_grading import grade
 
 _GSM8K_ANSWER = re.compile(r"####\s*([^\n]+)")
 _BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -89,25 +90,10 @@ def parse_reference(answer: str, timeout: int | None) -> list[Any]:
 @register("math")
 def check_math(task: dict[str, Any], text: str, config: dict[str, Any]) -> VerifyResult:
     """1.0 when the response's final answer equals the reference answer, else 0.0."""
-    field = config.get("answerField", "expected_answer")
-    mode = config.get("extraction", "auto")
-    if mode not in EXTRACTION_MODES:
-        raise VerifierError(f"config.extraction {mode!r} is not one of {EXTRACTION_MODES}")
-    value = task.get(field)
-    references = value if isinstance(value, list) else [value]
-    references = [str(r).strip() for r in references if r is not None and str(r).strip()]
-    if not references:
-        raise VerifierError(f"task has no {field!r} field")
-    timeout = _timeout(config)
-    golds = [parse_reference(reference, timeout) for reference in references]
-    if not all(golds):
-        raise VerifierError(f"could not parse reference answer {value!r}")
-    candidate, marked = extract_candidate(text, mode)
-    answer = parse(candidate, parsing_timeout=timeout) if candidate else []
-    correct = bool(answer) and any(verify(g, answer, timeout_seconds=timeout) for g in golds)
-    reward = 1.0 if correct else 0.0
+    result = grade(task, text, config, _timeout(config))
+    reward = 1.0 if result.correct else 0.0
     return VerifyResult(
         reward=reward,
-        components={"correct": reward, "format": 1.0 if marked else 0.0},
-        details={"extracted": str(answer[-1]) if answer else None},
+        components={"correct": reward, "format": 1.0 if result.marked else 0.0},
+        details={"extracted": result.extracted},
     )
