@@ -37,19 +37,27 @@ class VerifyResult:
 
 @dataclass(frozen=True)
 class VerifyContext:
-    """What an async check may use: the server's shared HTTP client session."""
+    """What an async check may use: the server's shared HTTP client session and its state."""
 
     http: aiohttp.ClientSession
+    state: dict[str, Any] = field(default_factory=dict)
+    """Lives as long as the server (e.g. a judge's call budget)."""
 
 
 CheckFunction = Callable[[dict[str, Any], str, dict[str, Any]], VerifyResult]
 AsyncCheckFunction = Callable[
     [dict[str, Any], str, dict[str, Any], VerifyContext], Awaitable[VerifyResult]
 ]
+# A second opinion on a pool check's outcome, asked on the event loop (the math verifier's judge).
+FallbackFunction = Callable[
+    [dict[str, Any], str, dict[str, Any], VerifyContext, dict[str, Any]],
+    Awaitable[dict[str, Any]],
+]
 ToolFunction = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 _REGISTRY: dict[str, CheckFunction | AsyncCheckFunction] = {}
 _TOOLS: dict[str, dict[str, ToolFunction]] = {}
+_FALLBACKS: dict[str, FallbackFunction] = {}
 
 
 def register(
@@ -72,6 +80,26 @@ def register_tool(verifier: str, tool_name: str) -> Callable[[ToolFunction], Too
         return func
 
     return wrap
+
+
+def register_fallback(verifier: str) -> Callable[[FallbackFunction], FallbackFunction]:
+    """Register an async second opinion on `verifier`'s outcomes (it may return them unchanged).
+
+    It runs on the server's event loop after the pool check, gets the outcome (`reward`,
+    `components`, `details`) and returns the outcome to answer; VerifierError is a failure row.
+    """
+
+    def wrap(func: FallbackFunction) -> FallbackFunction:
+        _FALLBACKS[verifier] = func
+        return func
+
+    return wrap
+
+
+def get_fallback(name: str) -> FallbackFunction | None:
+    """The second opinion registered for a built-in, if any."""
+    _load_builtins()
+    return _FALLBACKS.get(name)
 
 
 def _load_builtins() -> None:

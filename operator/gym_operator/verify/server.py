@@ -36,6 +36,7 @@ from gym_operator.verify.base import (
     VerifierError,
     VerifyContext,
     VerifyResult,
+    get_fallback,
     get_tools,
     get_verifier,
     is_async_check,
@@ -277,6 +278,7 @@ SETTINGS_KEY: web.AppKey[VerifierSettings] = web.AppKey("settings", VerifierSett
 POOL_KEY: web.AppKey[PoolManager] = web.AppKey("pool", PoolManager)
 SESSIONS_KEY: web.AppKey[Sessions] = web.AppKey("sessions", Sessions)
 HTTP_KEY: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("verifier_state", dict)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -335,7 +337,7 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
     settings = request.app[SETTINGS_KEY]
     check = get_verifier(settings.builtin)
     if is_async_check(check):
-        context = VerifyContext(http=request.app[HTTP_KEY])
+        context = VerifyContext(http=request.app[HTTP_KEY], state=request.app[STATE_KEY])
         try:
             async with asyncio.timeout(settings.timeout_seconds):
                 result = await check(task, text, settings.config, context)  # type: ignore[call-arg]
@@ -350,10 +352,26 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
     pool = manager.pool
     try:
         async with asyncio.timeout(settings.timeout_seconds):
-            return await manager.check(task, text)
+            outcome = await manager.check(task, text)
     except TimeoutError:
         manager.recycle(pool, "a check exceeded the request timeout")
         raise
+    return await _second_opinion(request, task, text, outcome)
+
+
+async def _second_opinion(
+    request: web.Request, task: dict[str, Any], text: str, outcome: dict[str, Any]
+) -> dict[str, Any]:
+    """The verifier's registered fallback (with its own timeouts) on a pool outcome, if any."""
+    settings = request.app[SETTINGS_KEY]
+    fallback = get_fallback(settings.builtin)
+    if fallback is None or "error" in outcome:
+        return outcome
+    context = VerifyContext(http=request.app[HTTP_KEY], state=request.app[STATE_KEY])
+    try:
+        return await fallback(task, text, settings.config, context, outcome)
+    except VerifierError as exc:
+        return {"error": str(exc)}
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -465,6 +483,7 @@ def create_app(settings: VerifierSettings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
     app[SESSIONS_KEY] = Sessions(settings.max_sessions)
+    app[STATE_KEY] = {}
     app.router.add_post("/seed_session", seed_session)
     app.router.add_post("/verify", verify)
     app.router.add_get("/health", health)

@@ -268,7 +268,9 @@ def intervals(rng: random.Random, correct: bool) -> Case:
             f"Hence $x \\in {interval_text(stated)}$.",
         ]
     )
-    reference = rng.choice([interval_text(truth), interval_text(truth), inequality_text(truth, rng)])
+    reference = rng.choice(
+        [interval_text(truth), interval_text(truth), inequality_text(truth, rng)]
+    )
     return question, reference, response, truth, stated, {}
 
 
@@ -372,7 +374,8 @@ def units(rng: random.Random, correct: bool) -> Case:
         tails = [" dollars", "", " USD"]
     elif kind == "angle":
         truth = Fraction(180 - 10 * (a % 9 + 1) - 5 * (b % 7 + 1))
-        question = f"Two angles of a triangle are {10 * (a % 9 + 1)} and {5 * (b % 7 + 1)} degrees. Find the third."
+        first, second = 10 * (a % 9 + 1), 5 * (b % 7 + 1)
+        question = f"Two angles of a triangle are {first} and {second} degrees. Find the third."
         tails = ["^\\circ", "°", " degrees", "^{\\circ}"]
     else:
         truth = Fraction(a * 12)

@@ -7,6 +7,7 @@ from gym_operator.verify.builtins import (  # noqa: F401
     json_schema,
     llm_judge,
     math,
+    math_hybrid,
     mcqa,
     regex,
     tools,

@@ -21,9 +21,9 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from math_verify import parse, verify
+from math_verify import parse
 
-from gym_operator.verify.base import VerifierError, VerifyResult, register
+from gym_operator.verify.base import VerifyResult, register
 from gym_operator.verify.builtins.math_grading import grade
 
 _GSM8K_ANSWER = re.compile(r"####\s*([^\n]+)")

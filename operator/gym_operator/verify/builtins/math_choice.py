@@ -1,4 +1,4 @@
-"""Multiple choice inside the `math` verifier: the option letter and the option's text are one answer.
+"""Multiple choice in the `math` verifier: an option's letter and its text are the same answer.
 
 Used when the task has options (NeMo Gym's mcqa shape: a list, A, B, ... in order, or a
 {letter: text} object). The reference may be a letter or an option's text; the response may give
@@ -40,7 +40,9 @@ def _same(reference: str, option: str, timeout: int | None) -> bool:
     return equivalent(parse_reference(option, timeout), parse_answer(reference, timeout), timeout)
 
 
-def reference_letter(references: list[str], options: dict[str, str], timeout: int | None) -> str | None:
+def reference_letter(
+    references: list[str], options: dict[str, str], timeout: int | None
+) -> str | None:
     """The right option's letter: a reference that is a letter, or the option a reference names."""
     for reference in references:
         bare = reference.strip().strip("().: ").upper()

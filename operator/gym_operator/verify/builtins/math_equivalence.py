@@ -77,6 +77,9 @@ NUMBER_WORDS = set(SMALL) | set(SCALES) | set(DENOMINATORS)
 UNIT_LETTERS = {"m", "g", "s", "h", "L", "K", "N", "J", "W", "V"}
 MATH_WORDS = {"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "infty", "cdot", "times", "frac"}
 KEEP_IN_TAIL = {"and", "or"}
+# Longer or deeper answers are not handed to math-verify: its parser is not linear-time.
+MAX_PARSE_CHARS = 400
+MAX_NESTING = 12
 
 
 def _number_value(words: list[str]) -> Fraction | None:
@@ -148,9 +151,31 @@ def math_segments(text: str) -> str | None:
     return ", ".join(segments) if segments else None
 
 
+def _unit_tail(tokens: list[re.Match[str]]) -> int:
+    """How many tokens at the end are a unit ("cm ^ 2", "square centimeters", "km / h", ".")."""
+    count = 0
+    while count < len(tokens):
+        word = tokens[-1 - count].group()
+        before = tokens[-2 - count].group() if count + 1 < len(tokens) else ""
+        if word.isdigit() and before == "^":
+            count += 2
+        elif (word.isalpha() and word not in MATH_WORDS and word.lower() not in KEEP_IN_TAIL) and (
+            len(word) > 1 or word in UNIT_LETTERS
+        ):
+            count += 1
+        elif word in ("/", ".", "\\circ", "%") and count + 1 < len(tokens):
+            count += 1
+        else:
+            break
+    return count
+
+
 def math_tail(text: str) -> str:
     """The mathematical end of a prose sentence ("we get x = 2 or x = -3." -> "x = 2 or x = -3")."""
     tokens = list(_TOKEN.finditer(text))
+    units = _unit_tail(tokens)
+    if units and units < len(tokens) and tokens[-1 - units].group()[-1:].isdigit():
+        text, tokens = text[: tokens[-units].start()], tokens[:-units]
     start = None
     for token in reversed(tokens):
         word = token.group()
@@ -249,13 +274,26 @@ def normalise(text: str, prose: bool = False) -> str:
     return _WHITESPACE.sub(" ", text).strip(" \t.,;")
 
 
+def plausible(answer: str) -> bool:
+    """Short enough and shallow enough for math-verify's parser (which is not linear-time)."""
+    if not answer or len(answer) > MAX_PARSE_CHARS:
+        return False
+    depth = 0
+    for char in answer:
+        depth += char in "([{"
+        if depth > MAX_NESTING:
+            return False
+        depth -= char in ")]}"
+    return True
+
+
 def parse_answer(text: str, timeout: int | None, prose: bool = False) -> list[Any]:
     """math-verify's parse of the normalised answer (as LaTeX, else as text)."""
     normal = normalise(text, prose)
-    if not normal:
+    if not plausible(normal):
         return []
     parsed = parse(f"${normal}$", parsing_timeout=timeout)
-    if not parsed and prose:
+    if not parsed and prose and plausible(text):
         parsed = parse(text, parsing_timeout=timeout)
     return parsed  # type: ignore[no-any-return]
 

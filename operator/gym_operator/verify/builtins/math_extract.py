@@ -17,10 +17,16 @@ TAIL_CHARS = 4096
 MAX_ANSWER_CHARS = 600
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)[ \t]*\{")
 _BRACE = re.compile(r"[{}]")
+# What may stand between two boxes that together give the answer ("\\boxed{2} and x = \\boxed{-3}").
+_BOX_JOIN = re.compile(r"[ \t,;$]*(?:and|or)?[ \t,$]*(?:[A-Za-z][ \t]*=[ \t]*)?[ \t$]*")
 _ANCHOR = re.compile(
     r"\b(?:(?i:final answer|the answer|answers?|solutions?|roots?|results?|values?|"
     r"correct option|correct choice)[ \t]*(?i:is|are|would be|will be|:|=|equals)|"
     r"(?i:choose option|choose|pick option|pick|select option|select|go with option))"
+)
+_SUFFIX_ANCHOR = re.compile(
+    r"(?i:,? which is (?:our|the|my) (?:final )?answer|"
+    r",? (?:is|as) (?:our|the|my) (?:final )?answer)"
 )
 _SENTENCE_END = re.compile(r"[.!?;](?:[ \t]+(?=[A-Z])|[ \t]*$)|\n")
 _REJECT = re.compile(
@@ -72,7 +78,7 @@ def last_boxes(text: str) -> str | None:
     chosen = [outer[-1]]
     for span in reversed(outer[:-1]):
         between = text[span[1] + 1 : chosen[0][0]]
-        if "\n" in between or len(between) > 40 or _REJECT.search(between):
+        if len(between) > 40 or not _BOX_JOIN.fullmatch(between):
             break
         chosen.insert(0, span)
     return ", ".join(text[a:b].strip() for a, b in chosen)
@@ -90,8 +96,8 @@ def last_gsm8k(text: str) -> str | None:
 def last_statement(text: str) -> str | None:
     """The sentence after the last explicit answer statement ("the answer is", "Answer:")."""
     last = None
-    for last in _ANCHOR.finditer(text):
-        pass
+    for found in _ANCHOR.finditer(text):
+        last = found
     if last is None:
         return None
     rest = text[last.end() : last.end() + MAX_ANSWER_CHARS].lstrip(" \t:")
@@ -136,4 +142,7 @@ def extract(text: str, mode: str = "auto") -> Extraction | None:
     line = last_line(tail)
     if line is None:
         return None
+    suffix = _SUFFIX_ANCHOR.search(line)
+    if suffix is not None:
+        line = line[: suffix.start()]
     return Extraction(drop_rejected(line), False, "last_line")
