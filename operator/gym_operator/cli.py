@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "crds": "gym_operator.controller.crdgen:main",
     "operator": "gym_operator.controller.entrypoint:main",
     "demo": "gym_operator.cli_demo:main",
+    "verifier-eval": "gym_operator.cli_verifier_eval:main",
 }
 
 
@@ -93,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output", help="Where to write the results.")
     demo.add_argument("--limit", type=int, help="Use only the first N tasks (default: all).")
     demo.add_argument("--repeats", type=int, help="Responses per task (default: the spec's 4).")
+
+    ev = sub.add_parser("verifier-eval", help="Agreement, TPR and FPR of a verifier on labels.")
+    ev.add_argument("file", help="Labelled JSONL: task rows with `label` and `response(_text)`.")
+    ev.add_argument("--verifier", required=True, help="Built-in name or a /verify server URL.")
+    ev.add_argument("--config", help="Built-in verifier config as JSON or @file.")
+    ev.add_argument("--workers", type=int, help="Built-in: process pool size (default: cores).")
+    ev.add_argument("--timeout", type=float, default=120.0, help="Seconds one /verify may take.")
+    ev.add_argument("--concurrency", type=int, default=16, help="Requests in flight.")
+    ev.add_argument("--threshold", type=float, default=1.0, help="Reward counted as accepted.")
+    ev.add_argument("--show", type=int, default=20, help="Disagreements to print.")
+    ev.add_argument("--json", help="Also write the figures to this JSON file.")
     return parser
 
 
