@@ -1,4 +1,4 @@
-"""`gymops verifier-eval`: how often a verifier agrees with labelled answers (TPR, FPR, by category).
+"""`gymops verifier-eval`: how often a verifier agrees with labelled answers (TPR, FPR, by group).
 
 The labelled file is JSONL: each row a task row (NeMo Gym shape) with `label` (true: a careful
 grader accepts the answer), optional `category`, and the answer as `response` (a Responses-API
