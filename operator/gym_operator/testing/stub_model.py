@@ -3,7 +3,9 @@
 Serves `POST /v1/chat/completions` and `POST /v1/responses` on loopback (plus a trivially cheap
 `POST /verify` and `GET /stats` for benchmarks). Answers are deterministic:
 the sum of the integers in the last user message, plus one when the request's seed is odd, written
-as "... #### <n>" so the math verifier scores even seeds right and odd seeds wrong.
+as "... #### <n>" so the math verifier scores even seeds right and odd seeds wrong. A prompt asking
+for llm_judge's `[[A=B]]` verdict gets one (equal when both answers' last lines hold the same
+numbers).
 
 Faults come two ways:
 - rates (benchmarks): latency fixed or lognormal, and per-request probabilities of 429 (with
@@ -38,6 +40,9 @@ from gym_operator.testing.loopback import run_in_thread
 
 _DIRECTIVE = re.compile(r"#fault:(\w+?)(?:x(\d+))?\b")
 _INT = re.compile(r"-?\d+")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# A prompt holding this verdict marker (llm_judge's equivalence prompt) gets a judge's verdict.
+JUDGE_REQUEST = "[[A=B]]"
 
 
 @dataclass
@@ -219,12 +224,27 @@ def _usage(prompt: str, text: str) -> tuple[int, int]:
     return len(prompt.split()) + 1, len(text.split())
 
 
-def _text(answer: int, length: bool) -> str:
+def judge_verdict(prompt: str) -> str:
+    """A judge's verdict on llm_judge's equivalence prompt: equal when the last lines of both
+    answers hold the same numbers (a crude, deterministic judge; it never reads the question)."""
+    first = prompt[prompt.find("Answer A:") + 9 : prompt.rfind("Answer B:")]
+    second = prompt[prompt.rfind("Answer B:") + 9 :].rsplit("\n\n", 1)[0]
+    numbers = [
+        sorted(float(n) for n in _NUMBER.findall(([""] + text.strip().splitlines())[-1]))
+        for text in (first, second)
+    ]
+    same = bool(numbers[0]) and numbers[0] == numbers[1]
+    return "Comparing the final numbers. " + ("[[A=B]]" if same else "[[A!=B]]")
+
+
+def _text(answer: int, length: bool, prompt: str = "") -> str:
+    if JUDGE_REQUEST in prompt:
+        return judge_verdict(prompt)
     return "Let me add these up. The sum" if length else f"The sum is {answer}.\n#### {answer}"
 
 
 def _chat_answer(body: dict[str, Any], prompt: str, answer: int, length: bool) -> dict[str, Any]:
-    text = _text(answer, length)
+    text = _text(answer, length, prompt)
     prompt_tokens, completion_tokens = _usage(prompt, text)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
@@ -249,7 +269,7 @@ def _chat_answer(body: dict[str, Any], prompt: str, answer: int, length: bool) -
 def _responses_answer(
     body: dict[str, Any], prompt: str, answer: int, length: bool
 ) -> dict[str, Any]:
-    text = _text(answer, length)
+    text = _text(answer, length, prompt)
     prompt_tokens, completion_tokens = _usage(prompt, text)
     return {
         "id": f"resp_{uuid.uuid4().hex[:16]}",
