@@ -1,4 +1,4 @@
-"""The math verifier reads answers as a grader does: notations, prose, options, rejected candidates."""
+"""The math verifier reads answers as a grader does: notations, prose, options, rejected roots."""
 
 from __future__ import annotations
 
