@@ -10,7 +10,8 @@ cannot be reached, times out or prints no verdict makes the row a failure (422),
 - `baseURL`, `model` (required): the judge's OpenAI-compatible endpoint and model
 - `apiKeyEnv` (default `JUDGE_API_KEY`): environment variable with the judge's API key
 - `timeoutSeconds` (default `30`): timeout of one judge call
-- `maxCalls` (default `100000`): judge calls per verifier server process
+- `maxCalls` (default `100000`): judge calls per verifier server process (two per row asked
+  with both orderings)
 - `bothOrderings` (default `true`): ask again with the answers swapped
 - `maxResponseChars` (default `2000`): how much of the response's end the judge sees
 - `temperature`, `promptTemplate`, `equalLabel`, `notEqualLabel`: as for `llm_judge`
@@ -83,11 +84,12 @@ async def judge_fallback(
     if outcome["reward"] >= 1.0:
         return {**outcome, "components": components}
     limit = int(judge.get("maxCalls", 100_000))
+    needed = 2 if judge.get("bothOrderings", True) else 1
     spent = context.state.get(CALLS_KEY, 0)
-    if spent >= limit:
+    if spent + needed > limit:
         details["judge"] = f"not asked: judge.maxCalls ({limit}) spent"
         return {**outcome, "components": components, "details": details}
-    context.state[CALLS_KEY] = spent + 1
+    context.state[CALLS_KEY] = spent + needed
     try:
         equal = await ask(task, text, config, judge, context)
     except VerifierError as exc:
