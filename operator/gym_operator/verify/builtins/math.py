@@ -1,16 +1,21 @@
-"""`math`: answer equivalence with math-verify (last boxed, "#### n" and plain final answers).
+"""`math`: the final answer as a grader reads it, compared across notations with math-verify.
 
 Config (all optional):
 
 - `answerField` (default `expected_answer`): task field with the reference answer (or a list of
   accepted answers)
-- `extraction` (default `auto`): `auto`: last `\\boxed{}`, else last `#### n`, else math-verify's
-  own anchors in the last 2000 characters; `boxed`: only `\\boxed{}`; `gsm8k`: only `#### n`
+- `extraction` (default `auto`): `auto`: last `\\boxed{}`, else last `#### n`, else the sentence
+  after the last "the answer is" / "Final answer:", else the last line (math_extract; rejected
+  candidates dropped); `boxed`: only `\\boxed{}`; `gsm8k`: only `#### n`
+- `optionsField` (default `options`): task field with multiple-choice options (a list, A, B, ...
+  in order, or a {letter: text} object): the letter and the option's text are one answer
 - `timeoutSeconds` (default `5`): math-verify's parsing and comparison timeout
+- `judge` (default none): hybrid mode, an LLM judge asked only when the rules say no (math_hybrid)
 
-Reward: 1.0 when the extracted answer equals the reference (0.5 = 1/2 = \\frac{1}{2},
-1,000 = 1000, "5 cm" = 5), else 0.0; an empty or unparseable answer is 0.0. Components:
-`correct` (the reward) and `format` (1.0 when the answer was marked by `\\boxed{}` or `####`).
+Reward: 1.0 when the extracted answer equals the reference (0.5 = 1/2 = \\frac{1}{2}, 1 234 = 1234,
+"one half" = 1/2, x <= 3 = (-inf, 3], <1, 2> = (1, 2), "5 cm" = 5), else 0.0; an empty or
+unparseable answer is 0.0. Components: `correct` (the reward) and `format` (1.0 when the answer
+was marked by `\\boxed{}` or `####`); with a judge also `rule`, `judge_asked`, `judge_equal`.
 A task without a parseable reference answer is a VerifierError.
 """
 
