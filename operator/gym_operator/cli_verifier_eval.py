@@ -6,6 +6,7 @@ object) or `response_text` (plain text, wrapped into one). `--verifier` is a bui
 here on loopback by the same server `gymops verify-server` runs, or the base URL of any NeMo Gym
 resource server; every row goes through `POST /verify`. A reward at or above `--threshold` is an
 acceptance; a row the verifier cannot score (4xx/5xx) counts as not accepted and is listed.
+When no row at all is scored (e.g. nothing listens at the URL), the command exits 1.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from gym_operator.verify.entrypoint import load_config
 from gym_operator.verify.server import VerifierSettings, available_cpus, start_server
 
 EVAL_FIELDS = ("label", "category", "response_text")
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_NOTHING_SCORED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class LabelledFileError(ValueError):
@@ -245,6 +246,9 @@ def main(args: argparse.Namespace) -> int:
     except (LabelledFileError, ValueError, OSError, KeyError) as exc:
         console.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")
         return EXIT_BAD_INPUT
+    if all(v.error is not None for v in verdicts):
+        console.print(f"[red]error:[/red] the verifier scored no row; first: {verdicts[0].error}")
+        return EXIT_NOTHING_SCORED
     summary = summarise(verdicts)
     console.print(_table(summary, f"{args.verifier} on {args.file}"))
     console.print(_disagreements(verdicts, args.show))

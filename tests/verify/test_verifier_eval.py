@@ -96,6 +96,15 @@ def test_bad_labelled_files_are_refused_with_the_line(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 2 and "bad.jsonl:1: `label` must be true or false" in done.stdout
+    bad.write_text('{"label": true, "response_text": "1", "expected_answer": "1"}\n')
+    nobody = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        gymops("verifier-eval", str(bad), "--verifier", nobody),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "the verifier scored no row" in done.stdout
 
 
 async def test_a_verifier_server_url_is_evaluated_over_its_protocol(tmp_path: Path, http) -> None:
