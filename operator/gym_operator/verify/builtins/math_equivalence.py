@@ -48,6 +48,8 @@ _WRAPPER = re.compile(
 _NOISE = re.compile(r"\\(?:left|right|displaystyle|!)(?![A-Za-z])|\\[dt]frac")
 _WORD = re.compile(r"[A-Za-z]+")
 _WHITESPACE = re.compile(r"[ \t]+")
+# Already in math-verify's notation: an integer, a decimal, a fraction (the common case, fast).
+_PLAIN_NUMBER = re.compile(r"-?\d{1,30}(?:[./]\d{1,30})?|-?\\frac\{\d{1,30}\}\{\d{1,30}\}")
 _CONNECTOR = re.compile(r",? (?:and|or) |\\q?quad")
 _INEQUALITY = re.compile(r"<|>|\\[lg]eq?(?![A-Za-z])|\\[lg]t(?![A-Za-z])")
 _LEADING_NUMBER = re.compile(r"[ \t]*-?(?:\d[\d.,]*|\\frac\{\d+\}\{\d+\})")
@@ -255,6 +257,8 @@ def strip_units(text: str) -> str:
 
 def normalise(text: str, prose: bool = False) -> str:
     """One notation for an answer; `prose`: the answer may be a sentence around the math."""
+    if _PLAIN_NUMBER.fullmatch(text):
+        return text
     text = _WHITESPACE.sub(" ", _DIGIT_GROUP.sub("", text).translate(_UNICODE))
     text = _NOISE.sub(lambda m: "\\frac" if m.group().endswith("frac") else "", text)
     text = text.replace("\\$", " ").replace("\\%", "%")
