@@ -1,7 +1,7 @@
 """Tools of the built-in verifiers, served at `POST /<tool_name>` for multi-turn tasks.
 
 - `math`; `calculator`; `expression`: arithmetic with + - * / // % ** and parentheses; `{"result":
-  "..."}` or `{"error": "..."}`; exponents above 1000 and integers above 16384 bits are refused
+  "..."}` or `{"error": "..."}`; exponents above 1000 and integers above 4000 digits are refused
   before they are computed
 - `code_execution`; `run_python`; `code`, `stdin`?; `{"exit_code", "stdout", "stderr"}` (sandboxed,
   as the verifier's runs)
@@ -12,6 +12,7 @@ Every tool call is counted in the session's state under `tool_calls`.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from typing import Any
 
@@ -31,8 +32,9 @@ _BINARY = {
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPONENT = 1000
-MAX_RESULT_BITS = 16_384
+MAX_RESULT_DIGITS = 4000
 """Integers above this size are refused before they are computed (no GIL held for seconds)."""
+_MAX_RESULT_BITS = int(MAX_RESULT_DIGITS * math.log2(10))
 
 
 def evaluate(node: ast.AST) -> float | int:
@@ -59,13 +61,13 @@ def _check_power(base: float | int, exponent: float | int) -> None:
     """Refuse a power whose result would be huge, before computing it."""
     if abs(exponent) > MAX_EXPONENT:
         raise ValueError("exponent too large")
-    if isinstance(exponent, int) and _bits(base) * abs(exponent) > MAX_RESULT_BITS:
-        raise ValueError(f"result would exceed {MAX_RESULT_BITS} bits")
+    if isinstance(exponent, int) and _bits(base) * abs(exponent) > _MAX_RESULT_BITS:
+        raise ValueError(f"result would exceed {MAX_RESULT_DIGITS} digits")
 
 
 def _bounded(value: float | int) -> float | int:
-    if _bits(value) > MAX_RESULT_BITS:
-        raise ValueError(f"result exceeds {MAX_RESULT_BITS} bits")
+    if _bits(value) > _MAX_RESULT_BITS:
+        raise ValueError(f"result exceeds {MAX_RESULT_DIGITS} digits")
     return value
 
 
