@@ -103,6 +103,12 @@ class PolicySpec(ApiModel):
         le=100000,
         description="Cap on requests in flight to this endpoint across all shards.",
     )
+    max_answer_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Answers larger than this are not read: the rollout fails (answer_too_large).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> PolicySpec:
@@ -139,6 +145,18 @@ class SamplingSpec(ApiModel):
     )
     max_turns: int = Field(
         default=8, ge=1, le=100, description="Model turns per rollout when the task has tools."
+    )
+    max_tool_calls_per_turn: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Tool calls run per model turn; more ends the rollout (max_tool_calls).",
+    )
+    max_tool_calls: int = Field(
+        default=128,
+        ge=1,
+        le=10000,
+        description="Tool calls run per rollout; more ends the rollout (max_tool_calls).",
     )
     params: SamplingParams = Field(
         default_factory=SamplingParams,

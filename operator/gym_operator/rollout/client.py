@@ -27,6 +27,7 @@ from gym_operator.rollout.retry import (
     HTTP_429,
     MALFORMED,
     TIMEOUT,
+    TOO_LARGE,
     RequestError,
     parse_retry_after,
 )
@@ -48,6 +49,8 @@ _RESPONSES_ONLY = frozenset(
     }
 )
 ERROR_BODY_CHARS = 300
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""Bound of an answer's body when the caller names none (the verifier's answers)."""
 
 
 def load_api_key(env_name: str | None) -> str | None:
@@ -256,8 +259,10 @@ class ModelClient:
         model: str,
         api: str = "chat",
         api_key: str | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.session = session
+        self.max_answer_bytes = max_answer_bytes
         self.model = model
         self.api = api
         path = "/chat/completions" if api == "chat" else "/responses"
@@ -277,7 +282,9 @@ class ModelClient:
     async def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POST the body; the normalised `response` object."""
         try:
-            answer = await post_json(self.session, self.url, body, timeout, self._headers)
+            answer = await post_json(
+                self.session, self.url, body, timeout, self._headers, self.max_answer_bytes
+            )
         except RequestError as exc:
             if self._api_key:
                 exc.message = redact(exc.message, self._api_key)
@@ -307,12 +314,17 @@ async def post_json(
     body: dict[str, Any],
     timeout: float,
     headers: dict[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
 ) -> dict[str, Any]:
-    """POST JSON, answer a JSON object; every failure is a classified RequestError."""
+    """POST JSON, answer a JSON object; every failure is a classified RequestError.
+
+    The body is read in chunks and never beyond `max_bytes` (an answer over it is a TOO_LARGE
+    failure, however it is sent), so an endless or huge answer cannot take the process's memory.
+    """
     try:
         async with asyncio.timeout(timeout):
             async with session.post(url, json=body, headers=headers) as resp:
-                raw = await resp.read()
+                raw = await read_bounded(resp, max_bytes)
                 if resp.status >= 400:
                     raise _http_error(resp.status, raw, resp.headers.get("Retry-After"))
     except TimeoutError:
@@ -328,6 +340,21 @@ async def post_json(
     if not isinstance(answer, dict):
         raise RequestError(MALFORMED, "body is not a JSON object")
     return answer
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, read in chunks; RequestError(TOO_LARGE) as soon as it passes max_bytes."""
+    too_large = RequestError(TOO_LARGE, f"answer larger than {max_bytes} bytes (not read)")
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _http_error(status: int, raw: bytes, retry_after: str | None) -> RequestError:

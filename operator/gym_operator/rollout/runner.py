@@ -209,7 +209,12 @@ async def run_job(
     ):
         clients = Clients(
             model=ModelClient(
-                model_session, endpoint.base_url, endpoint.model, spec.policy.api, api_key
+                model_session,
+                endpoint.base_url,
+                endpoint.model,
+                spec.policy.api,
+                api_key,
+                max_answer_bytes=spec.policy.max_answer_bytes,
             ),
             verifier=VerifierClient(verify_session, verify_url),
         )
