@@ -13,6 +13,50 @@ from gym_operator.api.rolloutjob import RolloutJob
 
 Resource = RolloutJob | Dataset
 KINDS: dict[str, type[RolloutJob] | type[Dataset]] = {"RolloutJob": RolloutJob, "Dataset": Dataset}
+MAX_EXPANDED_NODES = 100_000
+"""A document whose aliases would expand to more nodes than this is refused (a YAML bomb)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a document whose aliases expand beyond MAX_EXPANDED_NODES."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().compose_document()
+        if node is not None and expanded_size(node) > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(
+                f"aliases expand to more than {MAX_EXPANDED_NODES} nodes (refused as a YAML bomb)"
+            )
+        return node
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (counted, not built).
+
+    Each distinct node is visited once (its size memoised), so counting costs time linear in
+    the document, however many times its aliases multiply; sizes stop growing past the bound.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            total = 1 + sum(sizes.get(id(child), 0) for child in children)
+            sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 class SpecError(ValueError):
@@ -64,7 +108,7 @@ def load_resource(path: str | Path) -> Resource:
     """Read one resource from a YAML file."""
     text = Path(path).read_text(encoding="utf-8")
     try:
-        body = yaml.safe_load(text)
+        body = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
     return parse_resource(body, str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gym_operator.api.common import (
     GROUP_VERSION,
@@ -38,6 +38,25 @@ BuiltinVerifier = Literal[
     "llm_judge",
 ]
 EMBEDDED_MODELS: tuple[str, ...] = ("smollm2",)
+CONFIG_LIMITS: dict[str, dict[str, Any]] = {
+    "timeoutSeconds": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 86400,
+        "description": "Time limit of one check (math, code_execution, llm_judge).",
+    },
+    "memoryMB": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Memory limit of one sandboxed program (code_execution).",
+    },
+    "maxProcesses": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Process limit of one sandboxed program (code_execution).",
+    },
+}
+"""Limits in verifier.config that must be positive numbers (a negative one would disable them)."""
 
 
 class InputSpec(ApiModel):
@@ -182,7 +201,10 @@ class VerifierSpec(ApiModel):
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="Settings of the built-in verifier (see the verifier reference).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": CONFIG_LIMITS,
+        },
     )
     image: str | None = Field(
         default=None, description="Image of a NeMo Gym resource server, run as a Deployment."
@@ -201,6 +223,23 @@ class VerifierSpec(ApiModel):
     resources: dict[str, dict[str, str]] | None = Field(
         default=None, description="Resources of the verifier container (requests, limits)."
     )
+
+    @field_validator("config")
+    @classmethod
+    def _positive_limits(cls, config: dict[str, Any]) -> dict[str, Any]:
+        for key, rule in CONFIG_LIMITS.items():
+            value = config.get(key)
+            if value is None:
+                continue
+            integer = rule["type"] == "integer"
+            kinds = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                kind = "an integer" if integer else "a number"
+                raise ValueError(f"{key} must be {kind}, got {value!r}")
+            if value <= 0 or value > rule.get("maximum", value):
+                bound = f" and at most {rule['maximum']}" if "maximum" in rule else ""
+                raise ValueError(f"{key} must be above 0{bound}, got {value!r}")
+        return config
 
     @model_validator(mode="after")
     def _one_kind(self) -> VerifierSpec:

@@ -122,9 +122,7 @@ def _input_problem(items: Any) -> str | None:
     return None
 
 
-def iter_bounded_lines(
-    chunks: Iterable[bytes], max_bytes: int
-) -> Iterator[bytes | OversizedLine]:
+def iter_bounded_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes | OversizedLine]:
     """Split a byte stream into lines (without the newline) in time linear in its size.
 
     A line is kept in memory only up to `max_bytes` (plus its CR and one chunk); past that only
