@@ -134,11 +134,9 @@ def strip_reasoning(text: str) -> str:
         kept.append(text[pos : opened.start()])
         pos = closed.end()
     out = "".join(kept) + text[pos:]
-    last_close = None
-    for last_close in _THINK_CLOSE.finditer(out):
-        pass
+    last_close = max((m.end() for m in _THINK_CLOSE.finditer(out)), default=None)
     if last_close is not None:
-        out = out[last_close.end() :]
+        out = out[last_close:]
     unclosed = _THINK_OPEN.search(out)
     if unclosed is not None:
         out = out[: unclosed.start()]
