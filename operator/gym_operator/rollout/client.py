@@ -5,7 +5,8 @@ Chat Completions API (`/chat/completions`) and the Responses API (`/responses`) 
 Responses-API object: `output[]` (message items with output_text parts, function_call items),
 `usage` {input_tokens, output_tokens, total_tokens}, `status` and `incomplete_details` (reason
 `max_output_tokens` when the model stopped at its token limit). The API key is sent as a Bearer
-token and never logged.
+token; an endpoint may echo it into any text of its answer, so the writers and the log redact it
+(`gym_operator.redaction`), not this client.
 """
 
 from __future__ import annotations
@@ -268,7 +269,6 @@ class ModelClient:
         path = "/chat/completions" if api == "chat" else "/responses"
         self.url = base_url.rstrip("/") + path
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._api_key = api_key
 
     def __repr__(self) -> str:
         return f"ModelClient(url={self.url!r}, model={self.model!r}, api={self.api!r})"
@@ -281,15 +281,9 @@ class ModelClient:
 
     async def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POST the body; the normalised `response` object."""
-        try:
-            answer = await post_json(
-                self.session, self.url, body, timeout, self._headers, self.max_answer_bytes
-            )
-        except RequestError as exc:
-            if self._api_key:
-                exc.message = redact(exc.message, self._api_key)
-                exc.args = (exc.message,)
-            raise
+        answer = await post_json(
+            self.session, self.url, body, timeout, self._headers, self.max_answer_bytes
+        )
         try:
             if self.api == "chat":
                 return normalise_chat(answer)
@@ -297,15 +291,6 @@ class ModelClient:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # An answer of the wrong shape is this rollout's failure, never the shard's crash.
             raise RequestError(MALFORMED, f"unexpected answer shape: {exc!r}"[:300]) from None
-
-
-def redact(text: str, secret: str, min_partial: int = 6) -> str:
-    """`text` without `secret`, also when an endpoint echoed it and the text was cut inside it."""
-    text = text.replace(secret, "[redacted]")
-    for size in range(len(secret) - 1, min_partial - 1, -1):
-        if text.endswith(secret[:size]):
-            return text[: len(text) - size] + "[redacted]"
-    return text
 
 
 async def post_json(

@@ -32,7 +32,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gym_operator import metrics
+from gym_operator import metrics, redaction
 from gym_operator.verify import sandbox
 from gym_operator.verify.base import (
     VerifierError,
@@ -491,6 +491,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 def create_app(settings: VerifierSettings) -> web.Application:
     """The aiohttp application; the process pool and HTTP session live as long as the app."""
     get_verifier(settings.builtin)
+    redaction.register_env([str(settings.config.get("apiKeyEnv", "JUDGE_API_KEY"))])
+    redaction.install_log_redaction()
     tools = get_tools(settings.builtin)
     reserved = {"seed_session", "verify", "health", "metrics"}
     if reserved & set(tools):
