@@ -13,12 +13,13 @@ messages are cut to a length, and the cut may fall inside an echoed key.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MARK = "[redacted]"
 MIN_SECRET_CHARS = 6
@@ -50,13 +51,16 @@ def register_env(names: Iterable[str]) -> None:
 
 
 def register_url(url: str | None) -> None:
-    """Register the password (and user) of a URL's userinfo, if it has one."""
+    """Register the password of a URL's userinfo, also as the Basic credentials sent for it."""
     if not url:
         return
     parts = urlsplit(url)
+    if not parts.password:
+        return
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+    register(unquote(parts.password))
     register(parts.password)
-    if parts.password:
-        register(f"{parts.username}:{parts.password}")
+    register(base64.b64encode(credentials.encode()).decode())
 
 
 def strip_userinfo(url: str) -> str:
