@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
 from gym_operator.api.common import (
     GROUP_VERSION,
@@ -57,6 +67,18 @@ CONFIG_LIMITS: dict[str, dict[str, Any]] = {
     },
 }
 """Limits in verifier.config that must be positive numbers (a negative one would disable them)."""
+
+
+class _ConfigLimits(TypedDict, total=False):
+    """The checked keys of verifier.config (CONFIG_LIMITS); other keys pass unchecked."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    timeoutSeconds: Annotated[StrictFloat, Field(gt=0, le=86400)]
+    memoryMB: Annotated[StrictInt, Field(ge=1)]
+    maxProcesses: Annotated[StrictInt, Field(ge=1)]
+
+
+_LIMITS = TypeAdapter(_ConfigLimits)
 
 
 class InputSpec(ApiModel):
@@ -227,18 +249,7 @@ class VerifierSpec(ApiModel):
     @field_validator("config")
     @classmethod
     def _positive_limits(cls, config: dict[str, Any]) -> dict[str, Any]:
-        for key, rule in CONFIG_LIMITS.items():
-            value = config.get(key)
-            if value is None:
-                continue
-            integer = rule["type"] == "integer"
-            kinds = (int,) if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kinds):
-                kind = "an integer" if integer else "a number"
-                raise ValueError(f"{key} must be {kind}, got {value!r}")
-            if value <= 0 or value > rule.get("maximum", value):
-                bound = f" and at most {rule['maximum']}" if "maximum" in rule else ""
-                raise ValueError(f"{key} must be above 0{bound}, got {value!r}")
+        _LIMITS.validate_python(config)  # errors name spec.verifier.config.<key>
         return config
 
     @model_validator(mode="after")
