@@ -97,8 +97,8 @@ def tool_calls_answer(count: int) -> dict[str, Any]:
 
 
 class ScriptedModel:
-    """A chat endpoint whose answer is chosen per request by `answer(request, body, prompt)`;
-    it records every Authorization header it saw."""
+    """Chat and Responses endpoints whose answer is chosen per request by
+    `answer(request, body, prompt)`; it records every Authorization header it saw."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
@@ -108,6 +108,7 @@ class ScriptedModel:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._chat)
         return app
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

@@ -345,6 +345,36 @@ async def test_oversized_answers_are_a_typed_failure(prompt: str) -> None:
         await runner.cleanup()
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize(
+    "usage",
+    [{"prompt_tokens": -5, "input_tokens": -5}, {"prompt_tokens": "x", "input_tokens": "x"}, [1]]
+    + [{"completion_tokens": 2**70, "output_tokens": 2**70}, {"total_tokens": True}],
+)
+async def test_token_counts_that_are_not_counts_are_malformed(api: str, usage: Any) -> None:
+    """Before, such counts reached the token metrics, which raise outside any failure class."""
+
+    async def answer(request: web.Request, body: dict[str, Any], prompt: str) -> Any:
+        if api == "responses":
+            good = {"output": [], "usage": {"input_tokens": 1}}
+            return web.json_response({**good, "usage": usage} if prompt == "bad" else good)
+        return web.json_response(
+            chat_answer("4", usage=usage) if prompt == "bad" else chat_answer("4")
+        )
+
+    runner, url = await serve_app(ScriptedModel(answer).app())
+    try:
+        async with make_session(2) as session:
+            client = ModelClient(session, f"{url}/v1", "m", api=api)
+            with pytest.raises(RequestError) as info:
+                await client.create(client.request_body({"input": "bad"}), timeout=60)
+            assert info.value.error_class == "malformed" and "usage" in info.value.message
+            good = await client.create(client.request_body({"input": "good"}), timeout=60)
+            assert all(isinstance(v, int) and v >= 0 for v in good["usage"].values())
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.parametrize(
     ("per_turn_asked", "turns", "limits", "expected_calls"),
     [
@@ -549,7 +579,7 @@ def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) 
     assert "[redacted]" in json.dumps(rows[0]["response"]), "task 0's echo was not in the row"
     assert sorted(failures) == [1, 2, 3]
     assert failures[1]["class"] == failures[2]["class"] == "malformed"
-    assert all("[redacted]" in f["message"] for f in failures.values()), failures
+    assert "[redacted]" in failures[2]["message"] and "[redacted]" in failures[3]["message"]
     assert (out / "_job.json").is_file() and (out / "_SUCCESS").is_file()
     assert "DEBUG" in log.read_text()
     assert holding(tmp_path, [key, key[:16], key[-16:]]) == []  # spec, tasks, output and logs

@@ -206,10 +206,10 @@ def normalise_chat(answer: dict[str, Any]) -> dict[str, Any]:
                 "status": "completed",
             }
         )
-    usage = answer.get("usage") or {}
+    usage = _usage_object(answer.get("usage"))
     truncated = choice.get("finish_reason") == "length"
-    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    completion_tokens = int(usage.get("completion_tokens") or 0)
+    prompt_tokens = token_count(usage, "prompt_tokens")
+    completion_tokens = token_count(usage, "completion_tokens")
     return {
         "id": answer.get("id") or f"resp_{uuid.uuid4().hex[:24]}",
         "object": "response",
@@ -221,7 +221,7 @@ def normalise_chat(answer: dict[str, Any]) -> dict[str, Any]:
         "usage": {
             "input_tokens": prompt_tokens,
             "output_tokens": completion_tokens,
-            "total_tokens": int(usage.get("total_tokens") or prompt_tokens + completion_tokens),
+            "total_tokens": token_count(usage, "total_tokens") or prompt_tokens + completion_tokens,
         },
         "finish_reason": choice.get("finish_reason"),
     }
@@ -240,8 +240,30 @@ def normalise_responses(answer: dict[str, Any]) -> dict[str, Any]:
         ):
             raise RequestError(MALFORMED, "response output text that is not a string")
     answer.setdefault("status", "completed")
-    answer.setdefault("usage", {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+    usage = _usage_object(answer.get("usage"))
+    answer["usage"] = {
+        **usage,
+        **{k: token_count(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens")},
+    }
     return answer
+
+
+def _usage_object(usage: Any) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    if not isinstance(usage, dict):
+        raise RequestError(MALFORMED, f"usage is {type(usage).__name__}, not an object")
+    return usage
+
+
+def token_count(usage: dict[str, Any], key: str) -> int:
+    """`usage[key]` as a non-negative int (0 when absent); MALFORMED for anything else."""
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**63:
+        raise RequestError(MALFORMED, f"usage.{key} is not a token count")
+    return int(value)
 
 
 def is_truncated(response: dict[str, Any]) -> bool:
