@@ -414,6 +414,41 @@ async def test_tool_calls_are_capped(
     assert len(outputs) == expected_calls
 
 
+async def test_tool_call_arguments_of_any_shape_are_answered_not_raised() -> None:
+    """Arguments that are an object, a number or JSON nested too deeply: each call is answered
+    with an error the model can read, and the loop goes on to the model's next turn."""
+    bad = [{"expression": "1+1"}, 7, "[" * 5000]
+
+    async def answer(request: web.Request, body: dict[str, Any], prompt: str) -> Any:
+        if any(m.get("role") == "tool" for m in body["messages"]):
+            return web.json_response(chat_answer("#### 2"))
+        calls = tool_calls_answer(len(bad))
+        for call, arguments in zip(calls["choices"][0]["message"]["tool_calls"], bad, strict=True):
+            call["function"]["arguments"] = arguments
+        return web.json_response(calls)
+
+    tools = CountingTools()
+    model_runner, model_url = await serve_app(ScriptedModel(answer).app())
+    tools_runner, tools_url = await serve_app(tools.app())
+    try:
+        async with make_session(4) as session:
+            client = ModelClient(session, f"{model_url}/v1", "m")
+
+            async def call_model(params: dict[str, Any]) -> dict[str, Any]:
+                return await client.create(client.request_body(params), timeout=60)
+
+            params = {"input": "use the calculator", "tools": [{"type": "function"}]}
+            result = await tool_loop.run_tool_loop(call_model, session, tools_url, {}, params, 4)
+    finally:
+        await model_runner.cleanup()
+        await tools_runner.cleanup()
+    outputs = [
+        i["output"] for i in result.response["output"] if i["type"] == "function_call_output"
+    ]
+    assert len(outputs) == 3 and all("error" in json.loads(o) for o in outputs), outputs
+    assert tools.calls == 0 and result.turns == 2 and result.response["status"] == "completed"
+
+
 def test_a_20mb_line_without_newline_is_one_bad_row_in_bounded_memory(tmp_path: Path) -> None:
     """Scaled from the issue's 200 MB; the old reader held the whole line (>= 20 MB here)."""
     path = tmp_path / "tasks.jsonl"

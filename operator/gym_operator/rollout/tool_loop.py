@@ -93,10 +93,15 @@ async def call_tool(
 ) -> str:
     """The `output` string for one function call (errors the model can read, or ToolLoopError)."""
     name = str(call.get("name") or "")
+    raw = call.get("arguments") or "{}"
+    if not isinstance(raw, str):
+        return json.dumps({"error": "arguments must be a string of JSON"})
     try:
-        arguments = json.loads(call.get("arguments") or "{}")
+        arguments = json.loads(raw)
     except ValueError as exc:
         return json.dumps({"error": f"arguments are not JSON: {exc}"})
+    except RecursionError:
+        return json.dumps({"error": "arguments are not JSON: nested too deeply"})
     if not isinstance(arguments, dict):
         return json.dumps({"error": "arguments must be a JSON object"})
     if not name or "/" in name:
