@@ -449,6 +449,44 @@ async def test_tool_call_arguments_of_any_shape_are_answered_not_raised() -> Non
     assert tools.calls == 0 and result.turns == 2 and result.response["status"] == "completed"
 
 
+async def test_an_endless_tool_answer_is_cut_not_read_whole() -> None:
+    async def answer(request: web.Request, body: dict[str, Any], prompt: str) -> Any:
+        if any(m.get("role") == "tool" for m in body["messages"]):
+            return web.json_response(chat_answer("#### 2"))
+        return web.json_response(tool_calls_answer(1))
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        while True:
+            await response.write(chunk)
+
+    tools = web.Application()
+    tools.router.add_post("/calculator", endless)
+    model_runner, model_url = await serve_app(ScriptedModel(answer).app())
+    tools_runner, tools_url = await serve_app(tools)
+    try:
+        async with make_session(4) as session:
+            client = ModelClient(session, f"{model_url}/v1", "m")
+
+            async def call_model(params: dict[str, Any]) -> dict[str, Any]:
+                return await client.create(client.request_body(params), timeout=60)
+
+            params = {"input": "use the calculator", "tools": [{"type": "function"}]}
+            result = await tool_loop.run_tool_loop(
+                call_model, session, tools_url, {}, params, 4, tool_timeout=60
+            )
+    finally:
+        await model_runner.cleanup()
+        await tools_runner.cleanup()
+    outputs = [
+        i["output"] for i in result.response["output"] if i["type"] == "function_call_output"
+    ]
+    assert [len(o) for o in outputs] == [tool_loop.TOOL_OUTPUT_CHARS]
+    assert result.turns == 2 and result.response["status"] == "completed"
+
+
 def test_a_20mb_line_without_newline_is_one_bad_row_in_bounded_memory(tmp_path: Path) -> None:
     """Scaled from the issue's 200 MB; the old reader held the whole line (>= 20 MB here)."""
     path = tmp_path / "tasks.jsonl"

@@ -113,7 +113,7 @@ async def call_tool(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as resp:
-            text = await resp.text()
+            text = await read_prefix(resp, 4 * TOOL_OUTPUT_CHARS)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ToolLoopError(f"tool {name} failed: {type(exc).__name__}: {exc}") from None
     if resp.status >= 500:
@@ -123,6 +123,18 @@ async def call_tool(
     if resp.status >= 400:
         return json.dumps({"error": f"HTTP {resp.status}: {text[:500]}"})
     return text[:TOOL_OUTPUT_CHARS]
+
+
+async def read_prefix(resp: aiohttp.ClientResponse, max_bytes: int) -> str:
+    """At most the first `max_bytes` of the body as text (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= max_bytes:
+            break
+    return b"".join(chunks)[:max_bytes].decode("utf-8", errors="replace")
 
 
 def _sum_usage(total: dict[str, int], usage: dict[str, Any] | None) -> None:
