@@ -605,7 +605,8 @@ def holding(root: Path, secrets: list[str]) -> list[tuple[str, str]]:
 
 async def echoing(request: web.Request, body: dict[str, Any], prompt: str) -> Any:
     """Echo the Authorization header: in the answer text (task 0), in `usage` (task 1), in a 200
-    HTML page cut inside the key by the client's excerpt (task 2), in a 401 error (task 3)."""
+    HTML page cut inside the key by the client's excerpt (task 2), in a 401 error (task 3), in
+    an answer too large to read (task 4)."""
     auth = request.headers.get("Authorization", "")
     if "Task 0:" in prompt:
         return web.json_response(chat_answer(f"you sent {auth}"))
@@ -616,6 +617,8 @@ async def echoing(request: web.Request, body: dict[str, Any], prompt: str) -> An
         return web.Response(text=f"<html><p>Authorization: {auth}</p></html>", status=200)
     if "Task 3:" in prompt:
         return web.json_response({"error": {"message": f"bad key: {auth}"}}, status=401)
+    if "Task 4:" in prompt:  # above the job's policy.maxAnswerBytes
+        return web.json_response(chat_answer(f"{auth} " * 2000))
     return web.json_response(chat_answer("#### 0"))
 
 
@@ -623,7 +626,7 @@ async def echoing(request: web.Request, body: dict[str, Any], prompt: str) -> An
 def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) -> None:
     key = f"sk-{uuid.uuid4().hex}{uuid.uuid4().hex}"
     tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps(task_row(i)) + "\n" for i in range(5)))
+    tasks.write_text("".join(json.dumps(task_row(i)) + "\n" for i in range(6)))
     out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
     log.parent.mkdir()
     model = ScriptedModel(echoing)
@@ -633,6 +636,7 @@ def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) 
     ):
         body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)
         body["spec"]["sampling"]["numRepeats"] = 1
+        body["spec"]["policy"]["maxAnswerBytes"] = 65536
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(body))
         spec = str(tmp_path / "job.yaml")
         env = {"FAULTS_API_KEY": key}
@@ -650,8 +654,9 @@ def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) 
         for line in part.read_text().splitlines()
     }
     assert "[redacted]" in json.dumps(rows[0]["response"]), "task 0's echo was not in the row"
-    assert sorted(failures) == [1, 2, 3]
+    assert sorted(failures) == [1, 2, 3, 4] and sorted(rows) == [0, 5]
     assert failures[1]["class"] == failures[2]["class"] == "malformed"
+    assert failures[4]["class"] == "answer_too_large" and failures[4]["attempts"] == 1
     assert "[redacted]" in failures[2]["message"] and "[redacted]" in failures[3]["message"]
     assert (out / "_job.json").is_file() and (out / "_SUCCESS").is_file()
     assert "DEBUG" in log.read_text()
