@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 import jsonschema
 import pytest
+import requests
 import yaml
 from aiohttp import web
 from faultkit import TinyVerifier, app_in_thread, gymops, job_body, task_row, wait_or_dump
@@ -43,6 +44,7 @@ from hostilekit import (
     serve_in_thread,
     tool_calls_answer,
 )
+from test_security import readable_text
 
 from gym_operator.api import SpecError, load_resource, parse_resource
 from gym_operator.controller.crdgen import openapi_to_jsonschema
@@ -126,16 +128,12 @@ def math_server() -> Iterator[str]:
 
 
 def post(url: str, body: bytes | dict[str, Any], timeout: float = 60) -> tuple[int, Any]:
-    import requests
-
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     answer = requests.post(url, data=data, timeout=timeout)
     return answer.status_code, answer.json()
 
 
 def health(url: str) -> dict[str, Any]:
-    import requests
-
     return requests.get(f"{url}/health", timeout=60).json()  # type: ignore[no-any-return]
 
 
@@ -586,12 +584,6 @@ def test_negative_limits_are_refused_by_models_and_crd(key: str, value: int) -> 
 # --- secrets: a model server that echoes the Authorization header --------------------------
 
 
-def readable(path: Path) -> str:
-    from test_security import readable_text
-
-    return readable_text(path)
-
-
 def holding(root: Path, secrets: list[str]) -> list[tuple[str, str]]:
     """(file, secret) for every file below `root` holding one of the secrets."""
     return [
@@ -599,7 +591,7 @@ def holding(root: Path, secrets: list[str]) -> list[tuple[str, str]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
         for s in secrets
-        if s in readable(p)
+        if s in readable_text(p)
     ]
 
 
@@ -646,7 +638,7 @@ def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) 
     rows = {
         json.loads(line)["_ng_task_index"]: json.loads(line)
         for part in out.rglob("part-*.jsonl.zst")
-        for line in readable(part).splitlines()
+        for line in readable_text(part).splitlines()
     }
     failures = {
         json.loads(line)["_ng_task_index"]: json.loads(line)["failure"]
