@@ -145,10 +145,13 @@ class PolicySpec(ApiModel):
         description="Cap on requests in flight to this endpoint across all shards.",
     )
     max_answer_bytes: int = Field(
-        default=32 * 1024 * 1024,
+        default=16 * 1024 * 1024,
         ge=1024,
         le=1024 * 1024 * 1024,
-        description="Answers larger than this are not read: the rollout fails (answer_too_large).",
+        description=(
+            "Answers larger than this are not read: the rollout fails (answer_too_large). "
+            "Up to concurrency x this much may be held at once."
+        ),
     )
 
     @model_validator(mode="after")
