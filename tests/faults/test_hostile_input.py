@@ -546,10 +546,24 @@ def test_a_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert "aliases expand to more than" in str(info.value)
+    assert "aliases expand the document beyond" in str(info.value)
     assert elapsed < 5 and peak < 20 * 1024 * 1024
     good = ROOT / "manifests" / "examples" / "rolloutjob-rl.yaml"
     assert load_resource(good).kind == "RolloutJob"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &s '" + "x" * 20_000 + "'\nb: [" + ",".join(["*s"] * 60) + "]\n",  # long scalars
+        "a: &a [1, [*a]]\n",  # recursive
+    ],
+)
+def test_other_alias_abuse_is_refused(tmp_path: Path, text: str) -> None:
+    (tmp_path / "job.yaml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_resource(tmp_path / "job.yaml")
+    assert "YAML bomb" in str(info.value) or "recursive alias" in str(info.value)
 
 
 def test_a_few_aliases_are_still_fine(tmp_path: Path) -> None:
