@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from gym_operator import redaction
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
@@ -57,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
 
 def print_error(console: Console, problem: object) -> None:
     """Print an error in red; its text is escaped (an extra like `.[local]` is not markup)."""
-    console.print(f"[red]{escape(str(problem))}[/red]")
+    console.print(f"[red]{escape(redaction.redact_text(str(problem)))}[/red]")
 
 
 def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:

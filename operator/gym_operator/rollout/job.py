@@ -4,7 +4,8 @@ The digest covers only what changes results: input, policy model/api/baseURL/emb
 (except concurrency), verifier kind and config, reward, parallelism and output format/compression.
 Retry settings, concurrency, part sizes and the output URI itself may change between runs.
 The input object's identity (size plus S3 ETag, or size plus file mtime_ns) is recorded too: a
-resume against a changed input is refused like a changed spec.
+resume against a changed input is refused like a changed spec. URLs are recorded without their
+userinfo (`user:password@`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 from typing import Any
 
+from gym_operator import redaction
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.storage.manifest import JobRecord, read_job_record, write_job_record
 from gym_operator.storage.store import ObjectNotFound, Storage
@@ -35,15 +37,28 @@ def digest_fields(spec: RolloutJobSpec) -> dict[str, Any]:
     verifier = {
         k: v for k, v in wire["verifier"].items() if k in ("builtin", "config", "image", "url")
     }
-    return {
-        "input": wire["input"],
-        "policy": policy,
-        "sampling": sampling,
-        "verifier": verifier,
-        "reward": wire.get("reward", {}),
-        "parallelism": spec.parallelism,
-        "output": {"format": spec.output.format, "compression": spec.output.compression},
-    }
+    return _without_userinfo(
+        {
+            "input": wire["input"],
+            "policy": policy,
+            "sampling": sampling,
+            "verifier": verifier,
+            "reward": wire.get("reward", {}),
+            "parallelism": spec.parallelism,
+            "output": {"format": spec.output.format, "compression": spec.output.compression},
+        }
+    )
+
+
+def _without_userinfo(value: Any) -> Any:
+    """Every URL in the value without `user:password@` (a credential, never part of results)."""
+    if isinstance(value, str):
+        return redaction.strip_userinfo(value)
+    if isinstance(value, dict):
+        return {k: _without_userinfo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_userinfo(v) for v in value]
+    return value
 
 
 def spec_digest(spec: RolloutJobSpec) -> str:

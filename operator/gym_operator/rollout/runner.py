@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from gym_operator import metrics
+from gym_operator import metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
@@ -157,6 +157,15 @@ def _gravity(error: BaseException) -> int:
     return 1 if isinstance(error, EndpointDown) else 0
 
 
+def register_secrets(spec: RolloutJobSpec, api_key: str | None) -> None:
+    """Redact this job's secrets from every row, file and log record the process writes."""
+    redaction.register(api_key)
+    redaction.register_env(redaction.SECRET_ENV_VARS)
+    redaction.register_url(spec.policy.base_url)
+    redaction.register_url(spec.verifier.url)
+    redaction.install_log_redaction()
+
+
 async def run_job(
     spec: RolloutJobSpec,
     *,
@@ -202,6 +211,7 @@ async def run_job(
         )
     ceiling = window_ceiling(spec)
     api_key = load_api_key(spec.policy.api_key_env)
+    register_secrets(spec, api_key)
     async with (
         verifier_endpoint(spec, verifier_url) as verify_url,
         make_session(ceiling * len(shards)) as model_session,
@@ -209,7 +219,12 @@ async def run_job(
     ):
         clients = Clients(
             model=ModelClient(
-                model_session, endpoint.base_url, endpoint.model, spec.policy.api, api_key
+                model_session,
+                endpoint.base_url,
+                endpoint.model,
+                spec.policy.api,
+                api_key,
+                max_answer_bytes=spec.policy.max_answer_bytes,
             ),
             verifier=VerifierClient(verify_session, verify_url),
         )
