@@ -20,8 +20,17 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
@@ -36,7 +45,9 @@ from gym_operator.rollout.entrypoint import (
 )
 from gym_operator.rollout.generator import ShardInterrupted, ShardStats
 from gym_operator.rollout.job import JobConflict
+from gym_operator.rollout.preflight import PreflightFailed
 from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
+from gym_operator.storage import errors as storage_errors
 from gym_operator.storage.manifest import read_all_manifests
 from gym_operator.storage.store import ObjectNotFound, S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
@@ -103,9 +114,18 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
     except (ValueError, RuntimeError) as exc:
         print_error(console, exc)
         return EXIT_BAD_SPEC
+    except PreflightFailed as exc:
+        print_error(console, exc)
+        return EXIT_ENDPOINT_DOWN
     except ObjectNotFound as exc:
         print_error(console, f"not found: {exc}")
         return EXIT_BAD_SPEC
+    except Exception as exc:
+        explained = storage_errors.explain(exc)
+        if explained is None:
+            raise
+        print_error(console, explained)
+        return EXIT_ERROR
     _print_summary(console, spec, result, time.monotonic() - started)
     return EXIT_OK
 
@@ -160,6 +180,7 @@ async def _run(
                 stop=stop,
                 storage=storage,
                 on_total=reporter.set_total,
+                preflight=True,
             )
 
 
@@ -172,7 +193,7 @@ def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
         TextColumn("[bold]rollouts"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        _CountColumn(),
         TextColumn("{task.fields[rate]:.1f}/s"),
         TimeRemainingColumn(),
         TextColumn("reward {task.fields[reward]}"),
@@ -182,6 +203,14 @@ def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
     )
     with progress:
         yield progress
+
+
+class _CountColumn(ProgressColumn):
+    """`done/total`, or `done/?` while the input is still being counted."""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        return Text(f"{task.completed:.0f}/{total}")
 
 
 class _Reporter:

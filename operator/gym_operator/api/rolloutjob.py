@@ -16,6 +16,7 @@ from gym_operator.api.common import (
     SecretKeyRef,
     cel,
 )
+from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config, config_cel_rules
 
 BUILTIN_VERIFIERS: tuple[str, ...] = (
     "math",
@@ -155,7 +156,8 @@ class VerifierSpec(ApiModel):
                 cel(
                     "[has(self.builtin), has(self.image), has(self.url)].filter(x, x).size() == 1",
                     "set exactly one of verifier.builtin, verifier.image and verifier.url",
-                )
+                ),
+                *config_cel_rules(),
             ]
         }
     )
@@ -164,7 +166,10 @@ class VerifierSpec(ApiModel):
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="Settings of the built-in verifier (see the verifier reference).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            "maxProperties": MAX_CONFIG_KEYS,
+        },
     )
     image: str | None = Field(
         default=None, description="Image of a NeMo Gym resource server, run as a Deployment."
@@ -189,6 +194,10 @@ class VerifierSpec(ApiModel):
         chosen = [x for x in (self.builtin, self.image, self.url) if x is not None]
         if len(chosen) != 1:
             raise ValueError("set exactly one of verifier.builtin, verifier.image and verifier.url")
+        if self.builtin is not None:
+            problems = check_config(self.builtin, self.config)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
 

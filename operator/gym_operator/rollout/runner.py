@@ -22,13 +22,14 @@ from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
-from gym_operator.rollout.job import prepare_prefix
+from gym_operator.rollout.job import check_prefix, claim_prefix
+from gym_operator.rollout.preflight import first_task, run_preflight
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
 from gym_operator.storage.manifest import read_success
 from gym_operator.storage.store import S3Settings, Storage
-from gym_operator.storage.uri import parse_uri
+from gym_operator.storage.uri import StorageURI, parse_uri
 
 log = logging.getLogger(__name__)
 
@@ -168,38 +169,21 @@ async def run_job(
     stop: asyncio.Event | None = None,
     storage: Storage | None = None,
     on_total: Callable[[int], None] | None = None,
+    preflight: bool = False,
 ) -> JobResult:
     """Run the given shards (of spec.parallelism) side by side; ShardInterrupted on stop.
 
     The input's lines are counted once (bytes only) beside the first shard's work, so every
     manifest carries `expected_rollouts` from its first commit; `on_total` gets the slots of the
-    shards run here (tasks x repeats, bad rows included) when the count is done.
+    shards run here (tasks x repeats, bad rows included) when the count is done. With
+    `preflight`, one trial rollout must succeed before the prefix is claimed (PreflightFailed).
     """
     storage = storage or Storage(S3Settings.from_spec(spec.s3))
     prefix = parse_uri(spec.output.uri)
-    digest = await asyncio.to_thread(prepare_prefix, storage, prefix, spec, restart=restart)
     if endpoint is None:
         assert spec.policy.base_url and spec.policy.model
         endpoint = Endpoint(spec.policy.base_url, spec.policy.model)
-    result = JobResult(output_uri=str(prefix), digest=digest)
-    line_counts = asyncio.ensure_future(
-        asyncio.to_thread(
-            count_shard_lines,
-            storage,
-            parse_uri(spec.input.uri),
-            num_shards=spec.parallelism,
-            limit=spec.input.limit,
-        )
-    )
-    if on_total is not None:
-        repeats = spec.sampling.num_repeats
-        line_counts.add_done_callback(
-            lambda done: (
-                None
-                if done.cancelled() or done.exception()
-                else on_total(sum(done.result()[s] for s in shards) * repeats)
-            )
-        )
+    claim = await asyncio.to_thread(check_prefix, storage, prefix, spec, restart=restart)
     ceiling = window_ceiling(spec)
     api_key = load_api_key(spec.policy.api_key_env)
     async with (
@@ -213,6 +197,11 @@ async def run_job(
             ),
             verifier=VerifierClient(verify_session, verify_url),
         )
+        if preflight:
+            await _preflight(spec, storage, prefix, clients)
+        digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
+        result = JobResult(output_uri=str(prefix), digest=digest)
+        line_counts = _count_lines(spec, storage, shards, on_total)
         windows = shard_windows(ceiling, len(shards))
         result.shards = [ShardStats(shard) for shard in shards]
 
@@ -241,3 +230,44 @@ async def run_job(
         )
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
     return result
+
+
+async def _preflight(
+    spec: RolloutJobSpec, storage: Storage, prefix: StorageURI, clients: Clients
+) -> None:
+    """One trial rollout (see rollout.preflight), skipped when the prefix is already complete."""
+    if await asyncio.to_thread(read_success, storage, prefix) is not None:
+        return
+    task = await asyncio.to_thread(first_task, storage, spec)
+    if task is None:
+        return
+    score = await run_preflight(spec, task, clients.model, clients.verifier)
+    log.info("preflight: task %d answered and verified (score %.3f)", task.index, score)
+
+
+def _count_lines(
+    spec: RolloutJobSpec,
+    storage: Storage,
+    shards: list[int],
+    on_total: Callable[[int], None] | None,
+) -> asyncio.Future[list[int]]:
+    """Count the input's lines per shard in a thread; `on_total` gets the slots of `shards`."""
+    line_counts = asyncio.ensure_future(
+        asyncio.to_thread(
+            count_shard_lines,
+            storage,
+            parse_uri(spec.input.uri),
+            num_shards=spec.parallelism,
+            limit=spec.input.limit,
+        )
+    )
+    if on_total is not None:
+        repeats = spec.sampling.num_repeats
+        line_counts.add_done_callback(
+            lambda done: (
+                None
+                if done.cancelled() or done.exception()
+                else on_total(sum(done.result()[s] for s in shards) * repeats)
+            )
+        )
+    return line_counts
