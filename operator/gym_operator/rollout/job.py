@@ -205,7 +205,7 @@ _UNSET = object()
 
 
 def _flatten(value: Any, path: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, sub in value.items():
             out.update(_flatten(sub, f"{path}.{key}" if path else str(key)))
