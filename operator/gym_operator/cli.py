@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output", help="Where to write the results.")
     demo.add_argument("--limit", type=int, help="Use only the first N tasks (default: all).")
     demo.add_argument("--repeats", type=int, help="Responses per task (default: the spec's 4).")
+    demo.add_argument(
+        "--restart",
+        action="store_true",
+        help="Delete the demo's earlier rollouts under --output and sample afresh.",
+    )
     return parser
 
 

@@ -44,7 +44,7 @@ from gym_operator.rollout.entrypoint import (
     EXIT_OK,
 )
 from gym_operator.rollout.generator import ShardInterrupted, ShardStats
-from gym_operator.rollout.job import JobConflict
+from gym_operator.rollout.job import JobConflict, check_prefix
 from gym_operator.rollout.preflight import PreflightFailed
 from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
 from gym_operator.storage import errors as storage_errors
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_BAD_SPEC
     if isinstance(resource, Dataset):
         return _run_dataset(resource, args.output, console)
-    return _run_rollout_job(resource, args, console)
+    return run_rollout_job(resource, args, console)
 
 
 def print_error(console: Console, problem: object) -> None:
@@ -77,15 +77,20 @@ def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
     except ImportError as exc:
         print_error(console, f"Dataset local mode is not available: {exc}")
         return EXIT_ERROR
+    empty = importlib.import_module("gym_operator.data.builder").EmptyDataset
     try:
         local.run_dataset(dataset, output, console)
+    except empty as exc:
+        print_error(console, exc)
+        return EXIT_ERROR
     except ValueError as exc:
         print_error(console, exc)
         return EXIT_BAD_SPEC
     return EXIT_OK
 
 
-def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
+def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
+    """Run a loaded RolloutJob with `gymops run`'s flags; returns the exit code."""
     spec = job.spec
     if args.output:
         spec = spec.model_copy(
@@ -98,6 +103,7 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
         return EXIT_BAD_SPEC
     started = time.monotonic()
     try:
+        _check_prefix(spec, restart=args.restart)
         result = asyncio.run(_run(spec, shards, args, console))
     except ShardInterrupted:
         console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
@@ -128,6 +134,15 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
         return EXIT_ERROR
     _print_summary(console, spec, result, time.monotonic() - started)
     return EXIT_OK
+
+
+def _check_prefix(spec: RolloutJobSpec, *, restart: bool) -> None:
+    """Refuse a conflicting or unsafe prefix before an embedded model is started (read-only)."""
+    storage = Storage(S3Settings.from_spec(spec.s3))
+    try:
+        check_prefix(storage, parse_uri(spec.output.uri), spec, restart=restart)
+    finally:
+        storage.close()
 
 
 def _shards(arg: str | None, parallelism: int) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import yaml
 from clikit import gymops, math_task, output_of, tree, write_job, write_tasks
 
 from gym_operator.testing.stub_model import StubModel
@@ -103,3 +104,36 @@ def test_a_working_job_passes_the_preflight_and_runs(
     proc = gymops("run", str(job), "--no-progress")
     assert proc.returncode == 0, output_of(proc)
     assert (out / "_SUCCESS").exists()
+
+
+def test_a_dataset_that_keeps_no_rows_fails_unless_allowed(
+    tmp_path: Path, stub: tuple[StubModel, str]
+) -> None:
+    _, url = stub
+    rows = [dict(math_task(i), expected_answer="-1") for i in range(3)]
+    tasks = write_tasks(tmp_path / "tasks.jsonl", rows)
+    out = tmp_path / "rollouts"
+    job = write_job(tmp_path / "job.yaml", tasks=tasks, output=out, base_url=url)
+    assert gymops("run", str(job), "--no-progress").returncode == 0
+    dataset: dict = {
+        "apiVersion": "gymops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "sft"},
+        "spec": {
+            "sources": [{"uri": str(out)}],
+            "kind": "sft",
+            "filters": {"minReward": 0.5},
+            "format": "trl",
+            "output": {"uri": str(tmp_path / "dataset")},
+        },
+    }
+    spec_file = tmp_path / "dataset.yaml"
+    spec_file.write_text(yaml.safe_dump(dataset))
+    proc = gymops("run", str(spec_file))
+    text = output_of(proc)
+    assert proc.returncode == 1, text
+    assert "0 rows kept of 6 rollouts" in text and "allowEmpty" in text
+
+    dataset["spec"]["output"]["allowEmpty"] = True
+    spec_file.write_text(yaml.safe_dump(dataset))
+    assert gymops("run", str(spec_file)).returncode == 0
