@@ -314,9 +314,9 @@ class RetrySpec(ApiModel):
         description=(
             "Stop the shard when this many rollouts in a row fail on the model or verifier "
             "endpoint itself (unreachable, timeouts, 5xx, 429 past the budget, 401/403/404, "
-            "answers that are not JSON). Those rollouts are not written as failures: the "
-            "shard waits for the endpoint (endpointWaitSeconds), then resumes and samples them "
-            "again. 0 never stops."
+            "answers that are not JSON, a verifier refusing answers with 4xx). Those rollouts "
+            "are not written as failures: the shard waits for the endpoint "
+            "(endpointWaitSeconds), then resumes and samples them again. 0 never stops."
         ),
     )
     endpoint_wait_seconds: float = Field(
