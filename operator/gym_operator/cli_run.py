@@ -32,7 +32,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
+from gym_operator.api import Dataset, RolloutJob, SpecError, load_resources
+from gym_operator.api.loading import Resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.entrypoint import (
@@ -57,13 +58,49 @@ def main(args: argparse.Namespace) -> int:
     """Run the file's resource locally; returns the exit code."""
     console = Console()
     try:
-        resource = load_resource(args.file)
+        resources = load_resources(args.file)
+        jobs = _run_order(resources, args.file, args.output)
     except (SpecError, OSError) as exc:
         print_error(console, exc)
         return EXIT_BAD_SPEC
-    if isinstance(resource, Dataset):
-        return _run_dataset(resource, args.output, console)
-    return run_rollout_job(resource, args, console)
+    for resource in jobs:
+        if isinstance(resource, Dataset):
+            code = _run_dataset(resource, args.output if len(jobs) == 1 else None, console)
+        else:
+            code = run_rollout_job(resource, args, console)
+        if code != EXIT_OK:
+            return code
+    return EXIT_OK
+
+
+def _run_order(resources: list[Resource], source: str, output: str | None) -> list[Resource]:
+    """One resource, or a RolloutJob then the Datasets that read it (rolloutJobRef resolved to
+    the job's output URI, `--output` applying to the job); SpecError for other combinations."""
+    if len(resources) == 1:
+        return resources
+    jobs = [r for r in resources if isinstance(r, RolloutJob)]
+    datasets = [r for r in resources if isinstance(r, Dataset)]
+    if len(jobs) != 1:
+        raise SpecError(
+            source, [f"(top level): expected one RolloutJob and its Datasets, found {len(jobs)}"]
+        )
+    job = jobs[0]
+    if output:
+        spec = job.spec.model_copy(
+            update={"output": job.spec.output.model_copy(update={"uri": output})}
+        )
+        job = job.model_copy(update={"spec": spec})
+    return [job, *(_with_job_output(d, job) for d in datasets)]
+
+
+def _with_job_output(dataset: Dataset, job: RolloutJob) -> Dataset:
+    sources = [
+        s.model_copy(update={"rollout_job_ref": None, "uri": job.spec.output.uri})
+        if s.rollout_job_ref is not None and s.rollout_job_ref == job.metadata.name
+        else s
+        for s in dataset.spec.sources
+    ]
+    return dataset.model_copy(update={"spec": dataset.spec.model_copy(update={"sources": sources})})
 
 
 def print_error(console: Console, problem: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +13,20 @@ from typing import Any
 import yaml
 
 
-def gymops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `gymops ARGS` in a subprocess; returns it with stdout and stderr as text."""
+def gymops(
+    *args: str, timeout: float = 300, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `gymops ARGS` in a subprocess; returns it with stdout and stderr as text.
+
+    `env` adds variables (None removes one)."""
+    merged: dict[str, str | None] = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "gym_operator.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_env(),
+        env={k: v for k, v in merged.items() if v is not None},
     )
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env["COLUMNS"] = "200"  # rich wraps at the terminal width; keep messages on one line
-    return env
 
 
 def output_of(proc: subprocess.CompletedProcess[str]) -> str:

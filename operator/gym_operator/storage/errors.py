@@ -31,6 +31,8 @@ def explain(exc: BaseException) -> str | None:
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return f"{where}: no S3 credentials were found; {CREDENTIALS_FIX}."
+    if name == "ProfileNotFound":
+        return f"{where}: {exc}; fix or unset AWS_PROFILE (or add the profile to ~/.aws/config)."
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
         return f"{where}: cannot reach the S3 endpoint ({exc}); {ENDPOINT_FIX}."
     if name == "ClientError":
