@@ -16,6 +16,11 @@ from gym_operator.rollout import tool_loop
 from gym_operator.rollout.breaker import hint
 from gym_operator.rollout.client import ModelClient, merge_params
 from gym_operator.rollout.retry import (
+    CONNECTION,
+    HTTP_5XX,
+    HTTP_429,
+    MALFORMED,
+    TIMEOUT,
     UNSCORABLE,
     RequestError,
     RetriesExhausted,
@@ -32,7 +37,14 @@ SCAN_ROWS = 1000
 
 
 class PreflightFailed(Exception):
-    """The trial rollout failed; nothing was written. The message says what to check."""
+    """The trial rollout failed; nothing was written. The message says what to check.
+
+    `unavailable`: the endpoint did not answer (unreachable, timeouts, 5xx, 429), which a wait
+    may cure; otherwise it answered a refusal (a wrong URL, key, model or verifier config)."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 def first_task(storage: Storage, spec: RolloutJobSpec) -> Task | None:
@@ -77,7 +89,9 @@ async def run_preflight(
         try:
             outcome = await call_with_retry(lambda t: model.create(body, t), policy)
         except RetriesExhausted as exc:
-            raise PreflightFailed(_model_failure(exc, model.url)) from None
+            raise PreflightFailed(
+                _model_failure(exc, model.url), unavailable=_unavailable(exc.last)
+            ) from None
         return outcome.value
 
     session: dict[str, str] | None = None
@@ -123,7 +137,9 @@ async def _verify(
             lambda t: verifier.verify(task.row, response, t, session), policy
         )
     except RetriesExhausted as exc:
-        raise PreflightFailed(_verifier_failure(exc, task, verifier.url)) from None
+        raise PreflightFailed(
+            _verifier_failure(exc, task, verifier.url), unavailable=_unavailable(exc.last)
+        ) from None
     score, _ = outcome.value
     return score
 
@@ -151,6 +167,11 @@ def _verifier_failure(exc: RetriesExhausted, task: Task, url: str) -> str:
         f"preflight: {url} could not score the answer to task {task.index} "
         f"({last.error_class}: {last.message[:300]}); nothing was written. {_sentence(what)}"
     )
+
+
+def _unavailable(error: RequestError) -> bool:
+    """Whether the endpoint did not answer at all (as opposed to refusing the request)."""
+    return error.error_class in (CONNECTION, TIMEOUT, HTTP_5XX, HTTP_429, MALFORMED)
 
 
 def _sentence(text: str) -> str:

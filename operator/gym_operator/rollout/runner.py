@@ -23,7 +23,7 @@ from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
 from gym_operator.rollout.job import check_prefix, claim_prefix
-from gym_operator.rollout.preflight import first_task, run_preflight
+from gym_operator.rollout.preflight import PreflightFailed, first_task, run_preflight
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
@@ -170,13 +170,15 @@ async def run_job(
     storage: Storage | None = None,
     on_total: Callable[[int], None] | None = None,
     preflight: bool = False,
+    preflight_wait: float = 0.0,
 ) -> JobResult:
     """Run the given shards (of spec.parallelism) side by side; ShardInterrupted on stop.
 
     The input's lines are counted once (bytes only) beside the first shard's work, so every
     manifest carries `expected_rollouts` from its first commit; `on_total` gets the slots of the
     shards run here (tasks x repeats, bad rows included) when the count is done. With
-    `preflight`, one trial rollout must succeed before the prefix is claimed (PreflightFailed).
+    `preflight`, one trial rollout must succeed before the prefix is claimed (PreflightFailed);
+    an endpoint that does not answer is tried again for up to `preflight_wait` seconds.
     """
     storage = storage or Storage(S3Settings.from_spec(spec.s3))
     prefix = parse_uri(spec.output.uri)
@@ -198,7 +200,7 @@ async def run_job(
             verifier=VerifierClient(verify_session, verify_url),
         )
         if preflight:
-            await _preflight(spec, storage, prefix, clients)
+            await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
         digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
         result = JobResult(output_uri=str(prefix), digest=digest)
         line_counts = _count_lines(spec, storage, shards, on_total)
@@ -233,16 +235,36 @@ async def run_job(
 
 
 async def _preflight(
-    spec: RolloutJobSpec, storage: Storage, prefix: StorageURI, clients: Clients
+    spec: RolloutJobSpec,
+    storage: Storage,
+    prefix: StorageURI,
+    clients: Clients,
+    wait_seconds: float,
+    stop: asyncio.Event | None,
 ) -> None:
-    """One trial rollout (see rollout.preflight), skipped when the prefix is already complete."""
+    """One trial rollout (see rollout.preflight), skipped when the prefix is already complete;
+    while the endpoint does not answer, tried again (doubling backoff) up to `wait_seconds`."""
     if await asyncio.to_thread(read_success, storage, prefix) is not None:
         return
     task = await asyncio.to_thread(first_task, storage, spec)
     if task is None:
         return
-    score = await run_preflight(spec, task, clients.model, clients.verifier)
-    log.info("preflight: task %d answered and verified (score %.3f)", task.index, score)
+    deadline = time.monotonic() + wait_seconds
+    for attempt in itertools.count():
+        try:
+            score = await run_preflight(spec, task, clients.model, clients.verifier)
+        except PreflightFailed as failed:
+            delay = min(
+                spec.retry.backoff_max_seconds, spec.retry.backoff_base_seconds * 2**attempt
+            )
+            if not failed.unavailable or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; trying again in %.1f s", failed, delay)
+            if await _stopped_within(stop, delay):
+                raise ShardInterrupted("stopped while waiting for the endpoint") from failed
+            continue
+        log.info("preflight: task %d answered and verified (score %.3f)", task.index, score)
+        return
 
 
 def _count_lines(
