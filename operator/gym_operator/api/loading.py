@@ -120,10 +120,29 @@ def parse_resource(body: dict[str, Any], source: str = "<resource>") -> Resource
 
 
 def load_resource(path: str | Path) -> Resource:
-    """Read one resource from a YAML file."""
+    """Read one resource from a YAML file (a file of several documents is refused by name)."""
+    resources = load_resources(path)
+    if len(resources) != 1:
+        raise SpecError(
+            str(path),
+            [
+                f"(top level): expected one resource, found {len(resources)} documents "
+                f"({', '.join(r.kind for r in resources)}); put each in a file of its own "
+                "(`gymops run` accepts a RolloutJob and its Dataset in one file)"
+            ],
+        )
+    return resources[0]
+
+
+def load_resources(path: str | Path) -> list[Resource]:
+    """Every resource of a YAML file (documents separated by `---`; empty ones skipped)."""
     text = Path(path).read_text(encoding="utf-8")
     try:
-        body = yaml.load(text, Loader=_BoundedLoader)
+        bodies = [b for b in yaml.load_all(text, Loader=_BoundedLoader) if b is not None]
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_resource(body, str(path))
+    if not bodies:
+        raise SpecError(str(path), ["(top level): the file holds no document"])
+    if len(bodies) == 1:
+        return [parse_resource(bodies[0], str(path))]
+    return [parse_resource(b, f"{path} (document {i + 1})") for i, b in enumerate(bodies)]

@@ -26,6 +26,7 @@ from gym_operator.api.common import (
     SecretKeyRef,
     cel,
 )
+from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config, config_cel_rules
 
 BUILTIN_VERIFIERS: tuple[str, ...] = (
     "math",
@@ -217,7 +218,8 @@ class VerifierSpec(ApiModel):
                 cel(
                     "[has(self.builtin), has(self.image), has(self.url)].filter(x, x).size() == 1",
                     "set exactly one of verifier.builtin, verifier.image and verifier.url",
-                )
+                ),
+                *config_cel_rules(),
             ]
         }
     )
@@ -229,6 +231,7 @@ class VerifierSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-preserve-unknown-fields": True,
             "properties": CONFIG_LIMITS,
+            "maxProperties": MAX_CONFIG_KEYS,
         },
     )
     image: str | None = Field(
@@ -260,6 +263,10 @@ class VerifierSpec(ApiModel):
         chosen = [x for x in (self.builtin, self.image, self.url) if x is not None]
         if len(chosen) != 1:
             raise ValueError("set exactly one of verifier.builtin, verifier.image and verifier.url")
+        if self.builtin is not None:
+            problems = check_config(self.builtin, self.config)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
 
@@ -376,9 +383,9 @@ class RetrySpec(ApiModel):
         description=(
             "Stop the shard when this many rollouts in a row fail on the model or verifier "
             "endpoint itself (unreachable, timeouts, 5xx, 429 past the budget, 401/403/404, "
-            "answers that are not JSON). Those rollouts are not written as failures: the "
-            "shard waits for the endpoint (endpointWaitSeconds), then resumes and samples them "
-            "again. 0 never stops."
+            "answers that are not JSON, a verifier refusing answers with 4xx). Those rollouts "
+            "are not written as failures: the shard waits for the endpoint "
+            "(endpointWaitSeconds), then resumes and samples them again. 0 never stops."
         ),
     )
     endpoint_wait_seconds: float = Field(

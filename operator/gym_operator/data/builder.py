@@ -112,6 +112,21 @@ class _Histograms:
         }
 
 
+class EmptyDataset(ValueError):
+    """The build kept no rows and the spec does not allow an empty dataset."""
+
+
+def empty_message(summary: DatasetSummary) -> str:
+    """Why a dataset is empty and what to change."""
+    dropped = ", ".join(f"{k} {v}" for k, v in summary.counts.dropped.items()) or "none"
+    return (
+        f"dataset {summary.name or '(unnamed)'}: 0 rows kept of {summary.counts.input} rollouts "
+        f"read (dropped: {dropped}); loosen spec.filters (or check the sources), or set "
+        f"spec.output.allowEmpty: true to accept an empty dataset. The card {summary.card} "
+        "shows the reward histogram."
+    )
+
+
 def _verifier_name(info: SourceInfo) -> str | None:
     builtin = info.verifier.get("builtin")
     return str(builtin) if builtin else None
@@ -185,6 +200,8 @@ def build_dataset(
     _write_card(storage, out, spec, summary)
     _remove_stale(storage, out, set(files))
     storage.write_bytes(out.join(RESULT_FILE), json.dumps(summary.result(), indent=2).encode())
+    if not summary.counts.kept and not spec.output.allow_empty:
+        raise EmptyDataset(empty_message(summary))
     log.info(
         "dataset %s: %d rollouts read, %d rows written (%s) in %.1fs",
         name,

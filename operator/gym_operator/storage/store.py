@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class S3Settings:
     max_attempts: int = 10
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    access_key_id: str | None = field(default=None, repr=False)
+    """An explicit key pair (the operator reading with a job's Secret); None: the AWS chain."""
+    secret_access_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_spec(cls, spec: Any | None) -> S3Settings:
@@ -67,6 +70,8 @@ class Storage:
                 "s3",
                 endpoint_url=cfg.endpoint_url,
                 region_name=cfg.region or "us-east-1",
+                aws_access_key_id=cfg.access_key_id,
+                aws_secret_access_key=cfg.secret_access_key,
                 config=Config(
                     retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
                     connect_timeout=cfg.connect_timeout,
