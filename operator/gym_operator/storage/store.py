@@ -209,14 +209,23 @@ class Storage:
 
 
 def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines (without the newline); the last line may lack one."""
-    pending = b""
+    """Split a byte stream into lines (without the newline); the last line may lack one.
+
+    A line longer than a chunk is collected as a list of pieces and joined once, so a long line
+    without a newline costs time linear in its length, not quadratic.
+    """
+    pieces: list[bytes] = []
     for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        yield from lines
-    if pending:
-        yield pending
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            pieces.append(lines[0])
+            yield b"".join(pieces)
+            yield from lines[1:]
+            pieces = []
+        if rest:
+            pieces.append(rest)
+    if pieces:
+        yield b"".join(pieces)
 
 
 @contextmanager
