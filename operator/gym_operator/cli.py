@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "crds": "gym_operator.controller.crdgen:main",
     "operator": "gym_operator.controller.entrypoint:main",
     "demo": "gym_operator.cli_demo:main",
+    "view": "gym_operator.viewer.app:main",
 }
 
 
@@ -93,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output", help="Where to write the results.")
     demo.add_argument("--limit", type=int, help="Use only the first N tasks (default: all).")
     demo.add_argument("--repeats", type=int, help="Responses per task (default: the spec's 4).")
+
+    view = sub.add_parser("view", help="Browse rollouts or a dataset in a local web app.")
+    view.add_argument(
+        "uri", nargs="+", help="RolloutJob output or Dataset prefix (file://, s3://)."
+    )
+    view.add_argument("--host", default="127.0.0.1", help="Bind address (default loopback only).")
+    view.add_argument("--port", type=int, default=8765, help="Port (0: any free one).")
+    view.add_argument("--no-browser", action="store_true", help="Do not open a browser.")
+    view.add_argument("--refresh", type=float, default=2.0, help="Seconds between manifest reads.")
+    view.add_argument("--cache-dir", help="Index cache (default ~/.cache/gymops/viewer).")
+    view.add_argument("--no-cache", action="store_true", help="Keep the index in memory only.")
     return parser
 
 

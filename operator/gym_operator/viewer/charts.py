@@ -1,0 +1,57 @@
+"""The overview's charts as SVG, drawn by the same matplotlib code as the dataset card's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gym_operator.data import plots
+from gym_operator.viewer import stats
+from gym_operator.viewer.index import Tables
+
+CHARTS = ("rewards", "pass_rates", "task_types", "throughput")
+
+
+def draw(name: str, columns: dict[str, Any], tables: Tables, threshold: float) -> bytes:
+    """One chart of the overview (`name` in CHARTS)."""
+    numbers = stats.overview(columns, tables, threshold)
+    if name == "rewards":
+        low, high = numbers["reward"]["range"]
+        return plots.histogram(
+            numbers["reward"]["bins"] or [0] * stats.REWARD_BINS,
+            low,
+            high,
+            title=f"Reward per verified rollout ({numbers['counts']['rollouts']})",
+            xlabel="reward",
+            ylabel="rollouts",
+            fmt="svg",
+        )
+    if name == "pass_rates":
+        return plots.histogram(
+            numbers["tasksPassed"]["bins"],
+            0.0,
+            1.0,
+            title=f"Pass rate per task ({numbers['counts']['tasks']} tasks)",
+            xlabel=f"share of repeats with reward >= {threshold:g}",
+            ylabel="tasks",
+            fmt="svg",
+        )
+    if name == "task_types":
+        types = numbers["taskTypes"]
+        return plots.bar_chart(
+            [t["taskType"] for t in types],
+            [t["passRate"] or 0.0 for t in types],
+            title="Pass rate per task type",
+            xlabel="task type",
+            ylabel="pass rate",
+            value_text=[f"{t['passRate'] or 0:.2f} of {t['rollouts']}" for t in types],
+            fmt="svg",
+        )
+    flow = numbers["throughput"]
+    return plots.line_chart(
+        flow["minutes"],
+        flow["perMinute"],
+        title="Throughput",
+        xlabel="minutes since the first rollout",
+        ylabel="rollouts per minute",
+        fmt="svg",
+    )
