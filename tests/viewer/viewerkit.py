@@ -21,7 +21,6 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from gym_operator import cli
 from gym_operator.testing.loopback import run_in_thread
 
 CALCULATOR = {
@@ -176,9 +175,16 @@ def write_specs(workdir: Path, base_url: str) -> tuple[Path, Path]:
 
 
 def run_cli(*argv: str) -> None:
-    """`gymops ARGV` in this process; fails the test on a non-zero exit."""
-    code = cli.main(list(argv))
-    assert code == 0, f"gymops {' '.join(argv)} exited {code}"
+    """`gymops ARGV` as a subprocess (the page's browser may own this thread's event loop)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gym_operator.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (
+        f"gymops {' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+    )
 
 
 @contextmanager

@@ -214,13 +214,13 @@ async function showRollouts(v, params) {
       h("td", {}, r.kind === "rollout" ? fmt(r.reward, 2) : h("span", { class: "pill fail" }, r.failureClass)),
       h("td", {}, r.truncated ? h("span", { class: "pill warn" }, "truncated") : "", r.toolCalls ? h("span", { class: "pill" }, "tools") : ""),
       h("td", { class: "num" }, r.tokens ?? "–"), h("td", {}, r.prompt), h("td", {}, r.answer)));
-  const pager = h("div", { class: "pager" },
+  const pager = (id) => h("div", { class: "pager" },
     h("button", { disabled: offset <= 0, onclick: () => { params.set("offset", Math.max(0, offset - 50)); go(`#/v/${v}/rollouts?${params}`); } }, "‹ previous"),
-    h("span", { id: "row-count" }, `${count(page.total)} rows · ${page.total ? offset + 1 : 0}–${Math.min(offset + 50, page.total)}`),
+    h("span", { id }, `${count(page.total)} rows · ${page.total ? offset + 1 : 0}–${Math.min(offset + 50, page.total)}`),
     h("button", { disabled: offset + 50 >= page.total, onclick: () => { params.set("offset", offset + 50); go(`#/v/${v}/rollouts?${params}`); } }, "next ›"));
-  show(h("h1", {}, "Rollouts"), form, pager,
+  show(h("h1", {}, "Rollouts"), form, pager("row-count"),
     h("table", { id: "rollouts" }, h("tr", {}, ["task", "repeat", "task type", "reward / failure", "flags", "tokens", "prompt", "answer"].map((t) => h("th", {}, t))), rows),
-    pager.cloneNode(true));
+    pager(null));
 }
 
 // ---- tasks table --------------------------------------------------------------------------
