@@ -7,10 +7,12 @@ the built-in math verifier serves the tool and scores the trajectory.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,11 +98,16 @@ def _tool_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def front_app(stub_url: str) -> web.Application:
-    """Tasks with tools answered here; every other request passed to the stub unchanged."""
+def front_app(stub_url: str, gate: threading.Event | None = None) -> web.Application:
+    """Tasks with tools answered here; every other request passed to the stub unchanged.
+
+    With a `gate`, a request whose prompt holds `#wait` is held until the gate is set."""
 
     async def chat(request: web.Request) -> web.Response:
         body = await request.json()
+        if gate is not None and "#wait" in json.dumps(body["messages"]):
+            while not gate.is_set():
+                await asyncio.sleep(0.05)
         if body.get("tools"):
             return web.json_response(_tool_answer(body))
         async with aiohttp.ClientSession() as http:
@@ -115,11 +122,11 @@ def front_app(stub_url: str) -> web.Application:
 
 
 @contextmanager
-def model_front(stub_url: str) -> Iterator[str]:
+def model_front(stub_url: str, gate: threading.Event | None = None) -> Iterator[str]:
     """The front on loopback; yields its /v1 base URL."""
 
     async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(front_app(stub_url))
+        runner = web.AppRunner(front_app(stub_url, gate))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -62,7 +62,7 @@ class JobView:
 
     def start(self, interval: float = 2.0) -> None:
         """Index in the background, following the job while it runs."""
-        self._load_cache()
+        self.load_cache()
         self._thread = threading.Thread(
             target=self._watch, args=(interval,), name="viewer-index", daemon=True
         )
@@ -139,12 +139,13 @@ class JobView:
             "shards": {str(m.shard): m.started_at for m in self.manifests},
         }
 
-    def _load_cache(self) -> None:
+    def load_cache(self) -> bool:
+        """Take the cached index when it belongs to the run now under the prefix."""
         if self.cache_path is None:
-            return
+            return False
         loaded = cache.load(self.cache_path)
         if loaded is None:
-            return
+            return False
         index, identity = loaded
         self.record = read_job_record(self.storage, self.prefix)
         self.manifests = read_all_manifests(self.storage, self.prefix)
@@ -155,12 +156,13 @@ class JobView:
         )
         if identity.get("digest") != current["digest"] or not same_shards:
             log.info("viewer cache of %s is for another run; rebuilding", self.prefix)
-            return
+            return False
         if any((p.shard, p.seq, p.kind, p.name) not in committed for p in index.parts):
-            return
+            return False
         self.index = index
         self._indexed = {(p.shard, p.seq, p.kind) for p in index.parts}
         log.info("viewer cache of %s: %d rows, %d parts", self.prefix, len(index), len(index.parts))
+        return True
 
     def _save(self, force: bool) -> None:
         if self.cache_path is None or not self._dirty:
