@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -110,3 +111,18 @@ def test_viewer_over_s3(outputs: Outputs, s3_bucket: str, tmp_path: Path) -> Non
         _, rows = get(url + "api/v/1/drows?split=validation&offset=1&limit=5")
         expected = (outputs.dataset / "validation-00000.jsonl").read_text().splitlines()[1:6]
         assert [r["row"] for r in rows["rows"]] == [json.loads(line) for line in expected]
+
+
+def test_the_command_the_demo_prints_opens_its_rollouts_and_dataset(
+    outputs: Outputs, tmp_path: Path
+) -> None:
+    from gym_operator.cli_demo import view_command
+
+    argv = shlex.split(view_command(outputs.workdir))
+    assert argv[:2] == ["gymops", "view"]
+    with viewerkit.viewer(*argv[2:], cache_dir=tmp_path) as url:
+        _, views = get(url + "api/views")
+    assert [(v["kind"], v["uri"]) for v in views] == [
+        ("job", f"file://{outputs.rollouts}"),
+        ("dataset", f"file://{outputs.dataset}"),
+    ]
