@@ -9,11 +9,10 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BAR = "#4278c8"
 SIZE = (7.0, 3.4)
@@ -32,6 +31,9 @@ def bin_counts(values: Iterable[float], low: float, high: float, bins: int) -> l
 
 
 def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported on first chart
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -43,6 +45,8 @@ def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Any]:
 
 
 def _encode(fig: Figure, fmt: str) -> bytes:
+    import matplotlib
+
     sink = io.BytesIO()
     # SVG keeps its text as text (searchable, selectable); PNG carries no timestamp.
     with _SAVING, matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "gymops"}):

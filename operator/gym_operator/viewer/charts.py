@@ -6,14 +6,12 @@ from typing import Any
 
 from gym_operator.data import plots
 from gym_operator.viewer import stats
-from gym_operator.viewer.index import Tables
 
 CHARTS = ("rewards", "pass_rates", "task_types", "throughput")
 
 
-def draw(name: str, columns: dict[str, Any], tables: Tables, threshold: float) -> bytes:
-    """One chart of the overview (`name` in CHARTS)."""
-    numbers = stats.overview(columns, tables, threshold)
+def draw(name: str, numbers: dict[str, Any], threshold: float) -> bytes:
+    """One chart of the overview (`name` in CHARTS) from its numbers (stats.overview)."""
     if name == "rewards":
         low, high = numbers["reward"]["range"]
         return plots.histogram(

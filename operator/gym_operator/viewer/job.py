@@ -25,7 +25,7 @@ from gym_operator.storage.manifest import (
 )
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI
-from gym_operator.viewer import cache
+from gym_operator.viewer import cache, stats
 from gym_operator.viewer.index import ERROR, FAILURE, ROLLOUT, PartRef, RolloutIndex, index_lines
 from gym_operator.viewer.partfiles import parse_row, part_lines
 
@@ -57,6 +57,8 @@ class JobView:
         self._thread: threading.Thread | None = None
         self._saved_at = 0.0
         self._dirty = False
+        self._derived: dict[str, tuple[int, Any]] = {}
+        self._derived_lock = threading.Lock()
 
     # -- the watcher -------------------------------------------------------------------------
 
@@ -203,6 +205,24 @@ class JobView:
     def row(self, part_id: int, line: int) -> dict[str, Any]:
         """One row by its place."""
         return parse_row(self.part_rows(part_id)[line])
+
+    def _derive(self, name: str, compute: Any) -> tuple[Any, int]:
+        """A figure computed from the columns, kept until the index grows."""
+        columns, _, version = self.index.snapshot()
+        with self._derived_lock:
+            kept = self._derived.get(name)
+            if kept is None or kept[0] != version:
+                kept = self._derived[name] = (version, compute(columns))
+            return kept[1], version
+
+    def overview(self) -> tuple[dict[str, Any], int]:
+        """The overview numbers (see stats.overview) and the index version they are for."""
+        threshold = self.pass_threshold()
+        return self._derive("overview", lambda c: stats.overview(c, self.index.tables, threshold))
+
+    def row_types(self) -> Any:
+        """Each row's task type code (see stats.row_types)."""
+        return self._derive("types", stats.row_types)[0]
 
     def pass_threshold(self) -> float:
         """reward.passThreshold of the job's spec (1.0 when unknown)."""

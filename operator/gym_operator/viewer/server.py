@@ -82,8 +82,7 @@ async def overview(request: web.Request) -> web.Response:
     view: JobView = _view(request, "job")
 
     def compute() -> dict[str, Any]:
-        columns, _, version = view.index.snapshot()
-        numbers = stats.overview(columns, view.index.tables, view.pass_threshold())
+        numbers, version = view.overview()
         return {"status": view.status(), "version": version, **numbers}
 
     return web.json_response(await asyncio.to_thread(compute))
@@ -118,8 +117,9 @@ async def rollouts(request: web.Request) -> web.Response:
     search: TextSearch = request.app[SEARCH]
 
     def compute() -> dict[str, Any]:
+        types = view.row_types()
         columns, _, _ = view.index.snapshot()
-        types = stats.row_types(columns)
+        types = types if len(types) == len(columns["kind"]) else stats.row_types(columns)
         mask = query.mask_of(columns, view.index.tables, q, types)
         if q.text:
             mask &= search.matches(view, q.text, len(mask))
@@ -196,8 +196,7 @@ async def chart(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"no chart {name}")
 
     def compute() -> bytes:
-        columns, _, _ = view.index.snapshot()
-        return charts.draw(name, columns, view.index.tables, view.pass_threshold())
+        return charts.draw(name, view.overview()[0], view.pass_threshold())
 
     body = await asyncio.to_thread(compute)
     return web.Response(body=body, content_type="image/svg+xml")
