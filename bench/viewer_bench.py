@@ -5,7 +5,8 @@ truncated, 10% with a tool call) as zstd JSONL parts in 8 shards. Phase 2 starts
 with an empty index cache and times the index build (until the overview reports it done).
 Phase 3 starts a fresh `gymops view` on the same cache and times, from the process start, the
 first full overview answer; then one rollouts-table page (failures, sorted by reward), a task
-page and the overview again. RSS is read from /proc for each viewer process.
+page, the overview again and a text search (which reads every part). RSS is read from /proc
+for each viewer process.
 
     .venv/bin/python bench/viewer_bench.py                   # 250,000 tasks x 4 = 1,000,000
     .venv/bin/python bench/viewer_bench.py --tasks 10000     # quick run
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         table_s, table = _get(second.url + "api/v/0/rollouts?failure=any&sort=reward&order=desc")
         task_s, task = _get(second.url + f"api/v/0/task/{args.tasks // 2 + 1}")
         again_s, _ = _get(second.url + "api/v/0/overview")
+        search_s, search = _get(second.url + "api/v/0/rollouts?q=calculator&task_type=algebra")
         rss = _rss_mb(second.proc.pid)
         second.stop()
         figures = {
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             "task_page_s": round(task_s, 2),
             "task_repeats": len(task["repeats"]),
             "overview_again_s": round(again_s, 3),
+            "text_search_s": round(search_s, 1),
+            "text_search_matched": search["total"],
             "rss_mb_current_peak": [round(x) for x in rss],
         }
         print(json.dumps(figures, indent=2))

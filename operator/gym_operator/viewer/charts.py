@@ -34,7 +34,7 @@ def draw(name: str, numbers: dict[str, Any], threshold: float) -> bytes:
             fmt="svg",
         )
     if name == "task_types":
-        types = numbers["taskTypes"]
+        types = [t for t in numbers["taskTypes"] if t["rollouts"]]
         return plots.bar_chart(
             [t["taskType"] for t in types],
             [t["passRate"] or 0.0 for t in types],

@@ -21,7 +21,7 @@ ROLLOUT, FAILURE, ERROR = 0, 1, 2
 KINDS = ("rollout", "failure", "error")
 TRUNCATED, TOOLS = 1, 2
 BAD_INPUT = "bad_input"
-NO_TYPE = "-"
+NO_TYPE = "(no task_type)"
 
 DTYPES: dict[str, Any] = {
     "part": np.int32,

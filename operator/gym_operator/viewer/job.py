@@ -82,6 +82,8 @@ class JobView:
         return self._thread is not None and self._thread.is_alive()
 
     def _watch(self, interval: float) -> None:
+        if len(self.index):
+            self.overview()  # a cached index: the first page need not wait for its numbers
         while not self._stop.is_set():
             try:
                 new = self.refresh()
@@ -212,17 +214,23 @@ class JobView:
         with self._derived_lock:
             kept = self._derived.get(name)
             if kept is None or kept[0] != version:
-                kept = self._derived[name] = (version, compute(columns))
+                kept = self._derived[name] = (version, compute(columns, version))
             return kept[1], version
 
     def overview(self) -> tuple[dict[str, Any], int]:
         """The overview numbers (see stats.overview) and the index version they are for."""
         threshold = self.pass_threshold()
-        return self._derive("overview", lambda c: stats.overview(c, self.index.tables, threshold))
+
+        def compute(columns: dict[str, Any], version: int) -> dict[str, Any]:
+            types = stats.row_types(columns)
+            self._derived["types"] = (version, types)
+            return stats.overview(columns, self.index.tables, threshold, types)
+
+        return self._derive("overview", compute)
 
     def row_types(self) -> Any:
         """Each row's task type code (see stats.row_types)."""
-        return self._derive("types", stats.row_types)[0]
+        return self._derive("types", lambda columns, _: stats.row_types(columns))[0]
 
     def pass_threshold(self) -> float:
         """reward.passThreshold of the job's spec (1.0 when unknown)."""

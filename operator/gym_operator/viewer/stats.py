@@ -36,18 +36,20 @@ def reward_range(rewards: Any) -> tuple[float, float]:
     return min(0.0, float(rewards.min())), max(1.0, float(rewards.max()))
 
 
-def per_task(columns: dict[str, Any], threshold: float) -> dict[str, Any]:
-    """Per task (sorted by index): rollouts, passes, failures, reward sum."""
+def per_task(columns: dict[str, Any], threshold: float, types: Any = None) -> dict[str, Any]:
+    """Per task (sorted by index): rollouts, passes, failures, reward sum and task type code."""
     kind, task = columns["kind"], columns["task"]
     counted = (kind != ERROR) & (task >= 0)
-    tasks, inverse = np.unique(task[counted], return_inverse=True)
+    tasks, first, inverse = np.unique(task[counted], return_index=True, return_inverse=True)
     kinds = kind[counted]
     reward = np.nan_to_num(columns["reward"][counted].astype(np.float64), nan=0.0)
     is_rollout = kinds == ROLLOUT
     passed = is_rollout & (columns["reward"][counted] >= threshold)
     size = len(tasks)
+    types = row_types(columns) if types is None else types
     return {
         "task": tasks,
+        "type": types[counted][first],
         "rollouts": np.bincount(inverse, weights=is_rollout, minlength=size).astype(np.int64),
         "passed": np.bincount(inverse, weights=passed, minlength=size).astype(np.int64),
         "failures": np.bincount(inverse, weights=kinds == FAILURE, minlength=size).astype(np.int64),
@@ -55,24 +57,29 @@ def per_task(columns: dict[str, Any], threshold: float) -> dict[str, Any]:
     }
 
 
-def _by_type(columns: dict[str, Any], tables: Tables, types: Any, threshold: float) -> list[Any]:
-    kind, reward = columns["kind"], columns["reward"]
+def _by_type(tasks: dict[str, Any], tables: Tables) -> list[Any]:
+    """Per task type, summed from the per-task figures."""
+    size = len(tables.task_types)
+    codes = tasks["type"]
+
+    def total(name: str) -> Any:
+        return np.bincount(codes, weights=tasks[name], minlength=size)
+
+    rollouts, passed, failures = total("rollouts"), total("passed"), total("failures")
+    reward_sum, count = total("reward_sum"), np.bincount(codes, minlength=size)
     out = []
     for code, name in enumerate(tables.task_types):
-        of_type = types == code
-        rollouts = of_type & (kind == ROLLOUT)
-        n = int(rollouts.sum())
-        failures = int((of_type & (kind == FAILURE)).sum())
-        if not n and not failures:
+        n = int(rollouts[code])
+        if not n and not failures[code]:
             continue
         out.append(
             {
                 "taskType": name,
                 "rollouts": n,
-                "failures": failures,
-                "passRate": float((reward[rollouts] >= threshold).mean()) if n else None,
-                "rewardMean": float(reward[rollouts].mean()) if n else None,
-                "tasks": int(len(np.unique(columns["task"][of_type]))),
+                "failures": int(failures[code]),
+                "passRate": float(passed[code] / n) if n else None,
+                "rewardMean": float(reward_sum[code] / n) if n else None,
+                "tasks": int(count[code]),
             }
         )
     return out
@@ -102,13 +109,16 @@ def throughput(created: Any) -> dict[str, Any]:
     return {"start": start, "minutes": minutes, "perMinute": (counts * 60 / bucket).tolist()}
 
 
-def overview(columns: dict[str, Any], tables: Tables, threshold: float) -> dict[str, Any]:
-    """The numbers of the overview page."""
+def overview(
+    columns: dict[str, Any], tables: Tables, threshold: float, types: Any = None
+) -> dict[str, Any]:
+    """The numbers of the overview page; `types` is row_types(columns) when already known."""
+    types = row_types(columns) if types is None else types
     kind, reward, flags = columns["kind"], columns["reward"], columns["flags"]
     rollouts = kind == ROLLOUT
     rewards = reward[rollouts & ~np.isnan(reward)]
     low, high = reward_range(rewards)
-    tasks = per_task(columns, threshold)
+    tasks = per_task(columns, threshold, types)
     with_rollouts = tasks["rollouts"] > 0
     rates = tasks["passed"][with_rollouts] / tasks["rollouts"][with_rollouts]
     hist = np.histogram(rewards, bins=REWARD_BINS, range=(low, high))[0] if len(rewards) else []
@@ -135,7 +145,7 @@ def overview(columns: dict[str, Any], tables: Tables, threshold: float) -> dict[
             "always": int((rates == 1).sum()),
             "bins": np.histogram(rates, bins=PASS_BINS, range=(0, 1))[0].tolist(),
         },
-        "taskTypes": _by_type(columns, tables, row_types(columns), threshold),
+        "taskTypes": _by_type(tasks, tables),
         "failureClasses": _failures(columns, tables),
         "throughput": throughput(columns["created"][rollouts]),
     }
@@ -150,18 +160,14 @@ def task_table(
     rate = np.where(rollouts > 0, tasks["passed"] / np.maximum(rollouts, 1), np.nan)
     order = np.arange(len(rate)) if sort == "task" else np.lexsort((tasks["task"], rate))
     page = order[offset : offset + limit]
-    types = row_types(columns)
-    kind_task = columns["task"]
     rows = []
     for i in page:
-        t = int(tasks["task"][i])
-        first = np.flatnonzero(kind_task == t)[:1]
-        code = int(types[first[0]]) if len(first) else -1
+        code = int(tasks["type"][i])
         n = int(rollouts[i])
         rows.append(
             {
-                "task": t,
-                "taskType": tables.task_types[code] if code >= 0 else "-",
+                "task": int(tasks["task"][i]),
+                "taskType": tables.task_types[code],
                 "rollouts": n,
                 "passed": int(tasks["passed"][i]),
                 "failures": int(tasks["failures"][i]),

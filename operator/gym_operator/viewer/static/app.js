@@ -135,7 +135,7 @@ async function showOverview(v) {
   const o = await api(`/api/v/${v}/overview`);
   const s = o.status;
   const c = o.counts;
-  const chart = (name, alt) => h("img", { src: `/api/v/${v}/chart/${name}.svg?v=${o.version}`, alt, width: 700 });
+  const chart = (name, alt) => h("img", { src: `/api/v/${v}/chart/${name}.svg?v=${o.version}`, alt, width: 600 });
   const failureRows = o.failureClasses.map((f) =>
     h("tr", { class: "clickable", onclick: () => go(`#/v/${v}/rollouts?failure=${encodeURIComponent(f.class === "bad_input" ? "bad_input" : f.class)}`) },
       h("td", {}, h("span", { class: "pill fail" }, f.class)),
