@@ -96,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--repeats", type=int, help="Responses per task (default: the spec's 4).")
 
     view = sub.add_parser("view", help="Browse rollouts or a dataset in a local web app.")
-    view.add_argument(
-        "uri", nargs="+", help="RolloutJob output or Dataset prefix (file://, s3://)."
-    )
+    view.add_argument("uri", nargs="*", help="Output or Dataset prefixes (file://, s3://).")
+    view.add_argument("--kubernetes", action="store_true", help="List the namespace's resources.")
+    view.add_argument("--namespace", help="With --kubernetes (default: the pod's own namespace).")
     view.add_argument("--host", default="127.0.0.1", help="Bind address (default loopback only).")
     view.add_argument("--port", type=int, default=8765, help="Port (0: any free one).")
     view.add_argument("--no-browser", action="store_true", help="Do not open a browser.")

@@ -19,9 +19,10 @@ from gym_operator.storage import layout
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
 from gym_operator.viewer import cache
+from gym_operator.viewer.catalog import Catalog, KubernetesLister, View
 from gym_operator.viewer.dataset import RESULT_FILE, DatasetView
 from gym_operator.viewer.job import JobView
-from gym_operator.viewer.server import View, make_app
+from gym_operator.viewer.server import make_app
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -48,9 +49,9 @@ def _has_manifest(storage: Storage, prefix: StorageURI) -> bool:
     return any(obj.name == layout.MANIFEST for obj in storage.list(prefix))
 
 
-async def serve(opened: list[View], host: str, port: int) -> tuple[web.AppRunner, str]:
+async def serve(catalog: Catalog, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Start the server; (runner, base URL)."""
-    runner = web.AppRunner(make_app(opened), access_log=None)
+    runner = web.AppRunner(make_app(catalog), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -59,13 +60,11 @@ async def serve(opened: list[View], host: str, port: int) -> tuple[web.AppRunner
     return runner, f"http://{shown}:{bound[1]}/"
 
 
-async def _run(opened: list[View], args: argparse.Namespace, console: Console) -> None:
-    runner, url = await serve(opened, args.host, args.port)
-    console.print(
-        f"gymops view: serving {len(opened)} prefix(es) at [bold]{url}[/bold] (Ctrl-C stops)"
-    )
-    for number, view in enumerate(opened):
-        console.print(f"  {number}: {view.kind} {view.prefix}")
+async def _run(catalog: Catalog, args: argparse.Namespace, console: Console) -> None:
+    runner, url = await serve(catalog, args.host, args.port)
+    console.print(f"gymops view: serving at [bold]{url}[/bold] (Ctrl-C stops)")
+    for entry in catalog.entries():
+        console.print(f"  {entry['id']}: {entry['kind']} {entry['uri']}")
     if not args.no_browser:
         webbrowser.open(url)
     try:
@@ -74,29 +73,44 @@ async def _run(opened: list[View], args: argparse.Namespace, console: Console) -
         await runner.cleanup()
 
 
+def _catalog(args: argparse.Namespace, storage: Storage) -> Catalog:
+    cache_dir = None if args.no_cache else Path(args.cache_dir or cache.default_dir())
+    catalog = Catalog(storage, cache_dir, args.refresh)
+    if getattr(args, "kubernetes", False):
+        catalog.lister = KubernetesLister(args.namespace or _own_namespace())
+    for uri in args.uri:
+        view = open_view(storage, uri, cache_dir)
+        if isinstance(view, JobView):
+            view.start(interval=args.refresh)
+        catalog.add(view)
+    return catalog
+
+
+def _own_namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.exists() else "default"
+
+
 def main(args: argparse.Namespace) -> int:
     """Entry point of `gymops view`; returns the exit code."""
     console = Console()
     storage = Storage()
-    cache_dir = None if args.no_cache else Path(args.cache_dir or cache.default_dir())
+    if not args.uri and not getattr(args, "kubernetes", False):
+        console.print("[red]gymops view: name a prefix to open, or --kubernetes[/red]")
+        return EXIT_BAD_INPUT
     try:
-        opened = [open_view(storage, uri, cache_dir) for uri in args.uri]
+        catalog = _catalog(args, storage)
     except (NotAnOutput, ValueError) as exc:
         console.print(f"[red]gymops view: {exc}[/red]")
         return EXIT_BAD_INPUT
-    for view in opened:
-        if isinstance(view, JobView):
-            view.start(interval=args.refresh)
     try:
-        asyncio.run(_run(opened, args, console))
+        asyncio.run(_run(catalog, args, console))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
         console.print(f"[red]gymops view: cannot serve on {args.host}:{args.port}: {exc}[/red]")
         return EXIT_ERROR
     finally:
-        for view in opened:
-            if isinstance(view, JobView):
-                view.stop()
+        catalog.stop()
         storage.close()
     return EXIT_OK

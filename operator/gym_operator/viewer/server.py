@@ -28,14 +28,14 @@ from aiohttp import web
 
 from gym_operator.storage.store import ObjectNotFound
 from gym_operator.viewer import charts, conversation, query, stats
+from gym_operator.viewer.catalog import Catalog
 from gym_operator.viewer.dataset import DatasetView
 from gym_operator.viewer.index import KINDS, TOOLS, TRUNCATED
 from gym_operator.viewer.job import JobView
 from gym_operator.viewer.search import TextSearch
 
 log = logging.getLogger(__name__)
-View = JobView | DatasetView
-VIEWS = web.AppKey("views", list)
+CATALOG = web.AppKey("catalog", Catalog)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -44,13 +44,11 @@ def static_dir() -> Path:
     return Path(str(importlib.resources.files("gym_operator.viewer").joinpath("static")))
 
 
-def _view(request: web.Request, kind: str | None = None) -> Any:
-    views: list[View] = request.app[VIEWS]
+async def _view(request: web.Request, kind: str) -> Any:
+    catalog: Catalog = request.app[CATALOG]
     number = int(request.match_info["v"])
-    if not 0 <= number < len(views):
-        raise web.HTTPNotFound(text=f"no view {number}")
-    view = views[number]
-    if kind and view.kind != kind:
+    view = await asyncio.to_thread(catalog.view, number)
+    if view.kind != kind:
         raise web.HTTPBadRequest(text=f"view {number} is a {view.kind}, not a {kind}")
     return view
 
@@ -71,15 +69,13 @@ def _json_errors(handler: Handler) -> Handler:
 
 
 async def views(request: web.Request) -> web.Response:
-    out = [
-        {"id": i, "kind": v.kind, "uri": str(v.prefix)} for i, v in enumerate(request.app[VIEWS])
-    ]
-    return web.json_response(out)
+    catalog: Catalog = request.app[CATALOG]
+    return web.json_response(await asyncio.to_thread(catalog.entries))
 
 
 @_json_errors
 async def overview(request: web.Request) -> web.Response:
-    view: JobView = _view(request, "job")
+    view: JobView = await _view(request, "job")
 
     def compute() -> dict[str, Any]:
         numbers, version = view.overview()
@@ -112,7 +108,7 @@ def _row_summary(view: JobView, columns: dict[str, Any], i: int, types: Any) -> 
 
 @_json_errors
 async def rollouts(request: web.Request) -> web.Response:
-    view: JobView = _view(request, "job")
+    view: JobView = await _view(request, "job")
     q = query.RowQuery.from_params(request.query)
     search: TextSearch = request.app[SEARCH]
 
@@ -138,7 +134,7 @@ async def rollouts(request: web.Request) -> web.Response:
 
 @_json_errors
 async def tasks(request: web.Request) -> web.Response:
-    view: JobView = _view(request, "job")
+    view: JobView = await _view(request, "job")
     sort = request.query.get("sort", "pass_rate")
     if sort not in ("pass_rate", "task"):
         raise query.QueryError(f"sort: {sort!r} is not pass_rate or task")
@@ -155,7 +151,7 @@ async def tasks(request: web.Request) -> web.Response:
 
 @_json_errors
 async def task(request: web.Request) -> web.Response:
-    view: JobView = _view(request, "job")
+    view: JobView = await _view(request, "job")
     number = int(request.match_info["task"])
 
     def compute() -> dict[str, Any]:
@@ -190,7 +186,7 @@ async def task(request: web.Request) -> web.Response:
 
 @_json_errors
 async def chart(request: web.Request) -> web.Response:
-    view: JobView = _view(request, "job")
+    view: JobView = await _view(request, "job")
     name = request.match_info["name"]
     if name not in charts.CHARTS:
         raise web.HTTPNotFound(text=f"no chart {name}")
@@ -204,13 +200,13 @@ async def chart(request: web.Request) -> web.Response:
 
 @_json_errors
 async def dataset(request: web.Request) -> web.Response:
-    view: DatasetView = _view(request, "dataset")
+    view: DatasetView = await _view(request, "dataset")
     return web.json_response(await asyncio.to_thread(view.summary))
 
 
 @_json_errors
 async def dataset_rows(request: web.Request) -> web.Response:
-    view: DatasetView = _view(request, "dataset")
+    view: DatasetView = await _view(request, "dataset")
     split = request.query.get("split", "train")
     offset = max(0, int(request.query.get("offset", "0")))
     limit = min(query.MAX_LIMIT, max(1, int(request.query.get("limit", "20"))))
@@ -219,7 +215,7 @@ async def dataset_rows(request: web.Request) -> web.Response:
 
 @_json_errors
 async def dataset_file(request: web.Request) -> web.Response:
-    view: DatasetView = _view(request, "dataset")
+    view: DatasetView = await _view(request, "dataset")
     name = request.match_info["name"]
     body = await asyncio.to_thread(view.file, name)
     kind = "image/png" if name.endswith(".png") else "text/plain"
@@ -233,10 +229,10 @@ async def index_page(request: web.Request) -> web.FileResponse:
 SEARCH = web.AppKey("search", TextSearch)
 
 
-def make_app(opened: list[View]) -> web.Application:
-    """The application over the opened prefixes (job views must be started by the caller)."""
+def make_app(catalog: Catalog) -> web.Application:
+    """The application over what the catalog can open."""
     app = web.Application()
-    app[VIEWS] = opened
+    app[CATALOG] = catalog
     app[SEARCH] = TextSearch()
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", static_dir())

@@ -60,10 +60,10 @@ function go(hash) {
 
 async function route() {
   clearTimeout(timer);
-  if (!views.length) views = await api("/api/views");
   const { parts, params } = parseHash();
+  if (!views.length || parts[0] !== "v") views = await api("/api/views");
   if (parts[0] !== "v") {
-    if (views.length === 1) return go("#/v/0");
+    if (views.length === 1 && !views[0].name) return go("#/v/0");
     return showHome();
   }
   const v = Number(parts[1]);
@@ -99,10 +99,17 @@ function drawNav(v, page) {
 
 function showHome() {
   nav.replaceChildren();
+  const rows = views.map((view) =>
+    h("tr", { class: "clickable", onclick: () => go("#/v/" + view.id) },
+      h("td", {}, view.kind === "job" ? "RolloutJob" : "Dataset"), h("td", {}, view.name || "–"),
+      h("td", {}, view.phase || "–"), h("td", {}, view.detail || ""), h("td", {}, view.uri)));
   show(
-    h("h1", {}, "Opened"),
-    h("ul", {}, views.map((view, i) => h("li", {}, h("a", { href: "#/v/" + i }, `${view.kind}: ${view.uri}`)))),
+    h("h1", {}, "Outputs"),
+    views.length
+      ? h("table", { id: "outputs" }, h("tr", {}, ["kind", "name", "phase", "progress", "output"].map((t) => h("th", {}, t))), rows)
+      : h("p", { class: "muted" }, "No RolloutJob or Dataset with an output yet."),
   );
+  if (views.some((v) => v.name)) timer = setTimeout(() => { if (!location.hash.startsWith("#/v/")) route(); }, 5000);
 }
 
 // ---- job overview ---------------------------------------------------------------------------
