@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +25,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """Where the job wrote its rollouts and the Dataset its files."""
-
-    workdir: Path
-    rollouts: Path
-    dataset: Path
-
-
 @pytest.fixture(scope="session")
-def outputs(tmp_path_factory: pytest.TempPathFactory) -> Outputs:
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> viewerkit.Outputs:
     """The RolloutJob run by `gymops run` on the stub model, then the DPO Dataset over it."""
     workdir = tmp_path_factory.mktemp("viewer-job")
     old = os.umask(0o022)
@@ -49,20 +38,22 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Outputs:
                 viewerkit.run_cli("run", str(dataset))
     finally:
         os.umask(old)
-    return Outputs(workdir, workdir / "rollouts", workdir / "dataset")
+    return viewerkit.Outputs(workdir, workdir / "rollouts", workdir / "dataset")
 
 
 @pytest.fixture(scope="session")
-def served(outputs: Outputs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(outputs: viewerkit.Outputs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`gymops view` over the rollouts (view 0) and the dataset (view 1); yields its URL."""
     cache_dir = tmp_path_factory.mktemp("viewer-cache")
     with viewerkit.viewer(str(outputs.rollouts), str(outputs.dataset), cache_dir=cache_dir) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (nothing downloaded)."""
+    """Debian's Chromium, headless, driven by Playwright (nothing downloaded). Module-scoped:
+    Playwright's sync API holds an event loop in this thread until it stops, which would break
+    the asyncio tests of other modules."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's package")
     from playwright.sync_api import sync_playwright
@@ -94,9 +85,3 @@ def page(browser: Any) -> Iterator[Any]:
     yield tab
     context.close()
     assert not errors, f"script errors on the page: {errors}"
-
-
-def copy_tree(source: Path, target: Path) -> Path:
-    """A copy of an output prefix (to run a second viewer against)."""
-    shutil.copytree(source, target)
-    return target

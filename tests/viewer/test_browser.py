@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import viewerkit
-from conftest import Outputs
 from playwright.sync_api import expect
 
 WAIT = 60_000
@@ -29,7 +28,7 @@ def images_loaded(page: Any, selector: str) -> None:
 
 
 def test_overview_shows_counts_failures_and_charts(
-    page: Any, served: str, outputs: Outputs, screenshots: Path
+    page: Any, served: str, outputs: viewerkit.Outputs, screenshots: Path
 ) -> None:
     page.goto(served + "#/v/0")
     expect(card_value(page, "rollouts")).to_have_text("32", timeout=WAIT)
@@ -122,7 +121,7 @@ def test_table_filters(
 
 
 def test_dataset_page_and_a_dpo_pair(
-    page: Any, served: str, outputs: Outputs, screenshots: Path
+    page: Any, served: str, outputs: viewerkit.Outputs, screenshots: Path
 ) -> None:
     summary = json.loads((outputs.dataset / "_DATASET.json").read_text())
     page.goto(served + "#/v/1")

@@ -8,8 +8,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import viewerkit
 from aiohttp import web
-from conftest import Outputs
 
 from gym_operator.storage.store import Storage
 from gym_operator.testing.loopback import run_in_thread
@@ -49,7 +49,7 @@ def test_resources_become_entries() -> None:
 
 
 def test_catalog_lists_on_each_look_and_opens_on_first_use(
-    outputs: Outputs, tmp_path: Path
+    outputs: viewerkit.Outputs, tmp_path: Path
 ) -> None:
     listed = [
         Entry("job", f"file://{outputs.rollouts}/", "ns/math", "Succeeded", "40/40 rollouts"),

@@ -7,13 +7,13 @@ import stat
 import struct
 from pathlib import Path
 
-from conftest import Outputs
+import viewerkit
 
 from gym_operator.data import plots
 from gym_operator.storage.store import Storage
 
 
-def test_job_and_dataset_files_are_0644_under_umask_022(outputs: Outputs) -> None:
+def test_job_and_dataset_files_are_0644_under_umask_022(outputs: viewerkit.Outputs) -> None:
     files = [p for p in outputs.workdir.rglob("*") if p.is_file() and p.suffix != ".yaml"]
     written = [p for p in files if outputs.rollouts in p.parents or outputs.dataset in p.parents]
     names = {p.name for p in written}
@@ -38,7 +38,7 @@ def test_write_follows_another_umask_and_stays_atomic(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["part.jsonl"]
 
 
-def test_card_histograms_are_titled_labelled_and_counted(outputs: Outputs) -> None:
+def test_card_histograms_are_titled_labelled_and_counted(outputs: viewerkit.Outputs) -> None:
     for name in ("reward_histogram.png", "pass_rate_histogram.png"):
         data = (outputs.dataset / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")

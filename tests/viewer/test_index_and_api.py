@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import viewerkit
-from conftest import Outputs
 
 from gym_operator.storage.manifest import read_all_manifests, write_manifest
 from gym_operator.storage.store import Storage
@@ -40,7 +39,7 @@ def _indexed(view: JobView) -> JobView:
 
 
 def test_index_is_cached_and_dropped_when_the_prefix_is_rerun(
-    outputs: Outputs, tmp_path: Path
+    outputs: viewerkit.Outputs, tmp_path: Path
 ) -> None:
     storage = Storage()
     prefix = parse_uri(str(outputs.workdir / "copy"))
@@ -90,7 +89,7 @@ def test_view_refuses_a_prefix_that_is_no_output(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("s3_env")
-def test_viewer_over_s3(outputs: Outputs, s3_bucket: str, tmp_path: Path) -> None:
+def test_viewer_over_s3(outputs: viewerkit.Outputs, s3_bucket: str, tmp_path: Path) -> None:
     storage = Storage()
     for local, name in ((outputs.rollouts, "rollouts"), (outputs.dataset, "dataset")):
         for obj in storage.list(parse_uri(str(local))):
@@ -114,7 +113,7 @@ def test_viewer_over_s3(outputs: Outputs, s3_bucket: str, tmp_path: Path) -> Non
 
 
 def test_the_command_the_demo_prints_opens_its_rollouts_and_dataset(
-    outputs: Outputs, tmp_path: Path
+    outputs: viewerkit.Outputs, tmp_path: Path
 ) -> None:
     from gym_operator.cli_demo import view_command
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ import yaml
 from aiohttp import web
 
 from gym_operator.testing.loopback import run_in_thread
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the job wrote its rollouts and the Dataset its files."""
+
+    workdir: Path
+    rollouts: Path
+    dataset: Path
+
 
 CALCULATOR = {
     "type": "function",
