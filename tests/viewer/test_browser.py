@@ -36,6 +36,7 @@ def test_overview_shows_counts_failures_and_charts(
     expect(card_value(page, "truncated")).to_have_text("4")
     expect(card_value(page, "tools")).to_have_text("8")
     expect(card_value(page, "tasks")).to_have_text("10")
+    expect(card_value(page, "badInput")).to_have_text("1")
     expect(card_value(page, "passRate")).to_have_text("56.3%")
     expect(page.locator("#job-status")).to_contain_text("_SUCCESS written")
     digest = json.loads((outputs.rollouts / "_job.json").read_text())["digest"]
@@ -54,14 +55,16 @@ def test_overview_shows_counts_failures_and_charts(
 
 def test_filter_to_failures_and_open_a_task(page: Any, served: str, screenshots: Path) -> None:
     page.goto(served + "#/v/0/rollouts")
-    expect(page.locator("#row-count")).to_contain_text("40 rows", timeout=WAIT)
+    expect(page.locator("#row-count")).to_contain_text("41 rows", timeout=WAIT)
     page.select_option("select[name=failure]", "any")
     page.click("#apply")
-    expect(page.locator("#row-count")).to_contain_text("8 rows", timeout=WAIT)
+    expect(page.locator("#row-count")).to_contain_text("9 rows", timeout=WAIT)
     rows = page.locator("#rollouts tr.clickable")
-    expect(rows).to_have_count(8)
+    expect(rows).to_have_count(9)
+    classes = ("http_4xx", "verifier_unscorable", "bad_input")
     for text in rows.all_inner_texts():
-        assert "http_4xx" in text or "verifier_unscorable" in text
+        assert any(name in text for name in classes), text
+    expect(rows.filter(has_text="bad_input")).to_contain_text("line 11")
     page.screenshot(path=str(screenshots / "failures.png"), full_page=True)
     rows.filter(has_text="http_4xx").first.click()
     expect(page.locator("h1")).to_have_text("Task 5", timeout=WAIT)

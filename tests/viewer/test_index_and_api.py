@@ -47,17 +47,17 @@ def test_index_is_cached_and_dropped_when_the_prefix_is_rerun(
         relative = obj.key.removeprefix(str(outputs.rollouts) + "/")
         storage.write_bytes(prefix.join(relative), storage.read_bytes(obj))
     first = _indexed(JobView(storage, prefix, tmp_path))
-    assert len(first.index) == 40 and first.cache_path and first.cache_path.is_file()
+    assert len(first.index) == 41 and first.cache_path and first.cache_path.is_file()
 
     again = JobView(storage, prefix, tmp_path)
     assert again.load_cache()
-    assert len(again.index) == 40 and len(again.index.parts) == len(first.index.parts)
+    assert len(again.index) == 41 and len(again.index.parts) == len(first.index.parts)
 
     manifest = read_all_manifests(storage, prefix)[0]
     write_manifest(storage, prefix, manifest.model_copy(update={"started_at": time.time()}))
     rerun = JobView(storage, prefix, tmp_path)
     assert not rerun.load_cache()
-    assert len(_indexed(rerun).index) == 40
+    assert len(_indexed(rerun).index) == 41
 
 
 def test_api_answers_and_names_bad_parameters(served: str) -> None:

@@ -47,6 +47,7 @@ TOOL_TASKS = (8, 9)
 FAILING_TASK = 5  # the model answers 400: four http_4xx failure rows
 TRUNCATED_TASK = 3  # every answer stops at the token limit
 UNSCORABLE_TASK = 6  # no expected answer: verifier_unscorable
+BAD_LINE = '{"responses_create_params": '  # line 11 of the input: one bad input row
 
 
 def tasks() -> list[dict[str, Any]]:
@@ -151,7 +152,8 @@ def model_front(stub_url: str, gate: threading.Event | None = None) -> Iterator[
 def write_specs(workdir: Path, base_url: str) -> tuple[Path, Path]:
     """The RolloutJob and the DPO Dataset over its output, as YAML files."""
     tasks_file = workdir / "tasks.jsonl"
-    tasks_file.write_text("".join(json.dumps(t) + "\n" for t in tasks()))
+    lines = [json.dumps(t) for t in tasks()] + [BAD_LINE]
+    tasks_file.write_text("".join(line + "\n" for line in lines))
     out = workdir / "rollouts"
     job = {
         "apiVersion": "gymops.dev/v1alpha1",

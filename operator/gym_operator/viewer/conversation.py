@@ -99,7 +99,7 @@ def answer_preview(row: dict[str, Any]) -> str:
     if isinstance(row.get("failure"), dict):
         return _short(str(row["failure"].get("message") or ""))
     if "reason" in row and "response" not in row:
-        return _short(f"{row.get('reason')}: {row.get('excerpt', '')}")
+        return _short(f"line {row.get('line', '?')}: {row.get('reason')}: {row.get('excerpt', '')}")
     return _short(rowlib.response_text(row))
 
 
