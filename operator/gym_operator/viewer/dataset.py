@@ -98,9 +98,9 @@ class DatasetView:
 
     def _read(self, uri: StorageURI, start: int, count: int) -> list[dict[str, Any]]:
         if uri.key.endswith(".parquet"):
-            table = _parquet(self.storage, uri).read()
-            rows = table.slice(start, count).to_pylist()
-            return [_decode_json_columns(r) for r in rows]
+            return [
+                _decode_json_columns(r) for r in _parquet_slice(self.storage, uri, start, count)
+            ]
         offsets = self._line_offsets(uri)
         end = min(start + count, len(offsets) - 1)
         data = read_range(self.storage, uri, offsets[start], offsets[end])
@@ -120,9 +120,28 @@ def read_range(storage: Storage, uri: StorageURI, start: int, end: int) -> bytes
 
 
 def _parquet(storage: Storage, uri: StorageURI) -> Any:
+    """A Parquet file opened for random access (a local path; an S3 object read whole)."""
     import pyarrow.parquet as pq
 
+    if uri.scheme == "file":
+        return pq.ParquetFile(uri.key)
     return pq.ParquetFile(io.BytesIO(storage.read_bytes(uri)))
+
+
+def _parquet_slice(storage: Storage, uri: StorageURI, start: int, count: int) -> list[Any]:
+    """Rows [start, start + count) of a Parquet file, reading only the row groups that hold them."""
+    parquet = _parquet(storage, uri)
+    groups, first, offset = [], None, 0
+    for number in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(number).num_rows
+        if offset + size > start and offset < start + count:
+            groups.append(number)
+            first = offset if first is None else first
+        offset += size
+    if not groups:
+        return []
+    table = parquet.read_row_groups(groups)
+    return table.slice(start - (first or 0), count).to_pylist()  # type: ignore[no-any-return]
 
 
 def _decode_json_columns(row: dict[str, Any]) -> dict[str, Any]:
