@@ -45,9 +45,21 @@ def draw(name: str, numbers: dict[str, Any], threshold: float) -> bytes:
             fmt="svg",
         )
     flow = numbers["throughput"]
+    rates, minutes = flow["perMinute"], flow["minutes"]
+    if len(rates) < 8:  # a short job: a few labelled bars read better than a line
+        width = 2 * minutes[0] if minutes else 1.0
+        return plots.histogram(
+            [round(r) for r in rates] or [0],
+            0.0,
+            width * max(len(rates), 1),
+            title="Throughput",
+            xlabel="minutes since the first rollout",
+            ylabel="rollouts per minute",
+            fmt="svg",
+        )
     return plots.line_chart(
-        flow["minutes"],
-        flow["perMinute"],
+        minutes,
+        rates,
         title="Throughput",
         xlabel="minutes since the first rollout",
         ylabel="rollouts per minute",

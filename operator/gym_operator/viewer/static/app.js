@@ -121,7 +121,7 @@ function statusBanner(s) {
   else parts.push("Running (no _SUCCESS yet): refreshing from the manifests every few seconds.");
   parts.push(`Shards ${s.shardsFinished}/${s.numShards ?? s.shards} finished.`);
   if (s.expectedRollouts) parts.push(`Committed ${count(s.committed)} of ${count(s.expectedRollouts)} rollout slots.`);
-  if (s.inputErrors) parts.push(`${count(s.inputErrors)} input rows could not be used.`);
+  if (s.inputErrors) parts.push(`Input rows that could not be used: ${count(s.inputErrors)}.`);
   if (s.indexing && s.partsIndexed < s.partsKnown) parts.push(`Indexing part ${s.partsIndexed} of ${s.partsKnown}…`);
   if (s.shardsOtherDigest.length) parts.push(`Shards with another spec digest: ${s.shardsOtherDigest.join(", ")}.`);
   return h("div", { class: "banner " + (s.success ? "done" : "running"), id: "job-status" }, parts.join(" "));
