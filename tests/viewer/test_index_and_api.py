@@ -125,3 +125,23 @@ def test_the_command_the_demo_prints_opens_its_rollouts_and_dataset(
         ("job", f"file://{outputs.rollouts}"),
         ("dataset", f"file://{outputs.dataset}"),
     ]
+
+
+def test_a_rerun_prefix_is_indexed_afresh(outputs: viewerkit.Outputs, tmp_path: Path) -> None:
+    storage = Storage()
+    prefix = parse_uri(str(tmp_path / "rerun"))
+    for obj in storage.list(parse_uri(str(outputs.rollouts))):
+        relative = obj.key.removeprefix(str(outputs.rollouts) + "/")
+        storage.write_bytes(prefix.join(relative), storage.read_bytes(obj))
+    view = _indexed(JobView(storage, prefix, None))
+    assert len(view.index) == 41
+    manifests = read_all_manifests(storage, prefix)
+    kept = sum(p.rollouts + p.failures + p.errors for p in manifests[1].parts)
+    fresh = manifests[0].model_copy(
+        update={"started_at": time.time(), "parts": [], "done": [], "completed": 0, "failed": 0}
+    )
+    write_manifest(storage, prefix, fresh)
+    view.refresh()
+    assert len(view.index) == kept < 41
+    numbers, _ = view.overview()
+    assert numbers["counts"]["rows"] == kept

@@ -1,8 +1,9 @@
 """A RolloutJob output prefix as the viewer sees it: manifests, the index, rows fetched on demand.
 
 A background thread reads the shard manifests, indexes each part committed since it last looked,
-and saves the index to the local cache; it stops once `_SUCCESS` exists and every part is
-indexed. Pages read their rows from the part files again (a few decoded parts are kept).
+and saves the index to the local cache; once `_SUCCESS` exists and every part is indexed it
+looks only every IDLE_SECONDS (a rerun of the prefix starts the index afresh). Pages read their
+rows from the part files again (a few decoded parts are kept).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gym_operator.viewer.partfiles import parse_row, part_lines
 log = logging.getLogger(__name__)
 DECODED_PARTS = 8
 SAVE_EVERY_SECONDS = 30.0
+IDLE_SECONDS = 30.0
 
 
 class JobView:
@@ -58,6 +60,10 @@ class JobView:
         self._saved_at = 0.0
         self._dirty = False
         self._derived: dict[str, tuple[int, Any]] = {}
+        self._seen_identity: dict[str, Any] | None = None
+        self.generation = 0
+        self._first_pass = False
+        """Counts restarts of the index (a rerun of the prefix); cached answers carry it."""
         self._derived_lock = threading.Lock()
 
     # -- the watcher -------------------------------------------------------------------------
@@ -78,8 +84,8 @@ class JobView:
 
     @property
     def indexing(self) -> bool:
-        """Whether the watcher is still running."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether parts known to be committed are not indexed yet."""
+        return not self._first_pass or len(self.index.parts) < self.parts_known
 
     def _watch(self, interval: float) -> None:
         if len(self.index):
@@ -92,17 +98,18 @@ class JobView:
                 log.exception("indexing %s failed", self.prefix)
                 self.error = f"{type(exc).__name__}: {exc}"
                 new = 0
-            if self.success is not None and not new and not self.error:
-                self._save(force=True)
-                return
-            self._save(force=False)
-            self._stop.wait(interval)
+            finished = self.success is not None and not new and not self.error
+            self._save(force=finished)
+            self._first_pass = self._first_pass or self.error is None  # after the save
+            # A finished job changes only when rerun: look again, but seldom.
+            self._stop.wait(max(interval, IDLE_SECONDS) if finished else interval)
 
     def refresh(self) -> int:
         """Read the manifests and index the parts not indexed yet; how many parts were new."""
         self.record = read_job_record(self.storage, self.prefix)
         self.success = read_success(self.storage, self.prefix)
         self.manifests = read_all_manifests(self.storage, self.prefix)
+        self._forget_if_rerun()
         todo = [
             ref for ref in self._committed() if (ref.shard, ref.seq, ref.kind) not in self._indexed
         ]
@@ -113,6 +120,27 @@ class JobView:
                 break
             self._index_part(ref)
         return len(todo)
+
+    def _forget_if_rerun(self) -> None:
+        """Start the index afresh when the prefix was rerun (`--restart`, another spec)."""
+        identity = self._identity()
+        seen = self._seen_identity
+        self._seen_identity = identity
+        if seen is None or not self._indexed:
+            return
+        rerun = seen["digest"] != identity["digest"] or any(
+            identity["shards"].get(shard, started) != started
+            for shard, started in seen["shards"].items()
+        )
+        if rerun:
+            log.info("%s was rerun; indexing it afresh", self.prefix)
+            self.index = RolloutIndex()
+            self._indexed = set()
+            self.generation += 1
+            with self._decoded_lock:
+                self._decoded.clear()
+            with self._derived_lock:
+                self._derived.clear()
 
     def _committed(self) -> list[PartRef]:
         refs = []

@@ -22,12 +22,12 @@ class TextSearch:
     """Row masks of recent searches, per view and query."""
 
     def __init__(self) -> None:
-        self._found: OrderedDict[tuple[int, str], list[Any]] = OrderedDict()
+        self._found: OrderedDict[tuple[int, int, str], list[Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def matches(self, view: JobView, text: str, rows: int) -> Any:
         """A boolean mask over the first `rows` rows of the view's index."""
-        key = (id(view), text.lower())
+        key = (id(view), view.generation, text.lower())
         needles = {
             text.lower().encode(),
             json.dumps(text.lower(), ensure_ascii=False)[1:-1].encode(),
