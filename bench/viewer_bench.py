@@ -127,7 +127,9 @@ class Viewer:
                 return
         raise RuntimeError("gymops view printed no URL")
 
-    def wait_overview(self, rows: int, indexed: bool) -> tuple[float, float, dict[str, Any]]:
+    def wait_overview(
+        self, rows: int, indexed: bool, every: float = 0.05
+    ) -> tuple[float, float, dict[str, Any]]:
         """(seconds since the process started, seconds of the last request, the overview) once
         the overview has `rows` rows."""
         while True:
@@ -135,7 +137,7 @@ class Viewer:
             done = body["counts"]["rows"] >= rows and not (indexed and body["status"]["indexing"])
             if done:
                 return time.perf_counter() - self.started, took, body
-            time.sleep(0.05)
+            time.sleep(every)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
         first = Viewer(uri, cache_dir)
-        build_s, _, _ = first.wait_overview(slots, indexed=True)
+        build_s, _, _ = first.wait_overview(slots, indexed=True, every=1.0)  # as a page polls
         build_rss = _rss_mb(first.proc.pid)
         first.stop()
 

@@ -1,8 +1,10 @@
 """The index saved on local disk between runs of the viewer, keyed by the output prefix.
 
-One `.npz` file of the columns plus its JSON description (parts, string tables, and which shard
-manifests it was built from). A cache is used only while every shard it knew still has the same
-manifest start time and every part it indexed is still committed; otherwise it is rebuilt.
+One file: an 8-byte length, a JSON header (parts, string tables, which shard manifests it was
+built from, where each column lies) and the columns' raw bytes, 64-byte aligned. Loading maps
+the columns (numpy memmap): nothing is copied, so a viewer of a million rows opens at once. A
+cache is used only while every shard it knew still has the same manifest start time and every
+part it indexed is still committed; otherwise it is rebuilt.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,8 @@ import numpy as np
 from gym_operator.viewer.index import DTYPES, PartRef, RolloutIndex, Tables
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2
+ALIGN = 64
 
 
 def default_dir() -> Path:
@@ -32,43 +36,66 @@ def default_dir() -> Path:
 
 def cache_file(directory: Path, uri: str) -> Path:
     """Where the index of `uri` is kept."""
-    return directory / f"{hashlib.sha256(uri.encode()).hexdigest()[:32]}.npz"
+    return directory / f"{hashlib.sha256(uri.encode()).hexdigest()[:32]}.index"
+
+
+def _aligned(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
 
 
 def save(path: Path, index: RolloutIndex, identity: dict[str, Any]) -> None:
     """Write the index atomically (a crash leaves the old cache or none)."""
     columns, parts, _ = index.snapshot()
-    meta = {
+    layout, offset = {}, 0
+    for name in DTYPES:
+        layout[name] = [offset, len(columns[name])]
+        offset = _aligned(offset + columns[name].nbytes)
+    header = {
         "format": FORMAT,
         "identity": identity,
         "parts": [[p.shard, p.seq, p.name, p.kind, p.rows] for p in parts],
         "task_types": index.tables.task_types,
         "failures": index.tables.failures,
         "examples": index.tables.examples,
+        "columns": layout,
     }
+    head = json.dumps(header).encode()
+    base = _aligned(8 + len(head))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **columns)
+        fh.write(struct.pack("<Q", len(head)) + head)
+        for name in DTYPES:
+            fh.seek(base + layout[name][0])
+            fh.write(np.ascontiguousarray(columns[name]).tobytes())
     os.replace(tmp, path)
 
 
 def load(path: Path) -> tuple[RolloutIndex, dict[str, Any]] | None:
-    """The cached index and its identity, or None when absent or unreadable."""
+    """The cached index (columns mapped, not read) and its identity; None when absent or bad."""
     if not path.is_file():
         return None
     try:
-        with np.load(path) as data:
-            meta = json.loads(data["meta"].tobytes())
-            if meta.get("format") != FORMAT:
-                return None
-            columns = {name: data[name].astype(dtype, copy=False) for name, dtype in DTYPES.items()}
-    except (OSError, ValueError, KeyError) as exc:
+        with path.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        if header.get("format") != FORMAT:
+            return None
+        base = _aligned(8 + size)
+        columns = {}
+        for name, dtype in DTYPES.items():
+            start, count = header["columns"][name]
+            columns[name] = (
+                np.memmap(path, dtype=dtype, mode="r", offset=base + start, shape=(count,))
+                if count
+                else np.empty(0, dtype)
+            )
+    except (OSError, ValueError, KeyError, struct.error) as exc:
         log.warning("viewer cache %s unreadable (%s); rebuilding", path, exc)
         return None
     index = RolloutIndex()
-    index.tables = Tables(meta["task_types"], meta["failures"], meta["examples"])
-    for shard, seq, name, kind, rows in meta["parts"]:
+    index.tables = Tables(header["task_types"], header["failures"], header["examples"])
+    for shard, seq, name, kind, rows in header["parts"]:
         index.parts.append(PartRef(shard, seq, name, kind, rows))
     index.restore(columns)
-    return index, meta["identity"]
+    return index, header["identity"]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gym_operator.api import API_GROUP, API_VERSION
 from gym_operator.storage.store import ObjectNotFound, Storage
 from gym_operator.storage.uri import parse_uri
 from gym_operator.viewer.dataset import RESULT_FILE, DatasetView
@@ -145,18 +144,21 @@ class KubernetesLister:
     def __init__(self, namespace: str) -> None:
         from kubernetes import client, config
 
+        from gym_operator.api import API_GROUP, API_VERSION  # the models load only in this mode
+
         try:
             config.load_incluster_config()
         except config.ConfigException:
             config.load_kube_config()
         self.api = client.CustomObjectsApi()
         self.namespace = namespace
+        self.group_version = (API_GROUP, API_VERSION)
 
     def __call__(self) -> list[Entry]:
         found: list[Entry] = []
         for kind, plural in PLURALS.items():
             answer = self.api.list_namespaced_custom_object(
-                API_GROUP, API_VERSION, self.namespace, plural
+                *self.group_version, self.namespace, plural
             )
             for obj in answer.get("items", []):
                 entry = _entry({**obj, "kind": kind})

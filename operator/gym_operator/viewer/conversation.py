@@ -34,7 +34,8 @@ def _text(content: Any) -> str:
     return json.dumps(content, ensure_ascii=False)
 
 
-def _item_turn(item: Any, default_role: str) -> Turn | None:
+def item_turn(item: Any, default_role: str) -> Turn | None:
+    """One input or output item (message, tool call, tool output, reasoning) as a turn."""
     if not isinstance(item, dict):
         return {"role": default_role, "kind": "message", "text": str(item)}
     kind = item.get("type", "message")
@@ -73,9 +74,9 @@ def turns(row: dict[str, Any]) -> list[Turn]:
         out.append({"role": "system", "kind": "message", "text": _text(params["instructions"])})
     given = params.get("input")
     items = [{"role": "user", "content": given}] if isinstance(given, str) else given or []
-    out.extend(t for t in (_item_turn(i, "user") for i in items) if t)
+    out.extend(t for t in (item_turn(i, "user") for i in items) if t)
     response = row.get("response") if isinstance(row.get("response"), dict) else {}
-    out.extend(t for t in (_item_turn(i, "assistant") for i in response.get("output") or []) if t)
+    out.extend(t for t in (item_turn(i, "assistant") for i in response.get("output") or []) if t)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from gym_operator.storage.store import ObjectNotFound, Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
-from gym_operator.viewer.conversation import _item_turn
+from gym_operator.viewer.conversation import item_turn
 
 RESULT_FILE = "_DATASET.json"
 CARD_FILE = "README.md"
@@ -162,7 +162,7 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         value = [value]
     out: list[dict[str, Any]] = []
     for message in value or []:
-        turn = _item_turn(message, "user")
+        turn = item_turn(message, "user")
         if turn and (
             turn["text"] or not isinstance(message, dict) or not message.get("tool_calls")
         ):
