@@ -52,6 +52,7 @@ def test_index_is_cached_and_dropped_when_the_prefix_is_rerun(
     again = JobView(storage, prefix, tmp_path)
     assert again.load_cache()
     assert len(again.index) == 41 and len(again.index.parts) == len(first.index.parts)
+    assert again.overview()[0] == first.overview()[0]
 
     manifest = read_all_manifests(storage, prefix)[0]
     write_manifest(storage, prefix, manifest.model_copy(update={"started_at": time.time()}))

@@ -43,8 +43,11 @@ def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def save(path: Path, index: RolloutIndex, identity: dict[str, Any]) -> None:
-    """Write the index atomically (a crash leaves the old cache or none)."""
+def save(
+    path: Path, index: RolloutIndex, identity: dict[str, Any], overview: dict[str, Any]
+) -> None:
+    """Write the index, and the overview numbers of exactly these columns, atomically (a crash
+    leaves the old cache or none)."""
     columns, parts, _ = index.snapshot()
     layout, offset = {}, 0
     for name in DTYPES:
@@ -58,6 +61,7 @@ def save(path: Path, index: RolloutIndex, identity: dict[str, Any]) -> None:
         "failures": index.tables.failures,
         "examples": index.tables.examples,
         "columns": layout,
+        "overview": overview,
     }
     head = json.dumps(header).encode()
     base = _aligned(8 + len(head))
@@ -71,8 +75,9 @@ def save(path: Path, index: RolloutIndex, identity: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path) -> tuple[RolloutIndex, dict[str, Any]] | None:
-    """The cached index (columns mapped, not read) and its identity; None when absent or bad."""
+def load(path: Path) -> tuple[RolloutIndex, dict[str, Any], dict[str, Any]] | None:
+    """The cached index (columns mapped, not read), its identity and its overview numbers; None
+    when absent or unreadable."""
     if not path.is_file():
         return None
     try:
@@ -98,4 +103,4 @@ def load(path: Path) -> tuple[RolloutIndex, dict[str, Any]] | None:
     for shard, seq, name, kind, rows in header["parts"]:
         index.parts.append(PartRef(shard, seq, name, kind, rows))
     index.restore(columns)
-    return index, header["identity"]
+    return index, header["identity"], header.get("overview") or {}

@@ -178,7 +178,7 @@ class JobView:
         loaded = cache.load(self.cache_path)
         if loaded is None:
             return False
-        index, identity = loaded
+        index, identity, numbers = loaded
         self.record = read_job_record(self.storage, self.prefix)
         self.manifests = read_all_manifests(self.storage, self.prefix)
         current = self._identity()
@@ -193,6 +193,8 @@ class JobView:
             return False
         self.index = index
         self._indexed = {(p.shard, p.seq, p.kind) for p in index.parts}
+        if numbers:  # the first page shows these without computing anything
+            self._derived["overview"] = (index.version, numbers)
         log.info("viewer cache of %s: %d rows, %d parts", self.prefix, len(index), len(index.parts))
         return True
 
@@ -202,7 +204,9 @@ class JobView:
         if not force and time.monotonic() - self._saved_at < SAVE_EVERY_SECONDS:
             return
         try:
-            cache.save(self.cache_path, self.index, self._identity())
+            numbers, version = self.overview()
+            if version == self.index.version:  # only this thread adds parts
+                cache.save(self.cache_path, self.index, self._identity(), numbers)
         except OSError as exc:
             log.warning("cannot save the viewer cache %s: %s", self.cache_path, exc)
         self._saved_at = time.monotonic()
