@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "status": "gym_operator.cli_status:main",
     "show": "gym_operator.cli_show:main",
     "completion": "gym_operator.cli_completion:main",
+    "view": "gym_operator.viewer.app:main",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -123,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Delete the demo's earlier rollouts under --output and sample afresh.",
     )
     _add_inspection(sub)
+
+    view = sub.add_parser("view", help="Browse rollouts or a dataset in a local web app.")
+    view.add_argument("uri", nargs="*", help="Output or Dataset prefixes (file://, s3://).")
+    view.add_argument("--kubernetes", action="store_true", help="List the namespace's resources.")
+    view.add_argument("--namespace", help="With --kubernetes (default: the pod's own namespace).")
+    view.add_argument("--host", default="127.0.0.1", help="Bind address (default loopback only).")
+    view.add_argument("--port", type=int, default=8765, help="Port (0: any free one).")
+    view.add_argument("--no-browser", action="store_true", help="Do not open a browser.")
+    view.add_argument("--refresh", type=float, default=2.0, help="Seconds between manifest reads.")
+    view.add_argument("--cache-dir", help="Index cache (default ~/.cache/gymops/viewer).")
+    view.add_argument("--no-cache", action="store_true", help="Keep the index in memory only.")
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import shlex
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -244,7 +245,15 @@ def run_demo(
     results, threshold = read_results(job.spec.output.uri)
     console.print(task_table(results, threshold, console.width))
     console.print(summary_table(results, threshold, built, output, time.monotonic() - started))
+    console.print(
+        Text(f"Browse the rollouts and the dataset: {view_command(output)}", style="bold")
+    )
     return EXIT_OK
+
+
+def view_command(output: Path) -> str:
+    """The `gymops view` command over the demo's rollouts and dataset."""
+    return shlex.join(["gymops", "view", str(output / "rollouts"), str(output / "dataset")])
 
 
 def main(args: argparse.Namespace) -> int:

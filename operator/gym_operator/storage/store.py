@@ -1,15 +1,16 @@
 """Reading and writing objects on file:// and s3:// through one `Storage` facade.
 
-Writes are atomic: a local file is written beside its target and renamed; an S3 PUT is atomic by
-nature. The S3 client is created once per `Storage` and retries throttling (503 SlowDown) and
-connection errors with botocore's standard retry mode.
+Writes are atomic: a local file is written beside its target (mode 0666 less the umask, as any
+other tool's output) and renamed; an S3 PUT is atomic by nature. The S3 client is created once
+per `Storage` and retries throttling (503 SlowDown) and connection errors with botocore's
+standard retry mode.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,7 +100,9 @@ class Storage:
             return
         path = Path(loc.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # Mode 0666 less the umask, as any other tool's output (mkstemp would make it 0600).
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
