@@ -583,7 +583,8 @@ def test_a_few_aliases_are_still_fine(tmp_path: Path) -> None:
 )
 def test_negative_limits_are_refused_by_models_and_crd(key: str, value: int) -> None:
     body = yaml.safe_load((ROOT / "manifests" / "examples" / "rolloutjob-rl.yaml").read_text())
-    body["spec"]["verifier"]["config"][key] = value
+    body["spec"]["verifier"]["builtin"] = "code_execution"
+    body["spec"]["verifier"]["config"] = {key: value}
     with pytest.raises(SpecError) as info:
         parse_resource(body)
     assert info.value.problems[0].startswith(f"spec.verifier.config.{key}:")
@@ -591,8 +592,8 @@ def test_negative_limits_are_refused_by_models_and_crd(key: str, value: int) -> 
     schema = openapi_to_jsonschema(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(body))
     assert [list(e.absolute_path) for e in errors] == [["spec", "verifier", "config", key]]
-    body["spec"]["verifier"]["config"][key] = 3
-    assert parse_resource(body).spec.verifier.config[key] == 3
+    body["spec"]["verifier"]["config"][key] = 64
+    assert parse_resource(body).spec.verifier.config[key] == 64
 
 
 # --- secrets: a model server that echoes the Authorization header --------------------------

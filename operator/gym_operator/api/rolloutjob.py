@@ -58,7 +58,7 @@ CONFIG_LIMITS: dict[str, dict[str, Any]] = {
     },
     "memoryMB": {
         "type": "integer",
-        "minimum": 1,
+        "minimum": 16,
         "description": "Memory limit of one sandboxed program (code_execution).",
     },
     "maxProcesses": {
@@ -75,7 +75,7 @@ class _ConfigLimits(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
     timeoutSeconds: Annotated[StrictFloat, Field(gt=0, le=86400)]
-    memoryMB: Annotated[StrictInt, Field(ge=1)]
+    memoryMB: Annotated[StrictInt, Field(ge=16)]
     maxProcesses: Annotated[StrictInt, Field(ge=1)]
 
 
