@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 HELM := .cache/bin/helm
+CHROMIUM := /usr/bin/chromium
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local venv-formats lint crds chart-sync helm clean reference
+.PHONY: demo test venv venv-local venv-formats lint crds chart-sync helm clean reference chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +41,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv venv-local venv-formats lint $(HELM)
+test: venv venv-local venv-formats lint $(HELM) $(CHROMIUM)
 	$(BIN)/pytest
 
 demo: venv-local
@@ -61,6 +62,14 @@ $(HELM): scripts/install-helm.sh
 	touch $@
 
 helm: $(HELM)
+
+# Headless Chromium for the viewer's browser tests: Debian's package (the machines are root with
+# apt); Playwright drives it as it is and downloads no browser of its own.
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+chromium: $(CHROMIUM)
 
 clean:
 	rm -rf $(VENV) demo-output

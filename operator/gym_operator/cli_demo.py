@@ -1,16 +1,17 @@
 """`gymops demo`: the embedded demo. Math tasks -> SmolLM2 on loopback -> math verifier -> dataset.
 
-Writes the shipped RolloutJob and Dataset specs with resolved paths into `--output`, runs the
-RolloutJob through `gymops run` (local mode: the same generator code a pod runs; it starts and
-stops the embedded model server), builds the Dataset from the rollouts and prints a summary read
-back from the files. Running it again resumes (or, when finished, only re-reads) the rollouts;
-delete the output directory to sample afresh.
+Runs the shipped RolloutJob (with resolved paths) through `gymops run` (local mode: the same
+generator code a pod runs; it starts and stops the embedded model server), builds the Dataset
+from the rollouts and prints a summary read back from the files. The specs are saved into
+`--output` once the rollouts' checks passed, so a refused run changes nothing there. Running it
+again resumes (or, when finished, only re-reads) the rollouts; `--restart` samples afresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.resources
+import shlex
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ from gym_operator.rollout.entrypoint import (
     EXIT_INTERRUPTED,
     EXIT_OK,
 )
+from gym_operator.rollout.job import spec_digest
+from gym_operator.storage.manifest import read_job_record
 from gym_operator.storage.store import Storage
+from gym_operator.storage.uri import parse_uri
 from gym_operator.verify.base import response_text
 
 TASKS_FILE = "gsm_demo.jsonl"
@@ -194,8 +198,22 @@ def _rate(rewards: list[float], threshold: float) -> str:
     return f"{sum(x >= threshold for x in rewards) / len(rewards):.3f}"
 
 
+def _claimed(job: RolloutJob) -> bool:
+    """Whether the rollouts prefix is now this job's (its checks passed and `_job.json` is ours)."""
+    storage = Storage()
+    try:
+        record = read_job_record(storage, parse_uri(job.spec.output.uri))
+    finally:
+        storage.close()
+    return record is not None and record.digest == spec_digest(job.spec)
+
+
 def run_demo(
-    output: Path, console: Console, limit: int | None = None, repeats: int | None = None
+    output: Path,
+    console: Console,
+    limit: int | None = None,
+    repeats: int | None = None,
+    restart: bool = False,
 ) -> int:
     """Rollouts with the embedded model, then the dataset, then the summary; an exit code."""
     started = time.monotonic()
@@ -207,13 +225,18 @@ def run_demo(
     except embedded.EmbeddedModelError as exc:
         console.print(Text(str(exc), style="red"))
         return EXIT_ERROR
-    output.mkdir(parents=True, exist_ok=True)
-    job_file = write_spec(job, output / "rolloutjob.yaml")
-    write_spec(dataset, output / "dataset.yaml")
     console.rule("[bold]1/3 rollouts: SmolLM2-135M-Instruct on loopback, math verifier")
-    code = cli_run.main(cli.build_parser().parse_args(["run", str(job_file)]))
+    run_args = ["run", "-", *(["--restart"] if restart else [])]
+    code = cli_run.run_rollout_job(job, cli.build_parser().parse_args(run_args), console)
+    if _claimed(job):
+        output.mkdir(parents=True, exist_ok=True)
+        write_spec(job, output / "rolloutjob.yaml")
+        write_spec(dataset, output / "dataset.yaml")
     if code == EXIT_CONFLICT:
-        console.print(f"{output} holds a demo run with other settings: delete it or use --output.")
+        console.print(
+            f"{output} holds a demo run with other settings: run `gymops demo --restart` to "
+            "start over there, or choose another --output."
+        )
     if code != EXIT_OK:
         return code
     console.rule("[bold]2/3 dataset: SFT rows in TRL's format")
@@ -222,7 +245,15 @@ def run_demo(
     results, threshold = read_results(job.spec.output.uri)
     console.print(task_table(results, threshold, console.width))
     console.print(summary_table(results, threshold, built, output, time.monotonic() - started))
+    console.print(
+        Text(f"Browse the rollouts and the dataset: {view_command(output)}", style="bold")
+    )
     return EXIT_OK
+
+
+def view_command(output: Path) -> str:
+    """The `gymops view` command over the demo's rollouts and dataset."""
+    return shlex.join(["gymops", "view", str(output / "rollouts"), str(output / "dataset")])
 
 
 def main(args: argparse.Namespace) -> int:
@@ -231,7 +262,11 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser().resolve()
     try:
         return run_demo(
-            output, console, getattr(args, "limit", None), getattr(args, "repeats", None)
+            output,
+            console,
+            getattr(args, "limit", None),
+            getattr(args, "repeats", None),
+            restart=getattr(args, "restart", False),
         )
     except SpecError as exc:
         cli_run.print_error(console, exc)

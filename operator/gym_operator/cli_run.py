@@ -20,10 +20,21 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
-from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
+from gym_operator import redaction
+from gym_operator.api import Dataset, RolloutJob, SpecError, load_resources
+from gym_operator.api.loading import Resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.entrypoint import (
@@ -35,8 +46,10 @@ from gym_operator.rollout.entrypoint import (
     EXIT_OK,
 )
 from gym_operator.rollout.generator import ShardInterrupted, ShardStats
-from gym_operator.rollout.job import JobConflict
+from gym_operator.rollout.job import JobConflict, check_prefix
+from gym_operator.rollout.preflight import PreflightFailed
 from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
+from gym_operator.storage import errors as storage_errors
 from gym_operator.storage.manifest import read_all_manifests
 from gym_operator.storage.store import ObjectNotFound, S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
@@ -46,18 +59,54 @@ def main(args: argparse.Namespace) -> int:
     """Run the file's resource locally; returns the exit code."""
     console = Console()
     try:
-        resource = load_resource(args.file)
+        resources = load_resources(args.file)
+        jobs = _run_order(resources, args.file, args.output)
     except (SpecError, OSError) as exc:
         print_error(console, exc)
         return EXIT_BAD_SPEC
-    if isinstance(resource, Dataset):
-        return _run_dataset(resource, args.output, console)
-    return _run_rollout_job(resource, args, console)
+    for resource in jobs:
+        if isinstance(resource, Dataset):
+            code = _run_dataset(resource, args.output if len(jobs) == 1 else None, console)
+        else:
+            code = run_rollout_job(resource, args, console)
+        if code != EXIT_OK:
+            return code
+    return EXIT_OK
+
+
+def _run_order(resources: list[Resource], source: str, output: str | None) -> list[Resource]:
+    """One resource, or a RolloutJob then the Datasets that read it (rolloutJobRef resolved to
+    the job's output URI, `--output` applying to the job); SpecError for other combinations."""
+    if len(resources) == 1:
+        return resources
+    jobs = [r for r in resources if isinstance(r, RolloutJob)]
+    datasets = [r for r in resources if isinstance(r, Dataset)]
+    if len(jobs) != 1:
+        raise SpecError(
+            source, [f"(top level): expected one RolloutJob and its Datasets, found {len(jobs)}"]
+        )
+    job = jobs[0]
+    if output:
+        spec = job.spec.model_copy(
+            update={"output": job.spec.output.model_copy(update={"uri": output})}
+        )
+        job = job.model_copy(update={"spec": spec})
+    return [job, *(_with_job_output(d, job) for d in datasets)]
+
+
+def _with_job_output(dataset: Dataset, job: RolloutJob) -> Dataset:
+    sources = [
+        s.model_copy(update={"rollout_job_ref": None, "uri": job.spec.output.uri})
+        if s.rollout_job_ref is not None and s.rollout_job_ref == job.metadata.name
+        else s
+        for s in dataset.spec.sources
+    ]
+    return dataset.model_copy(update={"spec": dataset.spec.model_copy(update={"sources": sources})})
 
 
 def print_error(console: Console, problem: object) -> None:
     """Print an error in red; its text is escaped (an extra like `.[local]` is not markup)."""
-    console.print(f"[red]{escape(str(problem))}[/red]")
+    console.print(f"[red]{escape(redaction.redact_text(str(problem)))}[/red]")
 
 
 def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
@@ -66,15 +115,20 @@ def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
     except ImportError as exc:
         print_error(console, f"Dataset local mode is not available: {exc}")
         return EXIT_ERROR
+    empty = importlib.import_module("gym_operator.data.builder").EmptyDataset
     try:
         local.run_dataset(dataset, output, console)
+    except empty as exc:
+        print_error(console, exc)
+        return EXIT_ERROR
     except ValueError as exc:
         print_error(console, exc)
         return EXIT_BAD_SPEC
     return EXIT_OK
 
 
-def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
+def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
+    """Run a loaded RolloutJob with `gymops run`'s flags; returns the exit code."""
     spec = job.spec
     if args.output:
         spec = spec.model_copy(
@@ -87,6 +141,7 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
         return EXIT_BAD_SPEC
     started = time.monotonic()
     try:
+        _check_prefix(spec, restart=args.restart)
         result = asyncio.run(_run(spec, shards, args, console))
     except ShardInterrupted:
         console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
@@ -103,11 +158,29 @@ def _run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console
     except (ValueError, RuntimeError) as exc:
         print_error(console, exc)
         return EXIT_BAD_SPEC
+    except PreflightFailed as exc:
+        print_error(console, exc)
+        return EXIT_ENDPOINT_DOWN
     except ObjectNotFound as exc:
         print_error(console, f"not found: {exc}")
         return EXIT_BAD_SPEC
+    except Exception as exc:
+        explained = storage_errors.explain(exc)
+        if explained is None:
+            raise
+        print_error(console, explained)
+        return EXIT_ERROR
     _print_summary(console, spec, result, time.monotonic() - started)
     return EXIT_OK
+
+
+def _check_prefix(spec: RolloutJobSpec, *, restart: bool) -> None:
+    """Refuse a conflicting or unsafe prefix before an embedded model is started (read-only)."""
+    storage = Storage(S3Settings.from_spec(spec.s3))
+    try:
+        check_prefix(storage, parse_uri(spec.output.uri), spec, restart=restart)
+    finally:
+        storage.close()
 
 
 def _shards(arg: str | None, parallelism: int) -> list[int]:
@@ -160,6 +233,7 @@ async def _run(
                 stop=stop,
                 storage=storage,
                 on_total=reporter.set_total,
+                preflight=True,
             )
 
 
@@ -172,7 +246,7 @@ def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
         TextColumn("[bold]rollouts"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        _CountColumn(),
         TextColumn("{task.fields[rate]:.1f}/s"),
         TimeRemainingColumn(),
         TextColumn("reward {task.fields[reward]}"),
@@ -182,6 +256,14 @@ def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
     )
     with progress:
         yield progress
+
+
+class _CountColumn(ProgressColumn):
+    """`done/total`, or `done/?` while the input is still being counted."""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        return Text(f"{task.completed:.0f}/{total}")
 
 
 class _Reporter:

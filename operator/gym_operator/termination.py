@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from gym_operator import redaction
+
 DEFAULT_PATH = "/dev/termination-log"
 """The container's default `terminationMessagePath`; the kubelet creates the file."""
 MESSAGE_LIMIT = 4096
@@ -18,4 +20,4 @@ def write_termination_message(path: str, reason: str) -> None:
     if not target.is_file():
         return
     with contextlib.suppress(OSError):
-        target.write_bytes(reason.encode("utf-8")[:MESSAGE_LIMIT])
+        target.write_bytes(redaction.redact_text(reason).encode("utf-8")[:MESSAGE_LIMIT])

@@ -24,7 +24,7 @@ JOB = {
             "model": "qwen3-8b",
             "apiKeySecretRef": {"name": "openai", "key": "api-key"},
         },
-        "verifier": {"builtin": "math", "config": {"tolerance": 0.01}},
+        "verifier": {"builtin": "math", "config": {"extraction": "boxed"}},
         "output": {"uri": "s3://bucket/rollouts/run1/"},
         "s3": {
             "endpointURL": "http://minio:9000",
@@ -142,7 +142,7 @@ def test_builtin_verifier_runs_our_image_with_its_config() -> None:
     assert service["spec"]["selector"] == selector
     assert service["metadata"]["name"] == "math-run1-verifier"
     configmap = builders.build_spec_configmap(job)
-    assert json.loads(configmap["data"]["verifier.json"]) == {"tolerance": 0.01}
+    assert json.loads(configmap["data"]["verifier.json"]) == {"extraction": "boxed"}
 
 
 def test_image_verifier_uses_the_users_image_and_port() -> None:

@@ -29,7 +29,8 @@ OWN_PAGES = ("quickstart.md", "concepts.md", "integration.md", "README.md")
 DOC_FILES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-GYMOPS = re.compile(r"\bgymops ([a-z][a-z-]*)([^`\n]*)")
+GYMOPS = re.compile(r"(?<![\w-])(?<!kubectl )gymops ([a-z][a-z-]*)([^`\n]*)")
+KUBECTL_GYMOPS = re.compile(r"kubectl[ -]gymops ([a-z][a-z-]*)([^`\n]*)")
 SECTIONS = {
     "trl": "TRL",
     "openrlhf": "OpenRLHF",
@@ -152,6 +153,21 @@ def test_every_gymops_command_exists_with_its_flags(page: str, command: str, res
     options = {s for action in sub._actions for s in action.option_strings}
     for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
         assert flag in options, f"{page}: `gymops {command} {flag}` is not a flag"
+
+
+def test_every_kubectl_gymops_command_exists_with_its_flags() -> None:
+    from gym_operator import cli_kubectl
+
+    parser = cli_kubectl.build_parser()
+    subs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for path in DOC_FILES:
+        for command, rest in KUBECTL_GYMOPS.findall(path.read_text(encoding="utf-8")):
+            assert command in subs, f"{path.name}: `kubectl gymops {command}` does not exist"
+            options = {
+                s for a in [*parser._actions, *subs[command]._actions] for s in a.option_strings
+            }
+            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
+                assert flag in options, f"{path.name}: `kubectl gymops {command} {flag}`"
 
 
 # ---------------------------------------------------------------------------------- links

@@ -15,7 +15,7 @@ def test_good_bodies_parse() -> None:
 
 def test_corpus_is_large_and_unique() -> None:
     ids = [case[0] for case in ALL_CASES]
-    assert len(ids) == len(set(ids)) == 98
+    assert len(ids) == len(set(ids)) == 103
 
 
 @pytest.mark.parametrize(

@@ -227,7 +227,7 @@ async def test_generate_exits_5_and_says_why_in_the_termination_message(tmp_path
     assert API_KEY not in message and API_KEY not in log.read_text()
 
 
-async def test_local_run_exits_5_with_a_message_that_says_how_to_resume(tmp_path: Path) -> None:
+async def test_local_run_exits_5_with_a_message_that_says_what_to_fix(tmp_path: Path) -> None:
     ver_runner, ver_url = await serve(TinyVerifier().app())
     body = spec(tmp_path, f"http://127.0.0.1:{free_port()}/v1", ver_url)
     log = tmp_path / "run.log"
@@ -238,7 +238,9 @@ async def test_local_run_exits_5_with_a_message_that_says_how_to_resume(tmp_path
         await ver_runner.cleanup()
     text = " ".join(log.read_text().split())
     assert code == 5, text[-3000:]
-    assert "endpoint unavailable" in text and "run again to resume" in text
+    # The preflight stops it before any shard starts: nothing to resume, the fix is named.
+    assert "preflight" in text and "nothing was written" in text
+    assert "Check that policy.baseURL is up" in text
 
 
 async def _wait(proc: subprocess.Popen[bytes], log: Path) -> int:

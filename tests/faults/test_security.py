@@ -24,10 +24,10 @@ from faultkit import (
     write_spec,
 )
 
+from gym_operator import redaction
 from gym_operator.api import parse_resource
 from gym_operator.controller import builders
 from gym_operator.controller.config import OperatorConfig
-from gym_operator.rollout.client import redact
 from gym_operator.testing.stub_model import StubModel, prompt_text
 from gym_operator.verify.server import VerifierSettings, start_server
 
@@ -286,6 +286,9 @@ async def test_verifier_server_refuses_oversized_bodies(chunked: bool) -> None:
 
 def test_a_key_cut_short_in_an_echoed_error_is_still_redacted() -> None:
     key = "sk-" + "a1b2" * 10
-    assert redact(f"HTTP 401: bad Bearer {key} here", key) == "HTTP 401: bad Bearer [redacted] here"
-    assert redact(f"HTTP 401: bad Bearer {key[:20]}", key) == "HTTP 401: bad Bearer [redacted]"
-    assert redact("HTTP 500: nothing secret", key) == "HTTP 500: nothing secret"
+    redaction.register(key)
+    redact = redaction.redact_text
+    assert redact(f"HTTP 401: bad Bearer {key} here") == "HTTP 401: bad Bearer [redacted] here"
+    assert redact(f"HTTP 401: bad Bearer {key[:20]}") == "HTTP 401: bad Bearer [redacted]"
+    assert redact(f"body: b'Bearer {key[:20]}'") == "body: b'Bearer [redacted]'"
+    assert redact("HTTP 500: nothing secret") == "HTTP 500: nothing secret"

@@ -21,7 +21,8 @@ from gym_operator.rollout.breaker import EndpointBreaker, HeldFailure, is_endpoi
         ({"class": "http_4xx", "status": 413}, False),
         ({"class": "verifier_connection"}, True),
         ({"class": "verifier_http_5xx", "status": 502}, True),
-        ({"class": "verifier_unscorable"}, False),
+        ({"class": "verifier_unscorable"}, True),
+        ({"class": "verifier_http_4xx", "status": 400}, True),
         ({"class": "verifier_tool"}, False),
     ],
 )
@@ -53,6 +54,7 @@ def test_the_limit_trips_once_and_names_what_failed() -> None:
         ({"class": "timeout"}, "check that policy.baseURL is up"),
         ({"class": "verifier_http_4xx", "status": 404}, "check verifier.url"),
         ({"class": "verifier_connection"}, "check that the verifier (verifier.url"),
+        ({"class": "verifier_unscorable", "status": 422}, "check spec.verifier.config"),
     ],
 )
 def test_the_reason_says_which_fields_to_check(failure: dict, check: str) -> None:

@@ -56,3 +56,10 @@ def test_uri_parsing(tmp_path: Path) -> None:
         parse_uri("gs://b/k")
     with pytest.raises(ValueError, match="needs a bucket"):
         parse_uri("s3:///k")
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 64])
+def test_lines_split_the_same_whatever_the_chunking(chunk_size: int) -> None:
+    data = b'{"a":1}\n\n{"b":2}\n' + b"x" * 300 + b"\nlast without newline"
+    chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+    assert list(iter_lines(iter(chunks))) == data.split(b"\n")

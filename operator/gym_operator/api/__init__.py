@@ -5,7 +5,7 @@ Imports nothing else of gym_operator. CRDs, docs and validation are derived from
 
 from gym_operator.api.common import API_GROUP, API_VERSION, GROUP_VERSION, TERMINAL_PHASES
 from gym_operator.api.dataset import Dataset, DatasetSpec, DatasetStatus
-from gym_operator.api.loading import SpecError, load_resource, parse_resource
+from gym_operator.api.loading import SpecError, load_resource, load_resources, parse_resource
 from gym_operator.api.rolloutjob import RolloutJob, RolloutJobSpec, RolloutJobStatus
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "RolloutJobStatus",
     "SpecError",
     "load_resource",
+    "load_resources",
     "parse_resource",
 ]

@@ -187,6 +187,10 @@ class DatasetOutputSpec(ApiModel):
     rows_per_file: int = Field(
         default=100_000, ge=1, description="Start a new file after this many rows."
     )
+    allow_empty: bool = Field(
+        default=False,
+        description="Succeed with 0 rows kept (by default a dataset with no rows is Failed).",
+    )
 
 
 class DatasetSpec(ApiModel):

@@ -13,6 +13,65 @@ from gym_operator.api.rolloutjob import RolloutJob
 
 Resource = RolloutJob | Dataset
 KINDS: dict[str, type[RolloutJob] | type[Dataset]] = {"RolloutJob": RolloutJob, "Dataset": Dataset}
+MAX_EXPANDED_SIZE = 1_000_000
+"""A document whose aliases would expand it beyond this size (characters of its scalars plus one
+per node) is refused as a YAML bomb; one without aliases is not limited here."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses recursive aliases and aliases expanding beyond MAX_EXPANDED_SIZE."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().compose_document()
+        if node is None:
+            return None
+        expanded, distinct = expanded_size(node)
+        if expanded > MAX_EXPANDED_SIZE and expanded > distinct:
+            raise yaml.YAMLError(
+                f"aliases expand the document beyond {MAX_EXPANDED_SIZE} characters "
+                "(refused as a YAML bomb)"
+            )
+        return node
+
+
+def expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(size once every alias is expanded, size of the distinct nodes); counted, not built.
+
+    A node's size is one plus its scalar's length plus its children's sizes. Each distinct node
+    is visited once (its size memoised), so this costs time linear in the document however many
+    times aliases multiply it; expanded sizes stop growing past the bound. A recursive alias
+    (a collection inside itself) is a YAMLError.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    distinct = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            own = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+            total = own + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = min(total, MAX_EXPANDED_SIZE + 1)
+            distinct += own
+            visiting.discard(id(node))
+            continue
+        if id(node) in visiting:
+            raise yaml.YAMLError("a recursive alias (a collection inside itself)")
+        visiting.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)], distinct
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 class SpecError(ValueError):
@@ -61,10 +120,29 @@ def parse_resource(body: dict[str, Any], source: str = "<resource>") -> Resource
 
 
 def load_resource(path: str | Path) -> Resource:
-    """Read one resource from a YAML file."""
+    """Read one resource from a YAML file (a file of several documents is refused by name)."""
+    resources = load_resources(path)
+    if len(resources) != 1:
+        raise SpecError(
+            str(path),
+            [
+                f"(top level): expected one resource, found {len(resources)} documents "
+                f"({', '.join(r.kind for r in resources)}); put each in a file of its own "
+                "(`gymops run` accepts a RolloutJob and its Dataset in one file)"
+            ],
+        )
+    return resources[0]
+
+
+def load_resources(path: str | Path) -> list[Resource]:
+    """Every resource of a YAML file (documents separated by `---`; empty ones skipped)."""
     text = Path(path).read_text(encoding="utf-8")
     try:
-        body = yaml.safe_load(text)
+        bodies = [b for b in yaml.load_all(text, Loader=_BoundedLoader) if b is not None]
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_resource(body, str(path))
+    if not bodies:
+        raise SpecError(str(path), ["(top level): the file holds no document"])
+    if len(bodies) == 1:
+        return [parse_resource(bodies[0], str(path))]
+    return [parse_resource(b, f"{path} (document {i + 1})") for i, b in enumerate(bodies)]

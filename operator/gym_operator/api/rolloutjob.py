@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
 from gym_operator.api.common import (
     GROUP_VERSION,
@@ -16,6 +26,7 @@ from gym_operator.api.common import (
     SecretKeyRef,
     cel,
 )
+from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config, config_cel_rules
 
 BUILTIN_VERIFIERS: tuple[str, ...] = (
     "math",
@@ -38,6 +49,37 @@ BuiltinVerifier = Literal[
     "llm_judge",
 ]
 EMBEDDED_MODELS: tuple[str, ...] = ("smollm2",)
+CONFIG_LIMITS: dict[str, dict[str, Any]] = {
+    "timeoutSeconds": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 86400,
+        "description": "Time limit of one check (math, code_execution, llm_judge).",
+    },
+    "memoryMB": {
+        "type": "integer",
+        "minimum": 16,
+        "description": "Memory limit of one sandboxed program (code_execution).",
+    },
+    "maxProcesses": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Process limit of one sandboxed program (code_execution).",
+    },
+}
+"""Limits in verifier.config that must be positive numbers (a negative one would disable them)."""
+
+
+class _ConfigLimits(TypedDict, total=False):
+    """The checked keys of verifier.config (CONFIG_LIMITS); other keys pass unchecked."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    timeoutSeconds: Annotated[StrictFloat, Field(gt=0, le=86400)]
+    memoryMB: Annotated[StrictInt, Field(ge=16)]
+    maxProcesses: Annotated[StrictInt, Field(ge=1)]
+
+
+_LIMITS = TypeAdapter(_ConfigLimits)
 
 
 class InputSpec(ApiModel):
@@ -103,6 +145,15 @@ class PolicySpec(ApiModel):
         le=100000,
         description="Cap on requests in flight to this endpoint across all shards.",
     )
+    max_answer_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description=(
+            "Answers larger than this are not read: the rollout fails (answer_too_large). "
+            "Up to concurrency x this much may be held at once."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> PolicySpec:
@@ -140,6 +191,18 @@ class SamplingSpec(ApiModel):
     max_turns: int = Field(
         default=8, ge=1, le=100, description="Model turns per rollout when the task has tools."
     )
+    max_tool_calls_per_turn: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Tool calls run per model turn; more ends the rollout (max_tool_calls).",
+    )
+    max_tool_calls: int = Field(
+        default=128,
+        ge=1,
+        le=10000,
+        description="Tool calls run per rollout; more ends the rollout (max_tool_calls).",
+    )
     params: SamplingParams = Field(
         default_factory=SamplingParams,
         description="responses_create_params overrides: temperature, top_p, max_output_tokens, ...",
@@ -155,7 +218,8 @@ class VerifierSpec(ApiModel):
                 cel(
                     "[has(self.builtin), has(self.image), has(self.url)].filter(x, x).size() == 1",
                     "set exactly one of verifier.builtin, verifier.image and verifier.url",
-                )
+                ),
+                *config_cel_rules(),
             ]
         }
     )
@@ -164,7 +228,11 @@ class VerifierSpec(ApiModel):
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="Settings of the built-in verifier (see the verifier reference).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": CONFIG_LIMITS,
+            "maxProperties": MAX_CONFIG_KEYS,
+        },
     )
     image: str | None = Field(
         default=None, description="Image of a NeMo Gym resource server, run as a Deployment."
@@ -184,11 +252,21 @@ class VerifierSpec(ApiModel):
         default=None, description="Resources of the verifier container (requests, limits)."
     )
 
+    @field_validator("config")
+    @classmethod
+    def _positive_limits(cls, config: dict[str, Any]) -> dict[str, Any]:
+        _LIMITS.validate_python(config)  # errors name spec.verifier.config.<key>
+        return config
+
     @model_validator(mode="after")
     def _one_kind(self) -> VerifierSpec:
         chosen = [x for x in (self.builtin, self.image, self.url) if x is not None]
         if len(chosen) != 1:
             raise ValueError("set exactly one of verifier.builtin, verifier.image and verifier.url")
+        if self.builtin is not None:
+            problems = check_config(self.builtin, self.config)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
 
@@ -305,9 +383,9 @@ class RetrySpec(ApiModel):
         description=(
             "Stop the shard when this many rollouts in a row fail on the model or verifier "
             "endpoint itself (unreachable, timeouts, 5xx, 429 past the budget, 401/403/404, "
-            "answers that are not JSON). Those rollouts are not written as failures: the "
-            "shard waits for the endpoint (endpointWaitSeconds), then resumes and samples them "
-            "again. 0 never stops."
+            "answers that are not JSON, a verifier refusing answers with 4xx). Those rollouts "
+            "are not written as failures: the shard waits for the endpoint "
+            "(endpointWaitSeconds), then resumes and samples them again. 0 never stops."
         ),
     )
     endpoint_wait_seconds: float = Field(

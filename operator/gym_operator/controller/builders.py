@@ -233,6 +233,8 @@ def build_verifier_deployment(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
             verifier.builtin,
             "--config",
             f"@{c.SPEC_DIR}/{c.VERIFIER_CONFIG_FILE}",
+            "--host",
+            "0.0.0.0",
             "--port",
             str(port),
             "--timeout",

@@ -64,6 +64,8 @@ CONDITION_BY_PHASE: dict[str, str] = {
 
 CONDITION_SPEC_ACCEPTED = "SpecAccepted"
 """False while a change to a running resource's spec is refused."""
+CONDITION_PROGRESS_READABLE = "ProgressReadable"
+"""False while the shard manifests under spec.output.uri cannot be read (message says why)."""
 
 # Reasons (CamelCase, machine-readable).
 REASON_CREATED = "ChildrenCreated"
@@ -79,6 +81,8 @@ REASON_JOB_FAILED = "JobFailed"
 REASON_SPEC_CHANGE_REFUSED = "SpecChangeRefused"
 REASON_SPEC_CHANGE_APPLIED = "SpecChangeApplied"
 REASON_EXPIRED = "TTLExpired"
+REASON_PROGRESS_READ = "ProgressRead"
+REASON_PROGRESS_UNREADABLE = "ProgressUnreadable"
 
 POD_PROBLEM_REASONS: frozenset[str] = frozenset(
     {

@@ -95,6 +95,27 @@ CRDS: tuple[CrdInfo, ...] = (
                 "description": "Mean reward of committed rollouts.",
             },
             AGE_COLUMN,
+            {
+                "name": "Failed",
+                "type": "integer",
+                "jsonPath": ".status.progress.failed",
+                "description": "Rollouts committed as typed failures.",
+                "priority": 1,
+            },
+            {
+                "name": "ETA",
+                "type": "number",
+                "jsonPath": ".status.progress.etaSeconds",
+                "description": "Estimated seconds to finish.",
+                "priority": 1,
+            },
+            {
+                "name": "Message",
+                "type": "string",
+                "jsonPath": ".status.message",
+                "description": "Why the job is where it is.",
+                "priority": 1,
+            },
         ],
     ),
     CrdInfo(

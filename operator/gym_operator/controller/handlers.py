@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -159,12 +159,17 @@ def write_status(
     patch: kopf.Patch,
     observed: st.Observed,
     extra: Mapping[str, Any] | None = None,
+    progress_problem: str | None = None,
 ) -> dict[str, Any]:
-    """Patch only the status fields that change; post an Event when the phase moves."""
+    """Patch only the status fields that change; post an Event when the phase moves.
+
+    `progress_problem` sets ProgressReadable False with it as the message (None: True again,
+    once the condition exists)."""
     current = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
     refused = refused_fields(body) if observed.phase not in TERMINAL else None
     desired = st.desired_status(current, observed, generation, st.now_iso(), extra, refused)
+    desired["conditions"] = progress_condition(desired["conditions"], progress_problem, generation)
     changes = st.status_patch(current, desired)
     if changes:
         patch.status.update(changes)
@@ -174,6 +179,25 @@ def write_status(
     elif observed.reason in c.POD_PROBLEM_REASONS and observed.message != current.get("message"):
         kopf.warn(body, reason=observed.reason, message=observed.message)
     return desired
+
+
+def progress_condition(
+    conditions: list[dict[str, Any]], problem: str | None, generation: int | None
+) -> list[dict[str, Any]]:
+    """ProgressReadable: False with the problem; True once readable again (only when it was
+    ever False, so a healthy resource carries no extra condition)."""
+    known = any(cond.get("type") == c.CONDITION_PROGRESS_READABLE for cond in conditions)
+    if problem is None and not known:
+        return conditions
+    if problem is None:
+        return st.set_condition(
+            conditions, c.CONDITION_PROGRESS_READABLE, "True", c.REASON_PROGRESS_READ,
+            "the shard manifests are readable", generation, st.now_iso(),
+        )  # fmt: skip
+    return st.set_condition(
+        conditions, c.CONDITION_PROGRESS_READABLE, "False", c.REASON_PROGRESS_UNREADABLE,
+        problem, generation, st.now_iso(),
+    )  # fmt: skip
 
 
 def log_phase_change(
@@ -401,11 +425,16 @@ def read_progress(
     if not force and now - rt.last_read.get(uid, 0.0) < rt.cfg.timers.progress_seconds:
         return {}
     rt.last_read[uid] = now
-    settings = s3_settings(rt, job.spec.s3)
     try:
-        found = progress.read_manifests(rt.stores.get(settings), job.spec.output.uri)
-    except Exception as exc:  # storage is best effort: status keeps the last reading
-        problem = f"cannot read progress from {job.spec.output.uri}: {exc}"
+        settings = progress.job_s3_settings(
+            s3_settings(rt, job.spec.s3),
+            job.spec.s3,
+            str(job.metadata.namespace),
+            lambda namespace, name: rt.kube.get("Secret", namespace, name),
+        )
+        found = progress.read_job_manifests(rt.stores.get(settings), job.spec.output.uri)
+    except progress.ProgressUnreadable as exc:  # status keeps the last reading, and says why
+        problem = str(exc)
         level = logging.DEBUG if rt.read_errors.get(uid) == problem else logging.WARNING
         logging.getLogger(__name__).log(
             level, "%s/%s: %s", job.metadata.namespace, job.metadata.name, problem
@@ -483,7 +512,10 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     extra.update(read_progress(rt, job, uid, finished, body.get("status") or {}))
     if finished:
         extra.update(finish_rolloutjob(rt, job, observed))
-    desired = write_status(body, patch, observed, extra)
+    problem = rt.read_errors.get(uid)
+    if problem:
+        observed = replace(observed, message=f"{observed.message}; {problem}")
+    desired = write_status(body, patch, observed, extra, progress_problem=problem)
     rt.record_phase("RolloutJob", uid, desired.get("phase"))
 
 
@@ -590,9 +622,14 @@ def resolve_sources(rt: Runtime, dataset: Dataset) -> tuple[st.Observed | None, 
 
 def read_dataset_result(rt: Runtime, dataset: Dataset) -> dict[str, Any]:
     """status.counts/splits/files/card from the builder's result file, when it wrote one."""
-    settings = s3_settings(rt, dataset.spec.s3)
     uri = dataset.spec.output.uri.rstrip("/") + "/" + DATASET_RESULT_FILE
     try:
+        settings = progress.job_s3_settings(
+            s3_settings(rt, dataset.spec.s3),
+            dataset.spec.s3,
+            str(dataset.metadata.namespace),
+            lambda namespace, name: rt.kube.get("Secret", namespace, name),
+        )
         result = json.loads(rt.stores.get(settings).read_bytes(uri))
     except Exception as exc:  # the file is optional; status just lacks the counts
         logging.getLogger(__name__).info("no dataset result at %s: %s", uri, exc)

@@ -44,6 +44,7 @@ RESOURCES: dict[str, ApiResource] = {
     "ConfigMap": ApiResource("", "v1", "configmaps"),
     "Service": ApiResource("", "v1", "services"),
     "Pod": ApiResource("", "v1", "pods"),
+    "Secret": ApiResource("", "v1", "secrets"),
     "Deployment": ApiResource("apps", "v1", "deployments"),
     "Job": ApiResource("batch", "v1", "jobs"),
     "RolloutJob": ApiResource(API_GROUP, API_VERSION, "rolloutjobs"),
@@ -56,6 +57,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "Deployment": frozenset({"create", "get", "delete"}),
     "Job": frozenset({"create", "get", "patch", "delete"}),
     "Pod": frozenset({"list"}),
+    "Secret": frozenset({"get"}),
     "RolloutJob": frozenset({"get", "delete"}),
     "Dataset": frozenset({"delete"}),
 }

@@ -1,13 +1,23 @@
-"""Progress of a RolloutJob from its shard manifests: counts, percent, rollouts/s, ETA, rewards."""
+"""Progress of a RolloutJob from its shard manifests: counts, percent, rollouts/s, ETA, rewards.
+
+The manifests are read with the job's own S3 settings: its spec.s3 endpoint and region, and the
+key pair of its spec.s3.credentialsSecretRef when it names one (the operator reads that Secret:
+RBAC `get` on secrets), else the operator's own credentials. A read that fails raises
+ProgressUnreadable with one line naming the object, the cause and the fix.
+"""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gym_operator.api.common import S3Spec
 from gym_operator.controller.status import now_iso
+from gym_operator.storage import errors as storage_errors
 from gym_operator.storage import manifest as manifests_io
 from gym_operator.storage.manifest import ShardManifest
 from gym_operator.storage.store import S3Settings, Storage
@@ -153,3 +163,49 @@ class StorageCache:
 def read_manifests(storage: Storage, output_uri: str) -> list[ShardManifest]:
     """Every shard manifest under a RolloutJob's output prefix."""
     return manifests_io.read_all_manifests(storage, parse_uri(output_uri))
+
+
+class ProgressUnreadable(Exception):
+    """The shard manifests cannot be read; the message names the object, cause and fix."""
+
+
+SecretReader = Callable[[str, str], Mapping[str, Any] | None]
+"""(namespace, name) -> the Secret object, or None when it does not exist."""
+
+
+def job_s3_settings(
+    base: S3Settings, spec: S3Spec | None, namespace: str, read_secret: SecretReader
+) -> S3Settings:
+    """`base` (the job's endpoint and region, else the operator's) with the job's own key pair
+    from spec.s3.credentialsSecretRef when it names one; else the operator's credentials."""
+    ref = spec.credentials_secret_ref if spec is not None else None
+    if ref is None:
+        return base
+    where = f"Secret {namespace}/{ref.name} (spec.s3.credentialsSecretRef)"
+    secret = read_secret(namespace, ref.name)
+    if secret is None:
+        raise ProgressUnreadable(f"{where} does not exist; create it or fix the name")
+    data = secret.get("data") or {}
+    keys = (ref.access_key_id_key, ref.secret_access_key_key)
+    missing = [key for key in keys if not data.get(key)]
+    if missing:
+        raise ProgressUnreadable(
+            f"{where} has no key {', '.join(missing)}; add it or set the key names"
+        )
+    try:
+        key_id, secret_key = (base64.b64decode(data[key]).decode() for key in keys)
+    except (ValueError, UnicodeDecodeError):
+        raise ProgressUnreadable(f"{where}: a key is not valid base64 text") from None
+    return dataclasses.replace(base, access_key_id=key_id, secret_access_key=secret_key)
+
+
+def read_job_manifests(storage: Storage, output_uri: str) -> list[ShardManifest]:
+    """The job's shard manifests; ProgressUnreadable with one line saying what to fix."""
+    try:
+        return read_manifests(storage, output_uri)
+    except Exception as exc:
+        explained = storage_errors.explain(exc)
+        raise ProgressUnreadable(
+            f"cannot read progress from {output_uri}: "
+            + (explained or f"{type(exc).__name__}: {exc}")
+        ) from exc

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gym_operator.api.dataset import DatasetCounts, DatasetSpec, SplitCounts
-from gym_operator.data import card, png, rows
+from gym_operator.data import card, plots, rows
 from gym_operator.data.exporters import EXPORTERS, ExportContext, check_supported
 from gym_operator.data.filters import BALANCE, Balancer, Curator
 from gym_operator.data.kinds import ExampleBuilder
@@ -106,10 +106,25 @@ class _Histograms:
             "reward_total": len(self.rewards),
             "reward_mean": sum(self.rewards) / len(self.rewards) if self.rewards else 0.0,
             "reward_range": (low, high),
-            "reward_bins": png.bin_counts(self.rewards, low, high, BINS),
+            "reward_bins": plots.bin_counts(self.rewards, low, high, BINS),
             "tasks": len(self.pass_rates),
-            "pass_bins": png.bin_counts(self.pass_rates, 0.0, 1.0, 10),
+            "pass_bins": plots.bin_counts(self.pass_rates, 0.0, 1.0, 10),
         }
+
+
+class EmptyDataset(ValueError):
+    """The build kept no rows and the spec does not allow an empty dataset."""
+
+
+def empty_message(summary: DatasetSummary) -> str:
+    """Why a dataset is empty and what to change."""
+    dropped = ", ".join(f"{k} {v}" for k, v in summary.counts.dropped.items()) or "none"
+    return (
+        f"dataset {summary.name or '(unnamed)'}: 0 rows kept of {summary.counts.input} rollouts "
+        f"read (dropped: {dropped}); loosen spec.filters (or check the sources), or set "
+        f"spec.output.allowEmpty: true to accept an empty dataset. The card {summary.card} "
+        "shows the reward histogram."
+    )
 
 
 def _verifier_name(info: SourceInfo) -> str | None:
@@ -185,6 +200,8 @@ def build_dataset(
     _write_card(storage, out, spec, summary)
     _remove_stale(storage, out, set(files))
     storage.write_bytes(out.join(RESULT_FILE), json.dumps(summary.result(), indent=2).encode())
+    if not summary.counts.kept and not spec.output.allow_empty:
+        raise EmptyDataset(empty_message(summary))
     log.info(
         "dataset %s: %d rollouts read, %d rows written (%s) in %.1fs",
         name,
@@ -201,8 +218,19 @@ def _write_card(
 ) -> None:
     extras = summary.extras
     low, high = extras["reward_range"]
-    storage.write_bytes(out.join(REWARD_PNG), png.histogram_png(extras["reward_bins"], low, high))
-    storage.write_bytes(out.join(PASS_RATE_PNG), png.histogram_png(extras["pass_bins"], 0.0, 1.0))
+    reward_png = plots.histogram(
+        extras["reward_bins"], low, high, title="Reward per verified rollout", xlabel="reward"
+    )
+    pass_png = plots.histogram(
+        extras["pass_bins"],
+        0.0,
+        1.0,
+        title="Pass rate per task",
+        xlabel="pass rate",
+        ylabel="tasks",
+    )
+    storage.write_bytes(out.join(REWARD_PNG), reward_png)
+    storage.write_bytes(out.join(PASS_RATE_PNG), pass_png)
     text = card.render_card(summary.result(), spec.wire(), extras)
     storage.write_bytes(out.join(CARD_FILE), text.encode())
 

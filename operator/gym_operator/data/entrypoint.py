@@ -7,7 +7,7 @@ import logging
 
 from gym_operator.api.dataset import Dataset
 from gym_operator.api.loading import SpecError, load_resource
-from gym_operator.data.builder import build_dataset
+from gym_operator.data.builder import EmptyDataset, build_dataset
 from gym_operator.data.exporters import UnsupportedExport
 from gym_operator.data.reader import SourceError
 from gym_operator.data.sources import UnresolvedSource, resolve_sources
@@ -53,7 +53,7 @@ def _build(args: argparse.Namespace) -> tuple[int, str]:
         )
     except UnsupportedExport as exc:
         return EXIT_BAD_SPEC, str(exc)
-    except SourceError as exc:
+    except (SourceError, EmptyDataset) as exc:
         return EXIT_FAILED, str(exc)
     finally:
         storage.close()

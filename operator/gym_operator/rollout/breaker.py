@@ -1,10 +1,11 @@
 """Stop a shard whose model or verifier endpoint is down, instead of failing every rollout.
 
 A rollout that fails on the endpoint itself (unreachable, timeouts, 5xx, 429 past the retry
-budget, 401/403/404, answers that are not JSON) is held back, not recorded. The next rollout
-that ends any other way shows the endpoint answers: the held ones are released as ordinary
-failure rows. `limit` held in a row trips the breaker: the shard stops, and the held rollouts
-are dropped, so a restarted shard samples them again instead of keeping them as failures.
+budget, 401/403/404, answers that are not JSON, any 4xx of the verifier) is held back, not
+recorded. The next rollout that ends any other way shows the endpoint answers: the held ones are
+released as ordinary failure rows. `limit` held in a row trips the breaker: the shard stops,
+and the held rollouts are dropped, so a restarted shard samples them again instead of keeping
+them as failures.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from gym_operator.rollout.retry import CONNECTION, HTTP_4XX, HTTP_5XX, HTTP_429, MALFORMED, TIMEOUT
+from gym_operator.rollout.retry import (
+    CONNECTION,
+    HTTP_4XX,
+    HTTP_5XX,
+    HTTP_429,
+    MALFORMED,
+    TIMEOUT,
+    UNSCORABLE,
+)
 
 ENDPOINT_CLASSES = frozenset({TIMEOUT, CONNECTION, HTTP_5XX, HTTP_429, MALFORMED})
 ENDPOINT_STATUSES = frozenset({401, 403, 404})
@@ -22,8 +31,17 @@ VERIFIER_PREFIX = "verifier_"
 
 
 def is_endpoint_failure(failure: dict[str, Any]) -> bool:
-    """Whether a failure row's `failure` blames the model or verifier endpoint, not the task."""
-    error_class = str(failure.get("class", "")).removeprefix(VERIFIER_PREFIX)
+    """Whether a failure row's `failure` blames the model or verifier endpoint, not the task.
+
+    A verifier's 4xx answers (422 `verifier_unscorable` included) count too: one is a bad row,
+    but a verifier that refuses `limit` answers in a row is misconfigured, not unlucky.
+    """
+    raw = str(failure.get("class", ""))
+    if raw == UNSCORABLE:
+        return True
+    error_class = raw.removeprefix(VERIFIER_PREFIX)
+    if error_class == HTTP_4XX and raw.startswith(VERIFIER_PREFIX):
+        return True
     if error_class == HTTP_4XX:
         return failure.get("status") in ENDPOINT_STATUSES
     return error_class in ENDPOINT_CLASSES
@@ -84,6 +102,13 @@ class EndpointBreaker:
 def hint(failure: dict[str, Any]) -> str:
     """What to check for an endpoint failure, naming the spec fields involved."""
     status = failure.get("status")
+    if failure.get("class") == UNSCORABLE or failure.get("class") == "verifier_http_4xx":
+        if status == 404:
+            return "check verifier.url (or the verifier Service): it serves no /verify"
+        return (
+            "the verifier refuses every answer: check spec.verifier.config and the task fields "
+            "it reads (e.g. expected_answer)"
+        )
     if str(failure.get("class", "")).startswith(VERIFIER_PREFIX):
         if status == 404:
             return "check verifier.url (or the verifier Service): it serves no /verify"

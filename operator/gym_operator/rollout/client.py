@@ -5,7 +5,8 @@ Chat Completions API (`/chat/completions`) and the Responses API (`/responses`) 
 Responses-API object: `output[]` (message items with output_text parts, function_call items),
 `usage` {input_tokens, output_tokens, total_tokens}, `status` and `incomplete_details` (reason
 `max_output_tokens` when the model stopped at its token limit). The API key is sent as a Bearer
-token and never logged.
+token; an endpoint may echo it into any text of its answer, so the writers and the log redact it
+(`gym_operator.redaction`), not this client.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gym_operator.rollout.retry import (
     HTTP_429,
     MALFORMED,
     TIMEOUT,
+    TOO_LARGE,
     RequestError,
     parse_retry_after,
 )
@@ -48,6 +50,8 @@ _RESPONSES_ONLY = frozenset(
     }
 )
 ERROR_BODY_CHARS = 300
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""Bound of an answer's body when the caller names none (the verifier's answers)."""
 
 
 def load_api_key(env_name: str | None) -> str | None:
@@ -202,10 +206,10 @@ def normalise_chat(answer: dict[str, Any]) -> dict[str, Any]:
                 "status": "completed",
             }
         )
-    usage = answer.get("usage") or {}
+    usage = _usage_object(answer.get("usage"))
     truncated = choice.get("finish_reason") == "length"
-    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    completion_tokens = int(usage.get("completion_tokens") or 0)
+    prompt_tokens = token_count(usage, "prompt_tokens")
+    completion_tokens = token_count(usage, "completion_tokens")
     return {
         "id": answer.get("id") or f"resp_{uuid.uuid4().hex[:24]}",
         "object": "response",
@@ -217,7 +221,7 @@ def normalise_chat(answer: dict[str, Any]) -> dict[str, Any]:
         "usage": {
             "input_tokens": prompt_tokens,
             "output_tokens": completion_tokens,
-            "total_tokens": int(usage.get("total_tokens") or prompt_tokens + completion_tokens),
+            "total_tokens": token_count(usage, "total_tokens") or prompt_tokens + completion_tokens,
         },
         "finish_reason": choice.get("finish_reason"),
     }
@@ -236,8 +240,30 @@ def normalise_responses(answer: dict[str, Any]) -> dict[str, Any]:
         ):
             raise RequestError(MALFORMED, "response output text that is not a string")
     answer.setdefault("status", "completed")
-    answer.setdefault("usage", {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+    usage = _usage_object(answer.get("usage"))
+    answer["usage"] = {
+        **usage,
+        **{k: token_count(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens")},
+    }
     return answer
+
+
+def _usage_object(usage: Any) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    if not isinstance(usage, dict):
+        raise RequestError(MALFORMED, f"usage is {type(usage).__name__}, not an object")
+    return usage
+
+
+def token_count(usage: dict[str, Any], key: str) -> int:
+    """`usage[key]` as a non-negative int (0 when absent); MALFORMED for anything else."""
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**63:
+        raise RequestError(MALFORMED, f"usage.{key} is not a token count")
+    return int(value)
 
 
 def is_truncated(response: dict[str, Any]) -> bool:
@@ -256,14 +282,15 @@ class ModelClient:
         model: str,
         api: str = "chat",
         api_key: str | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.session = session
+        self.max_answer_bytes = max_answer_bytes
         self.model = model
         self.api = api
         path = "/chat/completions" if api == "chat" else "/responses"
         self.url = base_url.rstrip("/") + path
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._api_key = api_key
 
     def __repr__(self) -> str:
         return f"ModelClient(url={self.url!r}, model={self.model!r}, api={self.api!r})"
@@ -276,13 +303,9 @@ class ModelClient:
 
     async def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POST the body; the normalised `response` object."""
-        try:
-            answer = await post_json(self.session, self.url, body, timeout, self._headers)
-        except RequestError as exc:
-            if self._api_key:
-                exc.message = redact(exc.message, self._api_key)
-                exc.args = (exc.message,)
-            raise
+        answer = await post_json(
+            self.session, self.url, body, timeout, self._headers, self.max_answer_bytes
+        )
         try:
             if self.api == "chat":
                 return normalise_chat(answer)
@@ -292,27 +315,23 @@ class ModelClient:
             raise RequestError(MALFORMED, f"unexpected answer shape: {exc!r}"[:300]) from None
 
 
-def redact(text: str, secret: str, min_partial: int = 6) -> str:
-    """`text` without `secret`, also when an endpoint echoed it and the text was cut inside it."""
-    text = text.replace(secret, "[redacted]")
-    for size in range(len(secret) - 1, min_partial - 1, -1):
-        if text.endswith(secret[:size]):
-            return text[: len(text) - size] + "[redacted]"
-    return text
-
-
 async def post_json(
     session: aiohttp.ClientSession,
     url: str,
     body: dict[str, Any],
     timeout: float,
     headers: dict[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
 ) -> dict[str, Any]:
-    """POST JSON, answer a JSON object; every failure is a classified RequestError."""
+    """POST JSON, answer a JSON object; every failure is a classified RequestError.
+
+    The body is read in chunks and never beyond `max_bytes` (an answer over it is a TOO_LARGE
+    failure, however it is sent), so an endless or huge answer cannot take the process's memory.
+    """
     try:
         async with asyncio.timeout(timeout):
             async with session.post(url, json=body, headers=headers) as resp:
-                raw = await resp.read()
+                raw = await read_bounded(resp, max_bytes)
                 if resp.status >= 400:
                     raise _http_error(resp.status, raw, resp.headers.get("Retry-After"))
     except TimeoutError:
@@ -328,6 +347,21 @@ async def post_json(
     if not isinstance(answer, dict):
         raise RequestError(MALFORMED, "body is not a JSON object")
     return answer
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, read in chunks; RequestError(TOO_LARGE) as soon as it passes max_bytes."""
+    too_large = RequestError(TOO_LARGE, f"answer larger than {max_bytes} bytes (not read)")
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _http_error(status: int, raw: bytes, retry_after: str | None) -> RequestError:

@@ -348,6 +348,10 @@ class ShardGenerator:
                     params,
                     self.spec.sampling.max_turns,
                     tool_timeout=self.spec.verifier.timeout_seconds,
+                    limits=tool_loop.ToolLimits(
+                        self.spec.sampling.max_tool_calls_per_turn,
+                        self.spec.sampling.max_tool_calls,
+                    ),
                 )
                 response, session = loop.response, loop.session_headers
             else:

@@ -1,5 +1,8 @@
 """Encoding a part's rows: JSONL (zstd, gzip or plain) or Parquet, and reading them back.
 
+Every part (rollouts, failures, bad rows) is encoded here, so this is where secrets are redacted
+(`gym_operator.redaction`), whatever field of a row an endpoint echoed them into.
+
 Parquet keeps `reward`, `_ng_task_index` and `_ng_rollout_index` as native columns. Any other
 column holding an object, a list or mixed types is stored as JSON text and named in the file's
 schema metadata under `gymops.json_columns`; `read_part_rows` decodes them again.
@@ -14,6 +17,7 @@ from typing import Any
 
 import zstandard
 
+from gym_operator import redaction
 from gym_operator.storage import layout
 
 JSON_COLUMNS_KEY = b"gymops.json_columns"
@@ -26,16 +30,15 @@ def part_suffix(fmt: str, compression: str) -> str:
 
 
 def encode_jsonl(rows: list[dict[str, Any]]) -> bytes:
-    """Rows as JSON lines."""
-    return "".join(
-        json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows
-    ).encode()
+    """Rows as JSON lines, with the process's registered secrets redacted."""
+    text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
+    return redaction.redact_text(text).encode()
 
 
 def encode_part(rows: list[dict[str, Any]], fmt: str, compression: str) -> bytes:
     """The bytes of a part file."""
     if fmt == "parquet":
-        return _encode_parquet(rows)
+        return _encode_parquet(redaction.redact_value(rows))
     data = encode_jsonl(rows)
     if compression == "zstd":
         return zstandard.ZstdCompressor(level=3).compress(data)

@@ -1,8 +1,9 @@
 """Bounded retries: error classes, full-jitter exponential backoff, Retry-After, a time budget.
 
-Every attempt counts toward `max_attempts`, whatever its class. `http_4xx` (other than 408/429)
-and `verifier_unscorable` are final at once; everything else is retried while attempts and the
-budget last. A wait that would overrun the budget ends the request at once as a failure.
+Every attempt counts toward `max_attempts`, whatever its class. `http_4xx` (other than 408/429),
+`verifier_unscorable` and `answer_too_large` are final at once; everything else is retried while
+attempts and the budget last. A wait that would overrun the budget ends the request at once as a
+failure.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ HTTP_429 = "http_429"
 HTTP_4XX = "http_4xx"
 MALFORMED = "malformed"
 UNSCORABLE = "verifier_unscorable"
-NON_RETRYABLE = frozenset({HTTP_4XX, UNSCORABLE})
+TOO_LARGE = "answer_too_large"
+NON_RETRYABLE = frozenset({HTTP_4XX, UNSCORABLE, TOO_LARGE})
 
 
 class RequestError(Exception):

@@ -17,18 +17,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from gym_operator import metrics
+from gym_operator import metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
-from gym_operator.rollout.job import prepare_prefix
+from gym_operator.rollout.job import check_prefix, claim_prefix
+from gym_operator.rollout.preflight import PreflightFailed, first_task, run_preflight
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
 from gym_operator.storage.manifest import read_success
 from gym_operator.storage.store import S3Settings, Storage
-from gym_operator.storage.uri import parse_uri
+from gym_operator.storage.uri import StorageURI, parse_uri
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,15 @@ def _gravity(error: BaseException) -> int:
     return 1 if isinstance(error, EndpointDown) else 0
 
 
+def register_secrets(spec: RolloutJobSpec, api_key: str | None) -> None:
+    """Redact this job's secrets from every row, file and log record the process writes."""
+    redaction.register(api_key)
+    redaction.register_env(redaction.SECRET_ENV_VARS)
+    redaction.register_url(spec.policy.base_url)
+    redaction.register_url(spec.verifier.url)
+    redaction.install_log_redaction()
+
+
 async def run_job(
     spec: RolloutJobSpec,
     *,
@@ -168,40 +178,26 @@ async def run_job(
     stop: asyncio.Event | None = None,
     storage: Storage | None = None,
     on_total: Callable[[int], None] | None = None,
+    preflight: bool = False,
+    preflight_wait: float = 0.0,
 ) -> JobResult:
     """Run the given shards (of spec.parallelism) side by side; ShardInterrupted on stop.
 
     The input's lines are counted once (bytes only) beside the first shard's work, so every
     manifest carries `expected_rollouts` from its first commit; `on_total` gets the slots of the
-    shards run here (tasks x repeats, bad rows included) when the count is done.
+    shards run here (tasks x repeats, bad rows included) when the count is done. With
+    `preflight`, one trial rollout must succeed before the prefix is claimed (PreflightFailed);
+    an endpoint that does not answer is tried again for up to `preflight_wait` seconds.
     """
     storage = storage or Storage(S3Settings.from_spec(spec.s3))
     prefix = parse_uri(spec.output.uri)
-    digest = await asyncio.to_thread(prepare_prefix, storage, prefix, spec, restart=restart)
     if endpoint is None:
         assert spec.policy.base_url and spec.policy.model
         endpoint = Endpoint(spec.policy.base_url, spec.policy.model)
-    result = JobResult(output_uri=str(prefix), digest=digest)
-    line_counts = asyncio.ensure_future(
-        asyncio.to_thread(
-            count_shard_lines,
-            storage,
-            parse_uri(spec.input.uri),
-            num_shards=spec.parallelism,
-            limit=spec.input.limit,
-        )
-    )
-    if on_total is not None:
-        repeats = spec.sampling.num_repeats
-        line_counts.add_done_callback(
-            lambda done: (
-                None
-                if done.cancelled() or done.exception()
-                else on_total(sum(done.result()[s] for s in shards) * repeats)
-            )
-        )
+    claim = await asyncio.to_thread(check_prefix, storage, prefix, spec, restart=restart)
     ceiling = window_ceiling(spec)
     api_key = load_api_key(spec.policy.api_key_env)
+    register_secrets(spec, api_key)
     async with (
         verifier_endpoint(spec, verifier_url) as verify_url,
         make_session(ceiling * len(shards)) as model_session,
@@ -209,10 +205,20 @@ async def run_job(
     ):
         clients = Clients(
             model=ModelClient(
-                model_session, endpoint.base_url, endpoint.model, spec.policy.api, api_key
+                model_session,
+                endpoint.base_url,
+                endpoint.model,
+                spec.policy.api,
+                api_key,
+                max_answer_bytes=spec.policy.max_answer_bytes,
             ),
             verifier=VerifierClient(verify_session, verify_url),
         )
+        if preflight:
+            await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
+        digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
+        result = JobResult(output_uri=str(prefix), digest=digest)
+        line_counts = _count_lines(spec, storage, shards, on_total)
         windows = shard_windows(ceiling, len(shards))
         result.shards = [ShardStats(shard) for shard in shards]
 
@@ -241,3 +247,64 @@ async def run_job(
         )
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
     return result
+
+
+async def _preflight(
+    spec: RolloutJobSpec,
+    storage: Storage,
+    prefix: StorageURI,
+    clients: Clients,
+    wait_seconds: float,
+    stop: asyncio.Event | None,
+) -> None:
+    """One trial rollout (see rollout.preflight), skipped when the prefix is already complete;
+    while the endpoint does not answer, tried again (doubling backoff) up to `wait_seconds`."""
+    if await asyncio.to_thread(read_success, storage, prefix) is not None:
+        return
+    task = await asyncio.to_thread(first_task, storage, spec)
+    if task is None:
+        return
+    deadline = time.monotonic() + wait_seconds
+    for attempt in itertools.count():
+        try:
+            score = await run_preflight(spec, task, clients.model, clients.verifier)
+        except PreflightFailed as failed:
+            delay = min(
+                spec.retry.backoff_max_seconds, spec.retry.backoff_base_seconds * 2**attempt
+            )
+            if not failed.unavailable or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; trying again in %.1f s", failed, delay)
+            if await _stopped_within(stop, delay):
+                raise ShardInterrupted("stopped while waiting for the endpoint") from failed
+            continue
+        log.info("preflight: task %d answered and verified (score %.3f)", task.index, score)
+        return
+
+
+def _count_lines(
+    spec: RolloutJobSpec,
+    storage: Storage,
+    shards: list[int],
+    on_total: Callable[[int], None] | None,
+) -> asyncio.Future[list[int]]:
+    """Count the input's lines per shard in a thread; `on_total` gets the slots of `shards`."""
+    line_counts = asyncio.ensure_future(
+        asyncio.to_thread(
+            count_shard_lines,
+            storage,
+            parse_uri(spec.input.uri),
+            num_shards=spec.parallelism,
+            limit=spec.input.limit,
+        )
+    )
+    if on_total is not None:
+        repeats = spec.sampling.num_repeats
+        line_counts.add_done_callback(
+            lambda done: (
+                None
+                if done.cancelled() or done.exception()
+                else on_total(sum(done.result()[s] for s in shards) * repeats)
+            )
+        )
+    return line_counts

@@ -9,22 +9,36 @@ Rules (documented in docs and relied on by resume):
 - Empty (or whitespace-only) lines are skipped; a UTF-8 BOM on the first line and CRLF endings are
   tolerated. Everything else that is not a JSON object with a `responses_create_params` object, or
   is longer than `maxRowBytes`, becomes a BadRow (its line is 1-based in the errors file).
+- Lines are split in linear time, and a line longer than `maxRowBytes` is never held whole in
+  memory (only its length is counted), whether or not it ends with a newline.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gym_operator.storage.store import Storage, iter_lines
+from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI
 
 BOM = b"\xef\xbb\xbf"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 EXCERPT_CHARS = 200
+COUNT_LINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class OversizedLine:
+    """A line longer than the row limit: only its length was kept, never its bytes."""
+
+    size: int
+
+    def strip(self) -> OversizedLine:
+        """Never blank (mirrors bytes.strip for the empty-line check)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,10 @@ class BadRow:
         }
 
 
-def parse_line(index: int, raw: bytes, max_row_bytes: int) -> Task | BadRow:
+def parse_line(index: int, raw: bytes | OversizedLine, max_row_bytes: int) -> Task | BadRow:
     """Turn one raw line (without its newline) into a Task or a BadRow."""
+    if isinstance(raw, OversizedLine):
+        return BadRow(index, f"row is {raw.size} bytes, above maxRowBytes {max_row_bytes}", "")
     if index == 0 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
     raw = raw.rstrip(b"\r")
@@ -106,12 +122,42 @@ def _input_problem(items: Any) -> str | None:
     return None
 
 
+def iter_bounded_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes | OversizedLine]:
+    """Split a byte stream into lines (without the newline) in time linear in its size.
+
+    A line is kept in memory only up to `max_bytes` (plus its CR and one chunk); past that only
+    its length is counted and it comes out as an OversizedLine, so memory stays bounded however
+    long a line without a newline is. The last line may lack a newline.
+    """
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pieces = chunk.split(b"\n")
+        for piece in pieces[:-1]:
+            yield _line(pending, size + len(piece), piece, max_bytes)
+            pending, size = [], 0
+        size += len(pieces[-1])
+        if size <= max_bytes + 1:
+            pending.append(pieces[-1])
+        else:
+            pending = []
+    if size:
+        yield _line(pending, size, b"", max_bytes)
+
+
+def _line(pending: list[bytes], size: int, last: bytes, max_bytes: int) -> bytes | OversizedLine:
+    """The whole line, or OversizedLine when it is longer than max_bytes (+1 for a CR)."""
+    if size > max_bytes + 1:
+        return OversizedLine(size)
+    return b"".join([*pending, last])
+
+
 def iter_raw_lines(
-    storage: Storage, uri: StorageURI, limit: int | None
-) -> Iterator[tuple[int, bytes]]:
+    storage: Storage, uri: StorageURI, limit: int | None, max_row_bytes: int = 256 * 1024 * 1024
+) -> Iterator[tuple[int, bytes | OversizedLine]]:
     """(index, raw line) for every non-empty line, up to `limit` non-empty lines."""
     seen = 0
-    for index, raw in enumerate(iter_lines(storage.iter_chunks(uri))):
+    for index, raw in enumerate(iter_bounded_lines(storage.iter_chunks(uri), max_row_bytes)):
         if not raw.strip() or raw.strip() == BOM:
             continue
         if limit is not None and seen >= limit:
@@ -130,7 +176,7 @@ def iter_shard(
     max_row_bytes: int,
 ) -> Iterator[Task | BadRow]:
     """The shard's tasks and bad rows, in file order, streamed."""
-    for index, raw in iter_raw_lines(storage, uri, limit):
+    for index, raw in iter_raw_lines(storage, uri, limit, max_row_bytes):
         if index % num_shards == shard:
             yield parse_line(index, raw, max_row_bytes)
 
@@ -138,9 +184,12 @@ def iter_shard(
 def count_shard_lines(
     storage: Storage, uri: StorageURI, *, num_shards: int, limit: int | None
 ) -> list[int]:
-    """Non-empty lines per shard (an upper bound of tasks, for progress totals)."""
+    """Non-empty lines per shard (an upper bound of tasks, for progress totals).
+
+    Lines are kept only up to COUNT_LINE_BYTES (only their count matters here).
+    """
     counts = [0] * num_shards
-    for index, _ in iter_raw_lines(storage, uri, limit):
+    for index, _ in iter_raw_lines(storage, uri, limit, COUNT_LINE_BYTES):
         counts[index % num_shards] += 1
     return counts
 

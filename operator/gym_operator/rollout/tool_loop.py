@@ -4,7 +4,10 @@ For a task that carries `tools`: seed a session on the verifier server, then cal
 every `function_call` item it emits is POSTed (arguments as the JSON body, the session's cookie
 and `X-Session-Id` header attached) to `<verifier>/<tool name>` and answered with a
 `function_call_output` item; the model is called again with everything so far, until a turn
-has no tool call, the response is truncated, or `maxTurns` model calls were made. The result is
+has no tool call, the response is truncated, or `maxTurns` model calls were made. A turn with
+more calls than `maxToolCallsPerTurn`, or calls beyond `maxToolCalls` in the rollout, runs only
+the calls within the limits and ends the rollout with status `incomplete` and reason
+`max_tool_calls` (the calls beyond are in the trajectory, unanswered). The result is
 one Responses-API `response` whose `output` is the whole trajectory (model items and tool
 outputs in order) and whose `usage` sums all turns. Tool errors the model can act on (unknown
 tool, bad arguments, a 4xx answer) become tool outputs; a verifier server that cannot be
@@ -23,6 +26,15 @@ import aiohttp
 ModelCall = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 SESSION_HEADER = "X-Session-Id"
 TOOL_OUTPUT_CHARS = 64 * 1024
+OVER_LIMIT_REASON = "max_tool_calls"
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """Tool calls run per model turn and per rollout."""
+
+    per_turn: int = 32
+    per_rollout: int = 128
 
 
 class ToolLoopError(Exception):
@@ -81,10 +93,15 @@ async def call_tool(
 ) -> str:
     """The `output` string for one function call (errors the model can read, or ToolLoopError)."""
     name = str(call.get("name") or "")
+    raw = call.get("arguments") or "{}"
+    if not isinstance(raw, str):
+        return json.dumps({"error": "arguments must be a string of JSON"})
     try:
-        arguments = json.loads(call.get("arguments") or "{}")
+        arguments = json.loads(raw)
     except ValueError as exc:
         return json.dumps({"error": f"arguments are not JSON: {exc}"})
+    except RecursionError:
+        return json.dumps({"error": "arguments are not JSON: nested too deeply"})
     if not isinstance(arguments, dict):
         return json.dumps({"error": "arguments must be a JSON object"})
     if not name or "/" in name:
@@ -96,7 +113,7 @@ async def call_tool(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as resp:
-            text = await resp.text()
+            text = await read_prefix(resp, 4 * TOOL_OUTPUT_CHARS)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ToolLoopError(f"tool {name} failed: {type(exc).__name__}: {exc}") from None
     if resp.status >= 500:
@@ -106,6 +123,18 @@ async def call_tool(
     if resp.status >= 400:
         return json.dumps({"error": f"HTTP {resp.status}: {text[:500]}"})
     return text[:TOOL_OUTPUT_CHARS]
+
+
+async def read_prefix(resp: aiohttp.ClientResponse, max_bytes: int) -> str:
+    """At most the first `max_bytes` of the body as text (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= max_bytes:
+            break
+    return b"".join(chunks)[:max_bytes].decode("utf-8", errors="replace")
 
 
 def _sum_usage(total: dict[str, int], usage: dict[str, Any] | None) -> None:
@@ -126,6 +155,7 @@ async def run_tool_loop(
     params: dict[str, Any],
     max_turns: int,
     tool_timeout: float = 60.0,
+    limits: ToolLimits | None = None,
 ) -> ToolLoopResult:
     """Run the loop for one rollout; `params` are the merged responses_create_params.
 
@@ -140,7 +170,10 @@ async def run_tool_loop(
     usage: dict[str, int] = {}
     response: dict[str, Any] = {}
     turns = 0
-    while turns < max_turns:
+    limits = limits or ToolLimits()
+    calls_left = limits.per_rollout
+    over_limit = False
+    while turns < max_turns and not over_limit:
         response = await call_model({**params, "input": conversation})
         turns += 1
         _sum_usage(usage, response.get("usage"))
@@ -150,7 +183,10 @@ async def run_tool_loop(
         calls = [item for item in output if item.get("type") == "function_call"]
         if not calls or _truncated(response):
             break
-        for call in calls:
+        allowed = min(limits.per_turn, calls_left)
+        over_limit = len(calls) > allowed
+        calls_left -= min(len(calls), allowed)
+        for call in calls[:allowed]:
             result = await call_tool(http, verifier_url, call, headers, tool_timeout)
             item = {
                 "type": "function_call_output",
@@ -162,4 +198,7 @@ async def run_tool_loop(
     final = dict(response)
     final["output"] = trajectory
     final["usage"] = usage
+    if over_limit:
+        final["status"] = "incomplete"
+        final["incomplete_details"] = {"reason": OVER_LIMIT_REASON}
     return ToolLoopResult(response=final, session_headers=headers, turns=turns)

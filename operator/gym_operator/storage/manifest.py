@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from gym_operator import redaction
 from gym_operator.storage import layout
 from gym_operator.storage.slots import SlotSet
 from gym_operator.storage.store import ObjectNotFound, Storage
@@ -149,8 +150,9 @@ def read_job_record(storage: Storage, prefix: StorageURI) -> JobRecord | None:
 
 
 def write_job_record(storage: Storage, prefix: StorageURI, record: JobRecord) -> None:
-    """Write `_job.json`."""
-    storage.write_bytes(prefix.join(layout.JOB_RECORD), record.model_dump_json(indent=2).encode())
+    """Write `_job.json` (registered secrets redacted)."""
+    text = redaction.redact_text(record.model_dump_json(indent=2))
+    storage.write_bytes(prefix.join(layout.JOB_RECORD), text.encode())
 
 
 def read_success(storage: Storage, prefix: StorageURI) -> SuccessMarker | None:

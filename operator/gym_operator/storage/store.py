@@ -1,18 +1,19 @@
 """Reading and writing objects on file:// and s3:// through one `Storage` facade.
 
-Writes are atomic: a local file is written beside its target and renamed; an S3 PUT is atomic by
-nature. The S3 client is created once per `Storage` and retries throttling (503 SlowDown) and
-connection errors with botocore's standard retry mode.
+Writes are atomic: a local file is written beside its target (mode 0666 less the umask, as any
+other tool's output) and renamed; an S3 PUT is atomic by nature. The S3 client is created once
+per `Storage` and retries throttling (503 SlowDown) and connection errors with botocore's
+standard retry mode.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class S3Settings:
     max_attempts: int = 10
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    access_key_id: str | None = field(default=None, repr=False)
+    """An explicit key pair (the operator reading with a job's Secret); None: the AWS chain."""
+    secret_access_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_spec(cls, spec: Any | None) -> S3Settings:
@@ -67,6 +71,8 @@ class Storage:
                 "s3",
                 endpoint_url=cfg.endpoint_url,
                 region_name=cfg.region or "us-east-1",
+                aws_access_key_id=cfg.access_key_id,
+                aws_secret_access_key=cfg.secret_access_key,
                 config=Config(
                     retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
                     connect_timeout=cfg.connect_timeout,
@@ -94,7 +100,9 @@ class Storage:
             return
         path = Path(loc.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # Mode 0666 less the umask, as any other tool's output (mkstemp would make it 0600).
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -204,14 +212,23 @@ class Storage:
 
 
 def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines (without the newline); the last line may lack one."""
-    pending = b""
+    """Split a byte stream into lines (without the newline); the last line may lack one.
+
+    A line longer than a chunk is collected as a list of pieces and joined once, so a long line
+    without a newline costs time linear in its length, not quadratic.
+    """
+    pieces: list[bytes] = []
     for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        yield from lines
-    if pending:
-        yield pending
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            pieces.append(lines[0])
+            yield b"".join(pieces)
+            yield from lines[1:]
+            pieces = []
+        if rest:
+            pieces.append(rest)
+    if pieces:
+        yield b"".join(pieces)
 
 
 @contextmanager

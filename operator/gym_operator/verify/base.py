@@ -141,20 +141,31 @@ def response_text(response: dict[str, Any]) -> str:
     return "".join(texts)
 
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 
 
 def strip_reasoning(text: str) -> str:
-    """The final answer part of a text: `<think>` blocks removed.
+    """The final answer part of a text: `<think>` blocks removed, in time linear in the text.
 
     Text before a lone `</think>` (the opening tag was in the prompt) is reasoning; an unclosed
     `<think>` means the response ran out inside its reasoning, so the final answer is empty.
+    Each tag search starts where the last one ended, and an opening tag without a closing one
+    ends the scan, so model text full of tags costs one pass (never a search per tag).
     """
-    out = _THINK_BLOCK.sub("", text)
-    lowered = out.lower()
-    if "</think>" in lowered:
-        out = out[lowered.rindex("</think>") + len("</think>") :]
-        lowered = out.lower()
-    if "<think>" in lowered:
-        out = out[: lowered.index("<think>")]
+    kept: list[str] = []
+    pos = 0
+    while (opened := _THINK_OPEN.search(text, pos)) is not None:
+        closed = _THINK_CLOSE.search(text, opened.end())
+        if closed is None:
+            break
+        kept.append(text[pos : opened.start()])
+        pos = closed.end()
+    out = "".join(kept) + text[pos:]
+    last_close = max((m.end() for m in _THINK_CLOSE.finditer(out)), default=None)
+    if last_close is not None:
+        out = out[last_close:]
+    unclosed = _THINK_OPEN.search(out)
+    if unclosed is not None:
+        out = out[: unclosed.start()]
     return out.strip()

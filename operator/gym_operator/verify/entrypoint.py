@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from gym_operator.api.verifiers import check_config
 from gym_operator.verify.server import VerifierSettings, available_cpus, start_server
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ def main(args: argparse.Namespace) -> int:
     """Entry point of `gymops verify-server`."""
     try:
         config = load_config(args.config)
+        problems = check_config(args.verifier, config)
+        if problems:
+            raise ValueError("--config: " + "; ".join(problems))
         settings = VerifierSettings(
             builtin=args.verifier,
             config=config,

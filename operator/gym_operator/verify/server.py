@@ -3,7 +3,9 @@
 CPU-bound checks run in a process pool sized to the cores, never on the event loop; async checks
 (the LLM judge) run on the loop with one shared HTTP session. Answers: 200 with the body plus
 `reward` (+ `reward_components`, `verifier_details`); 400 for a body that is not a JSON object
-with a `response` object (the error names what is wrong); 413 above the size limit; 422
+with a `response` object of the right shape, or JSON nested too deeply (the error names what is
+wrong); 408 for a body not received within `body_timeout_seconds` (the connection is closed, as
+is one without a complete request within `idle_timeout_seconds`); 413 above the size limit; 422
 `{"error"}` when the verifier cannot score the response (the generator's failure row); 503 when a
 pool worker died under the request (the pool is recreated; retry); 504 on the per-request timeout
 (the pool is recycled so a stuck worker cannot pin a core). `/health` and `/metrics` report state.
@@ -12,6 +14,7 @@ pool worker died under the request (the pool is recreated; retry); 504 on the pe
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import math
@@ -30,7 +33,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gym_operator import metrics
+from gym_operator import metrics, redaction
 from gym_operator.verify import sandbox
 from gym_operator.verify.base import (
     VerifierError,
@@ -88,6 +91,10 @@ class VerifierSettings:
     max_sessions: int = 100_000
     max_batch: int = 16
     tool_timeout_seconds: float = 60.0
+    body_timeout_seconds: float = 30.0
+    """A request body not received within this time is answered 408 and its connection closed."""
+    idle_timeout_seconds: float = 75.0
+    """A connection with no complete request for this long is closed (slow or stalled headers)."""
 
 
 def _outcome(result: VerifyResult) -> dict[str, Any]:
@@ -290,16 +297,24 @@ async def read_json_object(request: web.Request) -> dict[str, Any] | web.Respons
     limit = request.app[SETTINGS_KEY].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _error(413, f"body of {request.content_length} bytes exceeds {limit} bytes")
+    seconds = request.app[SETTINGS_KEY].body_timeout_seconds
     try:
-        raw = await request.read()
+        async with asyncio.timeout(seconds):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body exceeds {limit} bytes")
+    except TimeoutError:
+        answer = _error(408, f"body not received within {seconds:g} s")
+        answer.force_close()
+        return answer
     if not raw.strip():
         return _error(400, "body is empty; expected a JSON object")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, f"body is not JSON: {exc}")
+    except RecursionError:
+        return _error(400, "body is not JSON: nested too deeply")
     if not isinstance(body, dict):
         return _error(400, f"body must be a JSON object, got {type(body).__name__}")
     request[RAW_BODY] = raw
@@ -319,6 +334,7 @@ def answer_bytes(raw: bytes, body: dict[str, Any], extra: dict[str, Any]) -> byt
 
 
 def _bad_response_field(body: dict[str, Any]) -> str | None:
+    """What makes the body's `response` unusable, naming the field; None when it is usable."""
     response = body.get("response")
     if not isinstance(response, dict):
         return "body needs a `response` object (the Responses-API response to score)"
@@ -327,8 +343,26 @@ def _bad_response_field(body: dict[str, Any]) -> str | None:
     output = response["output"]
     if not isinstance(output, list):
         return "`response.output` must be a list of output items"
-    if any(not isinstance(item, dict) for item in output):
-        return "`response.output` items must be objects"
+    for index, item in enumerate(output):
+        if not isinstance(item, dict):
+            return "`response.output` items must be objects"
+        problem = _bad_content(item.get("content"))
+        if problem:
+            return f"`response.output[{index}].content{problem[0]}` {problem[1]}"
+    return None
+
+
+def _bad_content(content: Any) -> tuple[str, str] | None:
+    """(path below `content`, what is wrong) for content that is neither text nor parts."""
+    if content is None or isinstance(content, str):
+        return None
+    if not isinstance(content, list):
+        return "", f"must be a list of parts, got {type(content).__name__}"
+    for index, part in enumerate(content):
+        if not isinstance(part, dict):
+            return f"[{index}]", f"must be an object, got {type(part).__name__}"
+        if part.get("text") is not None and not isinstance(part["text"], str):
+            return f"[{index}].text", f"must be a string, got {type(part['text']).__name__}"
     return None
 
 
@@ -476,6 +510,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 def create_app(settings: VerifierSettings) -> web.Application:
     """The aiohttp application; the process pool and HTTP session live as long as the app."""
     get_verifier(settings.builtin)
+    redaction.register_env([str(settings.config.get("apiKeyEnv", "JUDGE_API_KEY"))])
+    redaction.install_log_redaction()
     tools = get_tools(settings.builtin)
     reserved = {"seed_session", "verify", "health", "metrics"}
     if reserved & set(tools):
@@ -508,11 +544,52 @@ def create_app(settings: VerifierSettings) -> web.Application:
     return app
 
 
+class AcceptErrorLog:
+    """The event loop's exception handler, with "out of descriptors" accept errors rate-limited.
+
+    asyncio logs every failed accept() with a traceback, up to the listen backlog per second;
+    under a connection flood that is megabytes of log. One line per `interval` seconds says the
+    same (how many were left out); other errors go to the handler that was there before.
+    """
+
+    RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+    def __init__(self, previous: Any, interval: float = 10.0) -> None:
+        self.previous = previous
+        self.interval = interval
+        self.last = -math.inf
+        self.suppressed = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in self.RESOURCE_ERRORS:
+            now = time.monotonic()
+            if now - self.last < self.interval:
+                self.suppressed += 1
+                return
+            log.warning(
+                "cannot accept connections: %s (%d such errors not logged before this one)",
+                error.strerror,
+                self.suppressed,
+            )
+            self.last, self.suppressed = now, 0
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
 async def start_server(
     settings: VerifierSettings, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Start the server in this event loop; returns the runner (cleanup()) and its base URL."""
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop.get_exception_handler(), AcceptErrorLog):
+        loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, keepalive_timeout=settings.idle_timeout_seconds
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

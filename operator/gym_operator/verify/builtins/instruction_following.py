@@ -64,7 +64,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _sections(text: str, marker: str) -> int:
-    return len(re.findall(rf"^\s*{re.escape(marker)}\s+\d+", text, flags=re.MULTILINE))
+    return len(re.findall(rf"^[ \t]*{re.escape(marker)}[ \t]+\d+", text, flags=re.MULTILINE))
 
 
 def _keywords(spec: dict[str, Any]) -> list[str]:
@@ -86,7 +86,7 @@ RULES: dict[str, Rule] = {
     "forbidden_keywords": lambda t, s: not any(_count_keyword(t, k) for k in _keywords(s)),
     "keyword_frequency": _frequency,
     "bullet_count": lambda t, s: (
-        len(re.findall(r"^\s*[*-]\s+\S", t, flags=re.MULTILINE)) == int(_param(s, "n"))
+        len(re.findall(r"^[ \t]*[*-][ \t]+\S", t, flags=re.MULTILINE)) == int(_param(s, "n"))
     ),
     "paragraph_count": lambda t, s: len(_paragraphs(t)) == int(_param(s, "n")),
     "json_format": lambda t, s: parse_json_answer(t) is not _MISSING,
@@ -103,7 +103,7 @@ RULES: dict[str, Rule] = {
     ),
     "sections": lambda t, s: _sections(t, str(s.get("marker", "Section"))) == int(_param(s, "n")),
     "postscript": lambda t, s: (
-        re.search(rf"^\s*{re.escape(str(s.get('marker', 'P.S.')))}", t, flags=re.MULTILINE)
+        re.search(rf"^[ \t]*{re.escape(str(s.get('marker', 'P.S.')))}", t, flags=re.MULTILINE)
         is not None
     ),
     "max_chars": lambda t, s: len(t.strip()) <= int(_param(s, "n")),

@@ -55,7 +55,7 @@ def parse_json_answer(text: str) -> Any:
             continue
         try:
             return json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to be an answer
             continue
     return _MISSING
 

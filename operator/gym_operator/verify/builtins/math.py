@@ -33,24 +33,33 @@ from gym_operator.verify.builtins.math_grading import grade
 
 _GSM8K_ANSWER = re.compile(r"####\s*([^\n]+)")
 _BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
 EXTRACTION_MODES = ("auto", "boxed", "gsm8k")
 # An unmarked answer is looked for at the end of the response (bounds math-verify's work).
 MAX_UNMARKED_CHARS = 2000
+# A marked answer longer than this is not an answer (bounds math-verify's work and its logs).
+MAX_MARKED_CHARS = 1000
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (balanced braces), or None."""
-    starts = [m.end() for m in _BOXED_OPEN.finditer(text)]
-    for start in reversed(starts):
-        depth = 1
-        for pos in range(start, len(text)):
-            if text[pos] == "{":
-                depth += 1
-            elif text[pos] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:pos].strip()
-    return None
+    """The content of the last `\\boxed{...}` (balanced braces), or None.
+
+    One pass with a stack of open braces, so text full of unclosed `\\boxed{` costs linear time
+    (a scan per marker would be quadratic).
+    """
+    starts = {m.end() for m in _BOXED_OPEN.finditer(text)}
+    if not starts:
+        return None
+    stack: list[int] = []
+    best: tuple[int, int] | None = None
+    for brace in _BRACE.finditer(text):
+        if brace.group() == "{":
+            stack.append(brace.end())
+        elif stack:
+            start = stack.pop()
+            if start in starts and (best is None or start > best[0]):
+                best = (start, brace.start())
+    return None if best is None else text[best[0] : best[1]].strip()
 
 
 def last_gsm8k(text: str) -> str | None:
@@ -60,15 +69,19 @@ def last_gsm8k(text: str) -> str | None:
 
 
 def extract_candidate(text: str, mode: str = "auto") -> tuple[str | None, bool]:
-    """(text to parse, whether it was explicitly marked); None when the mode finds nothing."""
+    """(text to parse, whether it was explicitly marked).
+
+    The text is None when the mode finds nothing, or when the marked answer is longer than
+    MAX_MARKED_CHARS (marked but not an answer).
+    """
     if mode in ("auto", "boxed"):
         boxed = last_boxed(text)
         if boxed is not None:
-            return f"$\\boxed{{{boxed}}}$", True
+            return (f"$\\boxed{{{boxed}}}$" if len(boxed) <= MAX_MARKED_CHARS else None), True
     if mode in ("auto", "gsm8k"):
         marked = last_gsm8k(text)
         if marked is not None:
-            return f"${marked.rstrip('.')}$", True
+            return (f"${marked.rstrip('.')}$" if len(marked) <= MAX_MARKED_CHARS else None), True
     if mode == "auto" and text.strip():
         return text[-MAX_UNMARKED_CHARS:], False
     return None, False

@@ -22,7 +22,7 @@ import string
 from typing import Any
 
 from gym_operator.verify.base import VerifierError, VerifyResult, register
-from gym_operator.verify.builtins.math import last_boxed
+from gym_operator.verify.builtins.math import MAX_MARKED_CHARS, last_boxed
 
 MODES = ("auto", "strict", "boxed", "first", "last")
 # A chosen letter: "(b)" in any case, or a bare capital "B" (a bare "a" is the English article).
@@ -78,6 +78,8 @@ def extract_letter(text: str, letters: dict[str, str], mode: str) -> str | None:
             return None
     if mode in ("boxed", "auto"):
         boxed = last_boxed(text)
+        if boxed is not None and len(boxed) > MAX_MARKED_CHARS:
+            return None
         if boxed is not None:
             inner = re.sub(r"\\text\{([^}]*)\}", r"\1", boxed).strip(" ()")
             return inner.upper() if inner.upper() in letters else None

@@ -1,0 +1,204 @@
+"""Typed config of each built-in verifier: unknown keys and bad values are refused, by name.
+
+One model per built-in (keys camelCase, as in `spec.verifier.config`). `check_config` is used by
+the RolloutJob model (so `gymops run`, the generator, the operator and `gymops validate` refuse a
+bad config before any request), and `config_cel_rules` derives the CRD's CEL rules from the
+same models (known keys and enum values), so `kubectl apply` refuses it too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from gym_operator.api.common import ApiModel, cel
+
+MAX_CONFIG_KEYS = 32
+"""Bound on top-level config keys (keeps the CRD's CEL cost estimate small)."""
+
+
+class VerifierConfig(ApiModel):
+    """Keys every built-in accepts."""
+
+    model_config = ConfigDict(populate_by_name=False)
+
+    strip_reasoning: bool = Field(
+        default=True, description="Remove <think> blocks before scoring (false: score raw text)."
+    )
+
+
+class MathConfig(VerifierConfig):
+    """`math`: answer equivalence with math-verify."""
+
+    answer_field: str = Field(default="expected_answer", min_length=1)
+    extraction: Literal["auto", "boxed", "gsm8k"] = "auto"
+    timeout_seconds: float = Field(default=5, gt=0, le=3600)
+
+
+class ExactMatchConfig(VerifierConfig):
+    """`exact_match`: the response equals the answer after normalisation."""
+
+    answer_field: str = Field(default="expected_answer", min_length=1)
+    case_insensitive: bool = True
+    collapse_whitespace: bool = True
+    ignore_punctuation: bool = False
+    strip_articles: bool = False
+    strip_thousands_separators: bool = False
+    mode: Literal["full", "contains", "lastLine"] = "full"
+
+
+class McqaConfig(VerifierConfig):
+    """`mcqa`: multiple choice."""
+
+    answer_field: str = Field(default="expected_answer", min_length=1)
+    options_field: str = Field(default="options", min_length=1)
+    extraction: Literal["auto", "strict", "boxed", "first", "last"] = "auto"
+
+
+class RegexConfig(VerifierConfig):
+    """`regex`: the response matches a pattern."""
+
+    pattern: str | None = None
+    pattern_field: str = Field(default="pattern", min_length=1)
+    mode: Literal["search", "full"] = "search"
+    flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = Field(default_factory=list)
+    answer_field: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class JsonSchemaConfig(VerifierConfig):
+    """`json_schema`: the response is JSON valid against a schema."""
+
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_field: str = Field(default="schema", min_length=1)
+    partial_credit: float = Field(default=0.0, ge=0, le=1)
+
+
+class InstructionFollowingConfig(VerifierConfig):
+    """`instruction_following`: IFEval-style checkable instructions."""
+
+    instructions_field: str = Field(default="instructions", min_length=1)
+    instructions: list[dict[str, Any]] | None = None
+    scoring: Literal["fraction", "all"] = "fraction"
+
+
+class CodeExecutionConfig(VerifierConfig):
+    """`code_execution`: the program runs against the task's tests in the sandbox."""
+
+    test_cases_field: str = Field(default="test_cases", min_length=1)
+    tests_field: str = Field(default="tests", min_length=1)
+    timeout_seconds: float = Field(default=10, gt=0, le=3600)
+    memory_mb: int = Field(default=512, ge=16, le=1_048_576, alias="memoryMB")
+    max_processes: int = Field(default=32, ge=1, le=4096)
+    scoring: Literal["fraction", "all"] = "fraction"
+    allow_unsandboxed: bool = False
+
+
+class LlmJudgeConfig(VerifierConfig):
+    """`llm_judge`: an OpenAI-compatible judge model."""
+
+    base_url: str = Field(alias="baseURL", pattern=r"^https?://")
+    model: str = Field(min_length=1)
+    api_key_env: str = Field(default="JUDGE_API_KEY", min_length=1)
+    mode: Literal["equivalence", "score"] = "equivalence"
+    prompt_template: str | None = None
+    both_orderings: bool = True
+    answer_field: str = Field(default="expected_answer", min_length=1)
+    equal_label: str = Field(default="[[A=B]]", min_length=1)
+    not_equal_label: str = Field(default="[[A!=B]]", min_length=1)
+    timeout_seconds: float = Field(default=60, gt=0, le=3600)
+    temperature: float = Field(default=0, ge=0, le=2)
+
+
+CONFIG_MODELS: dict[str, type[VerifierConfig]] = {
+    "math": MathConfig,
+    "exact_match": ExactMatchConfig,
+    "mcqa": McqaConfig,
+    "regex": RegexConfig,
+    "json_schema": JsonSchemaConfig,
+    "instruction_following": InstructionFollowingConfig,
+    "code_execution": CodeExecutionConfig,
+    "llm_judge": LlmJudgeConfig,
+}
+
+
+def known_keys(builtin: str) -> list[str]:
+    """The config keys a built-in accepts, as written in YAML."""
+    model = CONFIG_MODELS[builtin]
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def check_config(builtin: str, config: dict[str, Any]) -> list[str]:
+    """Problems of a built-in's config, one line each naming `config.<key>`; [] when valid."""
+    model = CONFIG_MODELS.get(builtin)
+    if model is None:
+        return []
+    try:
+        model.model_validate(config)
+    except ValidationError as exc:
+        return [_describe(builtin, item) for item in exc.errors()]
+    return []
+
+
+def _describe(builtin: str, item: Any) -> str:
+    where = "config." + ".".join(str(p) for p in item["loc"])
+    if item["type"] == "extra_forbidden":
+        key = str(item["loc"][0])
+        keys = known_keys(builtin)
+        close = difflib.get_close_matches(key, keys, n=1)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        return f"{where}: unknown key for the {builtin} verifier{guess}; known: {', '.join(keys)}"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message} (got {item.get('input')!r})"
+
+
+def _enum_values(annotation: Any) -> list[str] | None:
+    if typing.get_origin(annotation) is Literal:
+        return [str(v) for v in typing.get_args(annotation)]
+    return None
+
+
+def config_cel_rules() -> list[dict[str, str]]:
+    """CEL rules for VerifierSpec: per built-in, its known keys and its enum values."""
+    rules = []
+    for builtin, model in CONFIG_MODELS.items():
+        guard = f"!has(self.builtin) || self.builtin != '{builtin}' || !has(self.config)"
+        keys = known_keys(builtin)
+        rules.append(
+            cel(
+                f"{guard} || self.config.all(k, k in {_cel_list(keys)})",
+                f"verifier.config: unknown key for the {builtin} verifier; known: "
+                + ", ".join(keys),
+            )
+        )
+        for name, field in model.model_fields.items():
+            values = _enum_values(field.annotation)
+            if values is None:
+                continue
+            key = field.alias or name
+            rules.append(
+                cel(
+                    f"{guard} || !has(self.config.{key}) "
+                    f"|| self.config.{key} in {_cel_list(values)}",
+                    f"verifier.config.{key} of the {builtin} verifier must be one of "
+                    + ", ".join(values),
+                )
+            )
+    return rules
+
+
+def _cel_list(values: list[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"

@@ -1,0 +1,87 @@
+"""In the cluster the viewer lists RolloutJobs and Datasets and opens each output on first use."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import viewerkit
+from aiohttp import web
+
+from gym_operator.storage.store import Storage
+from gym_operator.testing.loopback import run_in_thread
+from gym_operator.viewer.catalog import Catalog, Entry, _entry
+from gym_operator.viewer.server import make_app
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_resources_become_entries() -> None:
+    job = {
+        "kind": "RolloutJob",
+        "metadata": {"namespace": "team-a", "name": "math"},
+        "spec": {"output": {"uri": "s3://b/spec-uri"}},
+        "status": {
+            "phase": "Running",
+            "output": {"uri": "s3://b/runs/math/"},
+            "progress": {"completed": 12, "total": 40},
+        },
+    }
+    assert _entry(job) == Entry(
+        "job", "s3://b/runs/math/", "team-a/math", "Running", "12/40 rollouts"
+    )
+    dataset = {
+        "kind": "Dataset",
+        "metadata": {"name": "dpo"},
+        "spec": {"output": {"uri": "s3://b/d"}},
+    }
+    assert _entry(dataset) == Entry("dataset", "s3://b/d/", "/dpo", "Pending", "")
+    assert _entry({"kind": "Dataset", "metadata": {}, "spec": {}}) is None
+
+
+def test_catalog_lists_on_each_look_and_opens_on_first_use(
+    outputs: viewerkit.Outputs, tmp_path: Path
+) -> None:
+    listed = [
+        Entry("job", f"file://{outputs.rollouts}/", "ns/math", "Succeeded", "40/40 rollouts"),
+        Entry("dataset", f"file://{outputs.dataset}/", "ns/dpo", "Succeeded", "5 rows"),
+    ]
+    catalog = Catalog(Storage(), tmp_path, refresh=0.5)
+    catalog.lister = lambda: list(listed)
+
+    async def start() -> tuple[web.AppRunner, str]:
+        runner = web.AppRunner(make_app(catalog))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+
+    try:
+        with run_in_thread(start, name="viewer") as url:
+            _, views = get(url + "api/views")
+            assert [(v["id"], v["name"], v["phase"]) for v in views] == [
+                (0, "ns/math", "Succeeded"),
+                (1, "ns/dpo", "Succeeded"),
+            ]
+            status, overview = get(url + "api/v/0/overview")
+            assert status == 200 and overview["status"]["uri"] == f"file://{outputs.rollouts}"
+            status, dataset = get(url + "api/v/1/dataset")
+            assert status == 200 and dataset["name"] == "viewer-dpo"
+            listed.append(Entry("dataset", f"file://{tmp_path / 'unbuilt'}/", "ns/new", "Pending"))
+            _, views = get(url + "api/views")
+            assert [v["name"] for v in views] == ["ns/math", "ns/dpo", "ns/new"]
+            status, body = get(url + "api/v/2/dataset")
+            assert status == 404 and "not built yet" in body["error"]
+            status, body = get(url + "api/v/7/overview")
+            assert status == 404
+    finally:
+        catalog.stop()
