@@ -31,12 +31,30 @@ class VerifierConfig(ApiModel):
     )
 
 
+class MathJudgeConfig(ApiModel):
+    """`math` hybrid mode: a judge asked only when the rules say no (see math_hybrid)."""
+
+    base_url: str = Field(alias="baseURL", pattern=r"^https?://")
+    model: str = Field(min_length=1)
+    api_key_env: str = Field(default="JUDGE_API_KEY", min_length=1)
+    timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    max_calls: int = Field(default=100_000, ge=0)
+    both_orderings: bool = True
+    max_response_chars: int = Field(default=2000, ge=1, le=1_000_000)
+    temperature: float = Field(default=0, ge=0, le=2)
+    prompt_template: str | None = None
+    equal_label: str = Field(default="[[A=B]]", min_length=1)
+    not_equal_label: str = Field(default="[[A!=B]]", min_length=1)
+
+
 class MathConfig(VerifierConfig):
     """`math`: answer equivalence with math-verify."""
 
     answer_field: str = Field(default="expected_answer", min_length=1)
     extraction: Literal["auto", "boxed", "gsm8k"] = "auto"
     timeout_seconds: float = Field(default=5, gt=0, le=3600)
+    options_field: str = Field(default="options", min_length=1)
+    judge: MathJudgeConfig | None = None
 
 
 class ExactMatchConfig(VerifierConfig):
