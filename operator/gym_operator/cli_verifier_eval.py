@@ -23,6 +23,7 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
+from gym_operator.api.verifiers import check_config
 from gym_operator.rollout.client import normalise_chat
 from gym_operator.verify.entrypoint import load_config
 from gym_operator.verify.server import VerifierSettings, available_cpus, start_server
@@ -170,9 +171,13 @@ async def evaluate(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list
     """Serve the built-in on loopback (or use the URL) and judge every row."""
     if args.verifier.startswith(("http://", "https://")):
         return await judge_all(args.verifier.rstrip("/"), rows, args.threshold, args.concurrency)
+    config = load_config(args.config)
+    problems = check_config(args.verifier, config)
+    if problems:
+        raise ValueError("--config: " + "; ".join(problems))
     settings = VerifierSettings(
         builtin=args.verifier,
-        config=load_config(args.config),
+        config=config,
         workers=args.workers or available_cpus(),
         timeout_seconds=args.timeout,
     )

@@ -97,6 +97,13 @@ def test_bad_labelled_files_are_refused_with_the_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "bad.jsonl:1: `label` must be true or false" in done.stdout
     bad.write_text('{"label": true, "response_text": "1", "expected_answer": "1"}\n')
+    done = subprocess.run(
+        gymops("verifier-eval", str(bad), "--verifier", "math", "--config", '{"judge": {}}'),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "config.judge.baseURL: Field required" in done.stdout
     nobody = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run(
         gymops("verifier-eval", str(bad), "--verifier", nobody),
