@@ -23,20 +23,13 @@ from __future__ import annotations
 
 import re
 import threading
-from functools import lru_cache
 from typing import Any
-
-from math_verify import parse
 
 from gym_operator.verify.base import VerifyResult, register
 from gym_operator.verify.builtins.math_grading import grade
 
-_GSM8K_ANSWER = re.compile(r"####\s*([^\n]+)")
 _BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE = re.compile(r"[{}]")
-EXTRACTION_MODES = ("auto", "boxed", "gsm8k")
-# An unmarked answer is looked for at the end of the response (bounds math-verify's work).
-MAX_UNMARKED_CHARS = 2000
 # A marked answer longer than this is not an answer (bounds math-verify's work and its logs).
 MAX_MARKED_CHARS = 1000
 
@@ -62,47 +55,11 @@ def last_boxed(text: str) -> str | None:
     return None if best is None else text[best[0] : best[1]].strip()
 
 
-def last_gsm8k(text: str) -> str | None:
-    """The answer after the last `#### ` marker, or None."""
-    found = _GSM8K_ANSWER.findall(text)
-    return found[-1].strip() if found else None
-
-
-def extract_candidate(text: str, mode: str = "auto") -> tuple[str | None, bool]:
-    """(text to parse, whether it was explicitly marked).
-
-    The text is None when the mode finds nothing, or when the marked answer is longer than
-    MAX_MARKED_CHARS (marked but not an answer).
-    """
-    if mode in ("auto", "boxed"):
-        boxed = last_boxed(text)
-        if boxed is not None:
-            return (f"$\\boxed{{{boxed}}}$" if len(boxed) <= MAX_MARKED_CHARS else None), True
-    if mode in ("auto", "gsm8k"):
-        marked = last_gsm8k(text)
-        if marked is not None:
-            return (f"${marked.rstrip('.')}$" if len(marked) <= MAX_MARKED_CHARS else None), True
-    if mode == "auto" and text.strip():
-        return text[-MAX_UNMARKED_CHARS:], False
-    return None, False
-
-
 def _timeout(config: dict[str, Any]) -> int | None:
     """math-verify's signal-based timeout works only on the main thread."""
     if threading.current_thread() is not threading.main_thread():
         return None
     return int(config.get("timeoutSeconds", 5))
-
-
-@lru_cache(maxsize=4096)
-def parse_reference(answer: str, timeout: int | None) -> list[Any]:
-    """Parse a reference answer (plain, `$...$`, `\\$1,000` or `\\boxed{}`), cached per process."""
-    marked = "$" in answer or "\\boxed" in answer
-    for text in [answer, f"${answer}$"] if marked else [f"${answer}$", answer]:
-        parsed = parse(text, parsing_timeout=timeout)
-        if parsed:
-            return parsed  # type: ignore[no-any-return]
-    return []
 
 
 @register("math")

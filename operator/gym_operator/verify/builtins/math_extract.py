@@ -128,12 +128,13 @@ def extract(text: str, mode: str = "auto") -> Extraction | None:
     tail = _MARKDOWN.sub("", text[-TAIL_CHARS:])
     if mode in ("auto", "boxed"):
         boxed = last_boxes(tail)
-        if boxed is not None:
-            return Extraction(boxed[:MAX_ANSWER_CHARS], True, "boxed")
+        if boxed is not None:  # a longer box is marked but is not an answer
+            return Extraction(boxed if len(boxed) <= MAX_ANSWER_CHARS else "", True, "boxed")
     if mode in ("auto", "gsm8k"):
         marked = last_gsm8k(tail)
         if marked is not None:
-            return Extraction(marked[:MAX_ANSWER_CHARS].rstrip("."), True, "gsm8k")
+            text = marked.rstrip(".") if len(marked) <= MAX_ANSWER_CHARS else ""
+            return Extraction(text, True, "gsm8k")
     if mode != "auto":
         return None
     statement = last_statement(tail)
