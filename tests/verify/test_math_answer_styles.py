@@ -97,3 +97,34 @@ def test_what_was_read_is_reported() -> None:
     result = check({"expected_answer": "4"}, "x = 4 (the root x = -1 is rejected)", {})
     assert result.details["extracted"] == "x = 4"
     assert result.components == {"correct": 1.0, "format": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("expected", "text", "right"),
+    [
+        ("144", "12^2 = 144, so there are 144 tiles in total.", True),
+        ("144", "So the number of tiles is $\\mathbf{144}$.", True),
+        ("144", "There are one hundred forty-four tiles.", True),
+        ("144", "There are 12 rows of 12, i.e. 124 tiles.", False),
+        ("\\frac{2}{3}", "P = 2/3 ≈ 0.667", True),
+        ("\\frac{2}{3}", "The probability is 0.6667.", False),
+        ("(2, \\infty)", "The inequality holds for all x > 2.", True),
+        ("(2, \\infty)", "The inequality holds for all x ≥ 2.", False),
+        ("[-1, 1]", "Answer: $|x| \\le 1$", True),
+        ("-5, 5", "x = ±5", True),
+        ("-5, 5", "x = 5", False),
+        ("1 - 2i", "z = 1 − 2i", True),
+        ("(3, -4)", "The point is (-4, 3).", False),
+        ("2500000", "About 2.5 million people.", True),
+        ("2500000", "25 000 000", False),
+        ("6", "Hmm, \\boxed{6}? Actually no, the area is \\boxed{8}.", False),
+    ],
+)
+def test_styles_written_after_the_rules_were_fixed(expected: str, text: str, right: bool) -> None:
+    assert reward(expected, text) == (1.0 if right else 0.0)
+
+
+def test_the_letter_decides_over_a_mentioned_option() -> None:
+    text = "Both (A) and (B) look plausible, but (A) is correct."
+    assert reward("B", text, options=["10", "20", "30", "40"]) == 0.0
+    assert reward("B", "Option (B) is correct.", options=["10", "20", "30", "40"]) == 1.0
