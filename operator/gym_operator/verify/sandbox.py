@@ -6,10 +6,12 @@ unprivileged uid and applies Landlock where the kernel has it (writes only benea
 directory, reads only of system libraries and the interpreter, no TCP, signals scoped), then
 execs `unshare -rn --pid --fork --kill-child`: new user, network and pid namespaces, so there is
 no network and killing the namespace's pid 1 leaves no stray process. A wall-clock timeout ends
-the run. stdout/stderr go to files under RLIMIT_FSIZE, so a flood of output is bounded too. The
-program's first act is a byte on a status pipe, so a sandbox failure is never mistaken for a
-failing program. Isolation is probed once per process (strongest level first); where
-namespaces are unavailable a run raises VerifierError unless the caller allows unsandboxed runs.
+the run. stdin, stdout and stderr are files with no name that the server opened before the run
+(the program cannot swap them for a symlink or a FIFO; the server reads them by descriptor only),
+under RLIMIT_FSIZE, so a flood of output is bounded too. The program's first act is a byte on a
+status pipe, so a sandbox failure is never mistaken for a failing program. Isolation is probed
+once per process (strongest level first); where namespaces are unavailable a run raises
+VerifierError unless the caller allows unsandboxed runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -41,8 +44,8 @@ BOOTSTRAP = (
     "status = int(sys.argv[1])\n"
     "os.write(status, b'1')\n"
     "os.close(status)\n"
-    "sys.argv = ['main.py']\n"
-    "runpy.run_path('main.py', run_name='__main__')\n"
+    "sys.argv = sys.argv[2:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
 )
 # Root runs each program as its own unprivileged uid (a range unlikely to be in use), so process
 # limits, which count per uid, never let one run's fork bomb starve a concurrent run.
@@ -216,22 +219,39 @@ def uid_tasks(uid: int) -> int:
     return count
 
 
-def _prepare_workdir(code: str, stdin: str, uid: int) -> Path:
+def _prepare_workdir(files: dict[str, str], uid: int) -> Path:
     workdir = Path(tempfile.mkdtemp(prefix="gymops-sandbox-"))
-    (workdir / "main.py").write_text(code, encoding="utf-8")
-    (workdir / "stdin.txt").write_text(stdin, encoding="utf-8")
+    for name, text in files.items():
+        (workdir / name).write_text(text, encoding="utf-8")
     if os.geteuid() == 0:
         for path in (workdir, *workdir.iterdir()):
             os.chown(path, uid, uid)
     return workdir
 
 
-def _read_bounded(path: Path) -> str:
+def anonymous_file(content: bytes = b"") -> int:
+    """A regular file with no name (O_TMPFILE where the kernel has it): a descriptor only.
+
+    The run writes its output into such files the server opened before it started; nothing the
+    program does to names in its directory can swap them for a symlink, a FIFO or a device.
+    """
+    handle = tempfile.TemporaryFile()
+    fd = os.dup(handle.fileno())
+    handle.close()
+    if content:
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def read_descriptor(fd: int, limit: int = OUTPUT_LIMIT_BYTES) -> bytes:
+    """Up to `limit` bytes from the start of a regular file the server opened (b"" otherwise)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(OUTPUT_LIMIT_BYTES).decode("utf-8", errors="replace")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.pread(fd, limit, 0)
     except OSError:
-        return ""
+        return b""
 
 
 def _children(pid: int) -> list[int]:
@@ -270,17 +290,42 @@ def _program_started(status_read: int) -> bool:
         os.close(status_read)
 
 
-def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> SandboxResult:
+@dataclass
+class Launch:
+    """A started run: its wrapper process, work directory and the descriptors of its output."""
+
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    stdout: int
+    stderr: int
+    status_read: int
+    started: float
+
+
+def launch(
+    isolation: Isolation,
+    files: dict[str, str],
+    script: str,
+    args: list[str],
+    stdin: str,
+    limits: SandboxLimits,
+    pass_fds: tuple[int, ...] = (),
+) -> Launch:
+    """Start `script` (in the work directory holding `files`) with `args`, sandboxed.
+
+    `pass_fds` are inherited by the program (their numbers are what it gets). stdin, stdout and
+    stderr are files with no name, opened here; the caller must `finish` the launch.
+    """
     root = os.geteuid() == 0
     uid = run_uid() if root else os.geteuid()
-    workdir = _prepare_workdir(code, stdin, uid)
+    workdir = _prepare_workdir(files, uid)
     # without root the limit counts the server's own processes and threads of the same uid too
     processes = limits.processes if root else limits.processes + uid_tasks(uid)
     status_read, status_write = os.pipe()
     command = [*(isolation.unshare or []), isolation.python, "-I", "-c", BOOTSTRAP]
     plan = {
         "workdir": str(workdir),
-        "command": [*command, str(status_write)],
+        "command": [*command, str(status_write), script, *args],
         "landlock": isolation.landlock,
         "read_roots": [*isolation.read_roots, str(LAUNCHER.parent)] if isolation.read_roots else [],
         "uid": uid,
@@ -289,46 +334,57 @@ def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> 
         "file_bytes": limits.file_bytes,
         "processes": processes,
     }
-    started = time.monotonic()
+    stdin_fd = anonymous_file(stdin.encode("utf-8"))
+    out, err = anonymous_file(), anonymous_file()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
+            stdin=stdin_fd,
+            stdout=out,
+            stderr=err,
+            env={},
+            cwd=workdir,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=(status_write, *pass_fds),
+        )
+    except BaseException:
+        for fd in (out, err, status_read):
+            os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    finally:
+        os.close(status_write)
+        os.close(stdin_fd)
+    return Launch(proc, workdir, out, err, status_read, time.monotonic())
+
+
+def finish(run: Launch, deadline: float) -> SandboxResult:
+    """Wait for the run until `deadline` (time.monotonic), end its process tree, read its output."""
     timed_out = False
     try:
-        with (
-            (workdir / "stdin.txt").open("rb") as stdin_file,
-            (workdir / "stdout.txt").open("wb") as out,
-            (workdir / "stderr.txt").open("wb") as err,
-        ):
-            for path in ("stdout.txt", "stderr.txt"):
-                if root:
-                    os.chown(workdir / path, uid, uid)
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
-                    stdin=stdin_file,
-                    stdout=out,
-                    stderr=err,
-                    env={},
-                    cwd=workdir,
-                    start_new_session=True,
-                    close_fds=True,
-                    pass_fds=(status_write,),
-                )
-            finally:
-                os.close(status_write)
-            try:
-                proc.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_run(proc, timed_out)
+        try:
+            run.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        _kill_run(run.proc, timed_out)
         return SandboxResult(
-            exit_code=proc.returncode,
-            stdout=_read_bounded(workdir / "stdout.txt"),
-            stderr=_read_bounded(workdir / "stderr.txt"),
+            exit_code=run.proc.returncode,
+            stdout=read_descriptor(run.stdout).decode("utf-8", errors="replace"),
+            stderr=read_descriptor(run.stderr).decode("utf-8", errors="replace"),
             timed_out=timed_out,
-            seconds=time.monotonic() - started,
-            started=_program_started(status_read),
+            seconds=time.monotonic() - run.started,
+            started=_program_started(run.status_read),
         )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        os.close(run.stdout)
+        os.close(run.stderr)
+        shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> SandboxResult:
+    run = launch(isolation, {"main.py": code}, "main.py", [], stdin, limits)
+    return finish(run, run.started + limits.wall_seconds)
 
 
 def require_isolation(isolation: Isolation, allow_unsandboxed: bool) -> None:
