@@ -5,12 +5,19 @@ Each case asserts the safe outcome and that the server then answers a good reque
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import zstandard
+from aiohttp import web
+from faultkit import app_in_thread, gymops, job_body, wait_or_dump, write_spec
 
+from gym_operator.verify.local_server import PASSED_VARIABLES, child_environment
 from gym_operator.verify.server import VerifierSettings, start_server
 
 CANARY = "canary-9f2c41-never-leaves-the-server"
@@ -118,3 +125,126 @@ async def test_a_fifo_where_output_was_is_no_hang(server: str, http: aiohttp.Cli
         status, ran = await tool(http, server, program)
         assert status == 200 and ran["stdout"] == "ok\n", ran
     await answers_a_good_request(http, server)
+
+
+# A program that hunts for secrets wherever the verifier could have them: its environment, every
+# /proc/*/environ and cmdline it can read, and the output file swapped for the reader's environ.
+HUNTER = """```python
+import glob, os
+found = [repr(dict(os.environ))]
+for path in glob.glob('/proc/*/environ') + glob.glob('/proc/*/cmdline'):
+    try:
+        found.append(open(path, 'rb').read().decode('latin-1'))
+    except OSError:
+        pass
+hits = [x[max(0, x.find('canary') - 40):x.find('canary') + 80] for x in found if 'canary' in x]
+print('HITS', hits)
+import sys
+sys.stdout.flush()
+for name in os.listdir('.'):
+    if name != 'main.py':
+        os.unlink(name)
+os.symlink('/proc/self/environ', 'stdout.txt')
+```"""
+
+
+def hunter_model() -> web.Application:
+    """An OpenAI-compatible chat endpoint: first a `run_python` call of the hunter, then the hunter
+    as the final answer."""
+
+    async def chat(request: web.Request) -> web.Response:
+        messages = (await request.json())["messages"]
+        if messages[-1]["role"] == "tool":
+            message: dict[str, Any] = {"role": "assistant", "content": HUNTER}
+        else:
+            code = HUNTER.removeprefix("```python\n").removesuffix("```")
+            call = {"name": "run_python", "arguments": json.dumps({"code": code})}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "call-1", "type": "function", "function": call}],
+            }
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        return web.json_response(
+            {
+                "id": "chatcmpl-hunter",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "stub",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 50, "total_tokens": 55},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+RUN_PYTHON_TOOL = {
+    "type": "function",
+    "name": "run_python",
+    "description": "Run Python code.",
+    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}},
+}
+
+
+@pytest.mark.slow
+def test_local_mode_secrets_never_reach_the_rows(tmp_path: Path) -> None:
+    """`gymops run` and `gymops generate` with canary secrets in their environment: no artefact
+    holds them, though the verifier ran a program hunting for them."""
+    canary = f"canary-{uuid.uuid4().hex}"
+    tasks = tmp_path / "tasks.jsonl"
+    row = {"test_cases": [{"input": "", "output": "never"}]}
+    params = {"tools": [RUN_PYTHON_TOOL]}
+    rows = [{**row, "responses_create_params": {**params, "input": f"task {i}"}} for i in range(3)]
+    tasks.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        "FAULTS_API_KEY": canary,
+        "OPENAI_API_KEY": canary,
+        "AWS_SECRET_ACCESS_KEY": canary,
+        "AWS_ACCESS_KEY_ID": canary,
+    }
+    verifier = {"builtin": "code_execution", "config": {"timeoutSeconds": 5}}
+    termination = logs / "termination"
+    termination.write_text("")
+    with app_in_thread(hunter_model()) as model_url:
+        for command in ("run", "generate"):
+            out = tmp_path / f"out-{command}"
+            body = job_body(str(tasks), str(out), model_url + "/v1", "unused")
+            body["spec"]["verifier"] = {**verifier, "timeoutSeconds": 60}
+            body["spec"]["retry"].update(requestTimeoutSeconds=30, maxRetrySeconds=60)
+            spec = write_spec(tmp_path / f"{command}.yaml", body)
+            args = ["run", spec, "--no-progress"] if command == "run" else ["generate", "--spec"]
+            if command == "generate":
+                args += [spec, "--shard", "0/1", "--termination-log", str(termination)]
+            log = logs / f"{command}.log"
+            proc = gymops("--log-level", "DEBUG", *args, log=log, env=env)
+            assert wait_or_dump(proc, 300, log) == 0, log.read_text()[-3000:]
+            rows = "".join(readable(p) for p in out.rglob("*.jsonl*"))
+            assert rows.count("HITS []") == 6, rows[-3000:]  # 3 tasks x 2 repeats, by the tool
+    assert files_with(tmp_path, canary) == []
+
+
+def readable(path: Path) -> str:
+    """A file's text as a person would read it (zstd parts decompressed)."""
+    data = path.read_bytes()
+    if path.name.endswith(".zst"):
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data.decode("utf-8", errors="replace")
+
+
+def files_with(root: Path, secret: str) -> list[str]:
+    """Every file below `root` holding `secret`."""
+    return [str(p) for p in sorted(root.rglob("*")) if p.is_file() and secret in readable(p)]
+
+
+def test_the_local_verifier_process_gets_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "FAULTS_API_KEY", "JUDGE_API_KEY"):
+        monkeypatch.setenv(name, CANARY)
+    env = child_environment("code_execution", {"apiKeyEnv": "OPENAI_API_KEY"})
+    assert CANARY not in env.values() and set(env) <= set(PASSED_VARIABLES)
+    judge = child_environment("llm_judge", {})
+    assert {k for k, v in judge.items() if v == CANARY} == {"JUDGE_API_KEY"}
