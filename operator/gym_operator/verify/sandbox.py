@@ -37,6 +37,8 @@ from gym_operator.verify.base import VerifierError
 log = logging.getLogger(__name__)
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
+HARNESS = Path(__file__).with_name("sandbox_harness.py")
+RESULTS_LIMIT_BYTES = 4 * 1024 * 1024
 # Runs first inside the sandbox: one byte on the status pipe proves the program itself started,
 # so a failing wrapper (never the program) can be told apart from a failing program.
 BOOTSTRAP = (
@@ -385,6 +387,101 @@ def finish(run: Launch, deadline: float) -> SandboxResult:
 def _run(isolation: Isolation, code: str, stdin: str, limits: SandboxLimits) -> SandboxResult:
     run = launch(isolation, {"main.py": code}, "main.py", [], stdin, limits)
     return finish(run, run.started + limits.wall_seconds)
+
+
+@dataclass(frozen=True)
+class TestVerdicts:
+    """What the tests' process reported: one (passed, reason) per test, in order.
+
+    A test it never reported (the run ended first) failed, with the run's reason.
+    """
+
+    outcomes: list[tuple[bool, str]]
+    tests: SandboxResult
+    solution: SandboxResult
+
+
+def run_tests(
+    code: str,
+    tests: str,
+    labels: list[str],
+    limits: SandboxLimits | None = None,
+    allow_unsandboxed: bool = False,
+    isolation: Isolation | None = None,
+) -> TestVerdicts:
+    """Run the program and its assert-style tests in two sandboxes joined by pipes.
+
+    The program runs first in its own sandbox and then serves its names; the tests run in a
+    second one and fetch those names (see `sandbox_harness.py`). Verdicts come only from the
+    tests' process, through a nameless file the solution's process never holds; `labels` (the
+    tests the server parsed) says how many are expected.
+    """
+    isolation = isolation or detect_isolation()
+    require_isolation(isolation, allow_unsandboxed)
+    limits = limits or SandboxLimits()
+    (requests_read, requests_write), (answers_read, answers_write) = os.pipe(), os.pipe()
+    results = anonymous_file()
+    held = [requests_read, requests_write, answers_read, answers_write, results]
+    solution: Launch | None = None
+    try:
+        solution = launch(
+            isolation,
+            {"main.py": code},
+            str(HARNESS),
+            ["solution", str(requests_read), str(answers_write)],
+            "",
+            limits,
+            pass_fds=(requests_read, answers_write),
+        )
+        for fd in (requests_read, answers_write):
+            os.close(fd)
+            held.remove(fd)
+        checker = launch(
+            isolation,
+            {"tests.py": tests},
+            str(HARNESS),
+            ["tests", str(requests_write), str(answers_read), str(results)],
+            "",
+            limits,
+            pass_fds=(requests_write, answers_read, results),
+        )
+    except BaseException:
+        if solution is not None:
+            finish(solution, 0.0)
+        os.close(results)
+        raise
+    finally:
+        for fd in held:
+            if fd != results:
+                os.close(fd)
+    tests_run = finish(checker, solution.started + limits.wall_seconds)
+    solution_run = finish(solution, 0.0)
+    try:
+        reported = read_descriptor(results, RESULTS_LIMIT_BYTES)
+    finally:
+        os.close(results)
+    for run in (tests_run, solution_run):
+        if not run.started:
+            detail = run.stderr.strip().splitlines()[-1:] or [run.reason or "no output"]
+            raise VerifierError(f"the sandbox could not start the program: {detail[0][:300]}")
+    outcomes = _verdicts(reported, len(labels), tests_run)
+    return TestVerdicts(outcomes, tests_run, solution_run)
+
+
+def _verdicts(reported: bytes, count: int, tests_run: SandboxResult) -> list[tuple[bool, str]]:
+    """One (passed, reason) per expected test from the tests' process's report lines."""
+    outcomes: dict[int, tuple[bool, str]] = {}
+    missing = tests_run.reason or "the tests' process ended before this test"
+    for line in reported.decode("utf-8", errors="replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if "setup" in item:
+            missing = f"setup `{item['setup']}` failed: {item['reason']}"
+        elif isinstance(item.get("test"), int) and 0 <= item["test"] < count:
+            outcomes.setdefault(item["test"], (item.get("ok") is True, str(item.get("reason"))))
+    return [outcomes.get(index, (False, missing)) for index in range(count)]
 
 
 def require_isolation(isolation: Isolation, allow_unsandboxed: bool) -> None:

@@ -3,8 +3,15 @@
 The program is the last ```python fenced block of the response (else the last ``` block, else
 the whole response). Tests come from the task, either
 `test_cases`: `[{"input": stdin, "output": expected stdout}, ...]` (output compared line by line,
-trailing whitespace ignored), or `tests`: Python code (e.g. asserts) run after the program, passing
-when it exits 0. Each test case is a separate sandboxed run (see `verify/sandbox.py`).
+trailing whitespace ignored; each case is a separate sandboxed run, see `verify/sandbox.py`), or
+`tests`: Python code (asserts, `check(candidate)` calls, `test*` functions). Each top-level
+statement of `tests` that is not a definition, import or assignment is one test, and so is each
+`test*` function. The tests run in a sandbox of their own, apart from the program, and use its
+names across a pipe as plain data (`verify/sandbox_harness.py`): a verdict is what the tests'
+process saw, so exiting early, patching builtins or `assert`, editing files, printing results or
+returning objects that equal everything pass nothing. Values that are not plain data (numbers,
+strings, bytes, lists, tuples, dicts, sets) reach the tests as opaque objects: callable and with
+attributes, but with no equality or truth value.
 
 Config (all optional):
 
@@ -29,7 +36,8 @@ import re
 from typing import Any
 
 from gym_operator.verify.base import VerifierError, VerifyResult, register
-from gym_operator.verify.sandbox import SandboxLimits, SandboxResult, run_python
+from gym_operator.verify.sandbox import SandboxLimits, SandboxResult, run_python, run_tests
+from gym_operator.verify.sandbox_harness import test_labels
 
 _PYTHON_FENCE = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _ANY_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
@@ -76,8 +84,17 @@ def _runs(task: dict[str, Any], program: str, config: dict[str, Any]) -> list[tu
             outcomes.append(_judge(result, str(case["output"])))
         return outcomes
     if isinstance(tests, str) and tests.strip():
-        result = run_python(f"{program}\n\n{tests}\n", "", limits, allow)
-        return [_judge(result, None)]
+        try:
+            labels = test_labels(tests)
+        except SyntaxError as exc:
+            raise VerifierError(f"the task's tests do not parse: {exc}") from None
+        if not labels:
+            raise VerifierError("the task's tests hold no test (no assert or call at top level)")
+        verdicts = run_tests(program, tests, labels, limits, allow)
+        return [
+            (ok, "" if ok else f"{label}: {why}")
+            for (ok, why), label in zip(verdicts.outcomes, labels, strict=True)
+        ]
     raise VerifierError("task has neither a non-empty 'test_cases' list nor a 'tests' string")
 
 
