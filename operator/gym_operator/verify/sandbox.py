@@ -56,6 +56,8 @@ RUN_UID_SLOTS = 50_000
 _RUN_COUNTER = itertools.count()
 OUTPUT_LIMIT_BYTES = 64 * 1024
 TEARDOWN_SECONDS = 5.0
+# the run's own pid 1 ends it this long after the wall limit, even if the server is gone
+WATCHDOG_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ class SandboxLimits:
     cpu_seconds: int = 10
     memory_bytes: int = 512 * 1024 * 1024
     file_bytes: int = 16 * 1024 * 1024
+    disk_bytes: int = 64 * 1024 * 1024
     processes: int = 32
+    descriptors: int = 256
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class Isolation:
     landlock: bool
     python: str
     read_roots: tuple[str, ...] = ()
+    private_dir: bool = False
 
     @property
     def isolated(self) -> bool:
@@ -146,12 +151,9 @@ def read_roots(python: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*SYSTEM_READ_ROOTS, *sorted(prefixes)]))
 
 
-def _probe(
-    unshare: list[str] | None, landlock: bool, python: str, reads: tuple[str, ...] = ()
-) -> bool:
-    trial = Isolation(unshare=unshare, landlock=landlock, python=python, read_roots=reads)
+def _probe(isolation: Isolation) -> bool:
     try:
-        result = _run(trial, "print('ok')", "", SandboxLimits(wall_seconds=20))
+        result = _run(isolation, "print('ok')", "", SandboxLimits(wall_seconds=20))
     except OSError:
         return False
     return result.ok and result.stdout.strip() == "ok"
@@ -170,34 +172,50 @@ def detect_isolation() -> Isolation:
     return _PRESET[0] if _PRESET else probe_isolation()
 
 
+def _ladder() -> list[tuple[list[str] | None, bool, bool, bool]]:
+    """(wrapper, landlock, confine reads, private directory), strongest first."""
+    unshare_bin = shutil.which("unshare")
+    ladder: list[tuple[list[str] | None, bool, bool, bool]] = []
+    if unshare_bin:
+        tail = ["--pid", "--fork", "--kill-child", "--"]
+        private = [unshare_bin, "-r", "-n", "-m", "-i", *tail]
+        plain = [unshare_bin, "-r", "-n", *tail]
+        ladder += [
+            (private, True, True, True),
+            (private, True, False, True),
+            (plain, True, True, False),
+            (plain, True, False, False),
+            (private, False, False, True),
+            (plain, False, False, False),
+        ]
+    return [
+        *ladder,
+        (None, True, True, False),
+        (None, True, False, False),
+        (None, False, False, False),
+    ]
+
+
 @functools.cache
 def probe_isolation() -> Isolation:
     """Probe once: the strongest wrapper, Landlock level and interpreter that run a program."""
-    ladder: list[tuple[list[str] | None, bool, bool]] = []  # (wrapper, landlock, confine reads)
-    unshare_bin = shutil.which("unshare")
-    if unshare_bin:
-        base = [unshare_bin, "-rn", "--pid", "--fork", "--kill-child"]
-        # --mount-proc gives the program a /proc of its own processes only, but Landlock
-        # forbids mounting: it is the choice only where Landlock is unavailable.
-        ladder += [
-            ([*base, "--"], True, True),
-            ([*base, "--"], True, False),
-            ([*base, "--mount-proc", "--"], False, False),
-            ([*base, "--"], False, False),
-        ]
-    ladder += [(None, True, True), (None, True, False), (None, False, False)]
-    for (wrapper, landlock, confine), python in itertools.product(ladder, _python_candidates()):
+    for (wrapper, landlock, confine, private), python in itertools.product(
+        _ladder(), _python_candidates()
+    ):
         reads = read_roots(python) if confine else ()
-        if _probe(wrapper, landlock, python, reads):
+        isolation = Isolation(wrapper, landlock, python, reads, private)
+        if _probe(isolation):
             log.log(
                 logging.INFO if wrapper else logging.WARNING,
-                "sandbox: namespaces %s, landlock %s, reads confined %s, python %s",
+                "sandbox: namespaces %s, landlock %s, reads confined %s, private tmpfs %s, "
+                "python %s",
                 " ".join(wrapper[1:-1]) if wrapper else "UNAVAILABLE",
                 landlock,
                 confine,
+                private,
                 python,
             )
-            return Isolation(wrapper, landlock, python, reads)
+            return isolation
     log.warning("sandbox: no working sandbox on this machine")
     return Isolation(unshare=None, landlock=False, python=sys.executable)
 
@@ -282,6 +300,23 @@ def _kill_run(proc: subprocess.Popen[bytes], timed_out: bool) -> None:
     proc.wait()
 
 
+def _reported_end(report_read: int, returncode: int) -> tuple[int, bool]:
+    """(exit code, watchdog fired) as the run's pid 1 reported it, else the wrapper's code."""
+    os.set_blocking(report_read, False)
+    try:
+        report = os.read(report_read, 64).decode("ascii", errors="replace").split()
+    except BlockingIOError:
+        report = []
+    finally:
+        os.close(report_read)
+    if report == ["timeout"]:
+        return -signal.SIGKILL, True
+    if len(report) == 2 and report[1].lstrip("-").isdigit():
+        code = int(report[1])
+        return (-code if report[0] == "signal" else code), False
+    return returncode, False
+
+
 def _program_started(status_read: int) -> bool:
     os.set_blocking(status_read, False)
     try:
@@ -301,6 +336,7 @@ class Launch:
     stdout: int
     stderr: int
     status_read: int
+    report_read: int
     started: float
 
 
@@ -324,9 +360,15 @@ def launch(
     # without root the limit counts the server's own processes and threads of the same uid too
     processes = limits.processes if root else limits.processes + uid_tasks(uid)
     status_read, status_write = os.pipe()
-    command = [*(isolation.unshare or []), isolation.python, "-I", "-c", BOOTSTRAP]
+    report_read, report_write = os.pipe()
+    command = [isolation.python, "-I", "-c", BOOTSTRAP]
     plan = {
         "workdir": str(workdir),
+        "parent": os.getpid(),
+        "wrapper": isolation.unshare,
+        "private_dir": isolation.private_dir,
+        "report_fd": report_write,
+        "watchdog_seconds": limits.wall_seconds + WATCHDOG_GRACE_SECONDS,
         "command": [*command, str(status_write), script, *args],
         "landlock": isolation.landlock,
         "read_roots": [*isolation.read_roots, str(LAUNCHER.parent)] if isolation.read_roots else [],
@@ -334,7 +376,9 @@ def launch(
         "cpu_seconds": limits.cpu_seconds,
         "memory_bytes": limits.memory_bytes,
         "file_bytes": limits.file_bytes,
+        "disk_bytes": limits.disk_bytes,
         "processes": processes,
+        "descriptors": limits.descriptors,
     }
     stdin_fd = anonymous_file(stdin.encode("utf-8"))
     out, err = anonymous_file(), anonymous_file()
@@ -348,17 +392,17 @@ def launch(
             cwd=workdir,
             start_new_session=True,
             close_fds=True,
-            pass_fds=(status_write, *pass_fds),
+            pass_fds=(status_write, report_write, *pass_fds),
         )
     except BaseException:
-        for fd in (out, err, status_read):
+        for fd in (out, err, status_read, report_read):
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     finally:
-        os.close(status_write)
-        os.close(stdin_fd)
-    return Launch(proc, workdir, out, err, status_read, time.monotonic())
+        for fd in (status_write, report_write, stdin_fd):
+            os.close(fd)
+    return Launch(proc, workdir, out, err, status_read, report_read, time.monotonic())
 
 
 def finish(run: Launch, deadline: float) -> SandboxResult:
@@ -370,11 +414,12 @@ def finish(run: Launch, deadline: float) -> SandboxResult:
         except subprocess.TimeoutExpired:
             timed_out = True
         _kill_run(run.proc, timed_out)
+        exit_code, watchdog_fired = _reported_end(run.report_read, run.proc.returncode)
         return SandboxResult(
-            exit_code=run.proc.returncode,
+            exit_code=exit_code,
             stdout=read_descriptor(run.stdout).decode("utf-8", errors="replace"),
             stderr=read_descriptor(run.stderr).decode("utf-8", errors="replace"),
-            timed_out=timed_out,
+            timed_out=timed_out or watchdog_fired,
             seconds=time.monotonic() - run.started,
             started=_program_started(run.status_read),
         )
