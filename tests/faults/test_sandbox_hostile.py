@@ -5,7 +5,12 @@ Each case asserts the safe outcome and that the server then answers a good reque
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +23,7 @@ from aiohttp import web
 from faultkit import app_in_thread, gymops, job_body, wait_or_dump, write_spec
 
 from gym_operator.verify.local_server import PASSED_VARIABLES, child_environment
+from gym_operator.verify.sandbox import SandboxLimits, detect_isolation, finish, launch
 from gym_operator.verify.server import VerifierSettings, start_server
 
 CANARY = "canary-9f2c41-never-leaves-the-server"
@@ -111,9 +117,9 @@ async def test_the_servers_environment_never_reaches_the_program(
     )
     status, ran = await tool(http, server, reads)
     assert status == 200 and ran["exit_code"] == 0, ran
-    assert CANARY not in str(ran) and "OPENAI" not in str(ran) and "AWS_" not in str(ran)
+    assert CANARY not in str(ran) and "OPENAI" not in str(ran) and "AWS_" not in str(ran), ran
     status, answer = await verify(http, server, {"tests": "assert 1 == 1"}, reads)
-    assert status == 200 and CANARY not in str(answer)
+    assert (status, answer.get("reward")) == (200, 1.0) and CANARY not in str(answer), answer
     await answers_a_good_request(http, server)
 
 
@@ -248,3 +254,133 @@ def test_the_local_verifier_process_gets_no_secret(monkeypatch: pytest.MonkeyPat
     assert CANARY not in env.values() and set(env) <= set(PASSED_VARIABLES)
     judge = child_environment("llm_judge", {})
     assert {k for k, v in judge.items() if v == CANARY} == {"JUDGE_API_KEY"}
+
+
+RESOURCE_HOGS = {
+    "48 memfds of 16 MB": (
+        "import os\nfds = []\nfor i in range(48):\n    fd = os.memfd_create(f'm{i}')\n"
+        "    os.write(fd, b'x' * (16 << 20))\n    fds.append(fd)\nprint('hogged', len(fds))"
+    ),
+    "40 files of 16 MB": (
+        "for i in range(40):\n    with open(f'f{i}', 'wb') as f:\n"
+        "        f.write(b'x' * ((16 << 20) - 1))\nprint('hogged', 40)"
+    ),
+    "unlinked open files": (
+        "import os\nkeep = []\nfor i in range(40):\n    f = open(f'u{i}', 'wb')\n"
+        "    f.write(b'x' * (8 << 20))\n    f.flush()\n    os.unlink(f'u{i}')\n    keep.append(f)\n"
+        "print('hogged', len(keep))"
+    ),
+    "100000 empty files": (
+        "for i in range(100000):\n    open(f'e{i}', 'w').close()\nprint('hogged', 100000)"
+    ),
+    "SysV shared memory": (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "ids = [libc.shmget(0, 64 << 20, 0o1000 | 0o600) for _ in range(16)]\n"
+        "assert all(i >= 0 for i in ids), ctypes.get_errno()\nprint('hogged', ids)"
+    ),
+    "/dev/shm": "open('/dev/shm/hog', 'wb').write(b'x' * (256 << 20))\nprint('hogged')",
+    "POSIX message queues": (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.mq_open(b'/hog', 0o100 | 2, 0o600, None) >= 0, ctypes.get_errno()\n"
+        "print('hogged')"
+    ),
+    "unmounting its private directory": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.umount2(os.getcwd().encode(), 2) == 0, ctypes.get_errno()\nprint('hogged')"
+    ),
+}
+
+
+@pytest.mark.parametrize("program", list(RESOURCE_HOGS.values()), ids=list(RESOURCE_HOGS))
+async def test_memory_and_disk_hogs_are_refused(
+    server: str, http: aiohttp.ClientSession, program: str
+) -> None:
+    status, ran = await tool(http, server, program)
+    assert status == 200 and ran["exit_code"] != 0 and "hogged" not in ran["stdout"], ran
+    await answers_a_good_request(http, server)
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Processes whose name (/proc/PID/comm) is `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and open(f"/proc/{entry}/comm").read().strip() == marker:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def lingering(marker: str) -> str:
+    """A program that names itself `marker`, double-forks into a new session, and sleeps."""
+    return (
+        "import ctypes, os, time\n"
+        f"ctypes.CDLL(None).prctl(15, {marker.encode()!r}, 0, 0, 0)\n"
+        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(3600)\n"
+        "    os._exit(0)\n"
+        "time.sleep(3600)\n"
+    )
+
+
+async def wait_gone(marker: str, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while marked_processes(marker) and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+    assert marked_processes(marker) == [], f"sandbox processes outlived their limit: {marker}"
+
+
+async def test_a_pool_recycle_leaves_no_sandbox_running(http: aiohttp.ClientSession) -> None:
+    """The server's request timeout (2 s) is shorter than the run's wall limit (60 s): the 504
+    recycles the pool, and the runs its workers had started end with them."""
+    settings = VerifierSettings(
+        builtin="code_execution", config={"timeoutSeconds": 60}, workers=2, timeout_seconds=2
+    )
+    runner, url = await start_server(settings)
+    marker = f"gx{uuid.uuid4().hex[:12]}"
+    try:
+        task = {"test_cases": [{"input": "", "output": "x"}] * 2}
+        status, answer = await verify(http, url, task, lingering(marker))
+        assert status == 504, answer
+        await wait_gone(marker, 20)
+        status, answer = await verify(http, url, ECHO_TASK, REVERSE)
+        assert (status, answer["reward"]) == (200, 1.0), answer
+    finally:
+        await runner.cleanup()
+
+
+def test_the_run_ends_itself_at_the_wall_limit_when_nobody_waits() -> None:
+    """A run the server never waits for (its thread hung) still ends: its own pid 1 is the
+    watchdog, at the wall limit plus a grace of 2 s."""
+    marker = f"gw{uuid.uuid4().hex[:12]}"
+    limits = SandboxLimits(wall_seconds=2)
+    run = launch(detect_isolation(), {"main.py": lingering(marker)}, "main.py", [], "", limits)
+    try:
+        deadline = time.monotonic() + 30
+        while not marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marked_processes(marker), "the program never started"
+        while marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marked_processes(marker) == [], "the run outlived its wall limit"
+    finally:
+        result = finish(run, time.monotonic() + 10)
+    assert result.timed_out and not result.ok
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("memoryMB", -1), ("timeoutSeconds", -5), ("maxProcesses", 0), ("diskMB", "lots")],
+)
+def test_negative_or_odd_limits_are_refused_by_name(key: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"config.{key}"):
+        VerifierSettings(builtin="code_execution", config={key: value})
+    proc = subprocess.run(
+        [sys.executable, "-m", "gym_operator.cli", "verify-server", "--verifier"]
+        + ["code_execution", "--port", "0", "--config", json.dumps({key: value})],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and f"config.{key}" in proc.stderr, proc.stderr

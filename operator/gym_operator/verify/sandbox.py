@@ -500,7 +500,8 @@ def run_tests(
             if fd != results:
                 os.close(fd)
     tests_run = finish(checker, solution.started + limits.wall_seconds)
-    solution_run = finish(solution, 0.0)
+    # once the tests' process is gone the solution's sees its requests end and exits by itself
+    solution_run = finish(solution, solution.started + limits.wall_seconds)
     try:
         reported = read_descriptor(results, RESULTS_LIMIT_BYTES)
     finally:

@@ -88,6 +88,16 @@ class VerifierSettings:
     max_batch: int = 16
     tool_timeout_seconds: float = 60.0
 
+    def __post_init__(self) -> None:
+        """ValueError for a sandboxed verifier's limits out of range (before serving anything)."""
+        if self.builtin in SANDBOXED_BUILTINS:
+            from gym_operator.verify.builtins.code_execution import limits_from
+
+            try:
+                limits_from(self.config)
+            except VerifierError as exc:
+                raise ValueError(str(exc)) from None
+
 
 def _outcome(result: VerifyResult) -> dict[str, Any]:
     return {

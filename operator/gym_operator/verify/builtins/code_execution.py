@@ -17,8 +17,10 @@ Config (all optional):
 
 - `testCasesField` / `testsField` (default `test_cases` / `tests`): task fields holding the tests
 - `timeoutSeconds` (default `10`): wall-clock limit of one run (CPU limit: the same, rounded up)
-- `memoryMB` (default `512`): address-space limit of one run
+- `memoryMB` (default `512`): address-space limit of each process of one run
+- `diskMB` (default `64`): all files of one run together (its own tmpfs, where namespaces work)
 - `maxProcesses` (default `32`): process limit inside one run
+- limits out of range (zero, negative, not a number) are refused with the key named
 - `scoring` (default `fraction`): `fraction`: share of test cases passed; `all`: 1.0 only when all
   pass
 - `allowUnsandboxed` (default `false`): run even where network isolation is unavailable
@@ -58,14 +60,31 @@ def same_output(actual: str, expected: str) -> bool:
     return lines == [line.rstrip() for line in expected.rstrip().splitlines()]
 
 
+LIMIT_KEYS = {  # config key: (default, smallest, largest)
+    "timeoutSeconds": (10.0, 0.1, 3600.0),
+    "memoryMB": (512, 32, 65536),
+    "diskMB": (64, 1, 65536),
+    "maxProcesses": (32, 1, 4096),
+}
+
+
+def _limit(config: dict[str, Any], key: str) -> float:
+    default, low, high = LIMIT_KEYS[key]
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise VerifierError(f"config.{key} must be a number from {low} to {high}, got {value!r}")
+    return float(value)
+
+
 def limits_from(config: dict[str, Any]) -> SandboxLimits:
-    """Sandbox limits from the config."""
-    seconds = float(config.get("timeoutSeconds", 10))
+    """Sandbox limits from the config; VerifierError names a limit out of range (e.g. -1)."""
+    seconds = _limit(config, "timeoutSeconds")
     return SandboxLimits(
         wall_seconds=seconds,
         cpu_seconds=max(1, math.ceil(seconds)),
-        memory_bytes=int(config.get("memoryMB", 512)) * 1024 * 1024,
-        processes=int(config.get("maxProcesses", 32)),
+        memory_bytes=int(_limit(config, "memoryMB")) * 1024 * 1024,
+        disk_bytes=int(_limit(config, "diskMB")) * 1024 * 1024,
+        processes=int(_limit(config, "maxProcesses")),
     )
 
 
