@@ -261,6 +261,13 @@ RESOURCE_HOGS = {
         "import os\nfds = []\nfor i in range(48):\n    fd = os.memfd_create(f'm{i}')\n"
         "    os.write(fd, b'x' * (16 << 20))\n    fds.append(fd)\nprint('hogged', len(fds))"
     ),
+    "8 processes of 300 MB each": (
+        "import os\nr, w = os.pipe()\nhold, _ = os.pipe()\nfor i in range(8):\n"
+        "    if os.fork() == 0:\n        x = bytearray(300 << 20)\n"
+        "        x[::4096] = b'y' * len(x[::4096])\n        os.write(w, b'1')\n"
+        "        os.read(hold, 1)\n"
+        "done = b''\nwhile len(done) < 8:\n    done += os.read(r, 8)\nprint('hogged', len(done))"
+    ),
     "40 files of 16 MB": (
         "for i in range(40):\n    with open(f'f{i}', 'wb') as f:\n"
         "        f.write(b'x' * ((16 << 20) - 1))\nprint('hogged', 40)"

@@ -56,6 +56,8 @@ RUN_UID_SLOTS = 50_000
 _RUN_COUNTER = itertools.count()
 OUTPUT_LIMIT_BYTES = 64 * 1024
 TEARDOWN_SECONDS = 5.0
+# exit code of a run its pid 1 ended for using more memory (all processes together) than allowed
+MEMORY_KILLED = -1000
 # the run's own pid 1 ends it this long after the wall limit, even if the server is gone
 WATCHDOG_GRACE_SECONDS = 2.0
 
@@ -94,6 +96,8 @@ class SandboxResult:
         """A short human reason for a failed run ("" when ok)."""
         if self.timed_out:
             return "wall-clock timeout"
+        if self.exit_code == MEMORY_KILLED:
+            return "killed: memory limit (all of the run's processes together)"
         if self.exit_code == -signal.SIGXCPU or self.exit_code == -signal.SIGKILL:
             return "killed: CPU time limit"
         if self.exit_code == -signal.SIGXFSZ:
@@ -311,6 +315,8 @@ def _reported_end(report_read: int, returncode: int) -> tuple[int, bool]:
         os.close(report_read)
     if report == ["timeout"]:
         return -signal.SIGKILL, True
+    if report == ["memory"]:
+        return MEMORY_KILLED, False
     if len(report) == 2 and report[1].lstrip("-").isdigit():
         code = int(report[1])
         return (-code if report[0] == "signal" else code), False

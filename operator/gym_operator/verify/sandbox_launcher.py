@@ -9,8 +9,10 @@ directory (every file, unlinked or not, counts against it), a /proc of its own, 
 child takes Landlock (writes only beneath the work directory, reads only beneath the given roots,
 no TCP, signals scoped), a seccomp filter (no memfd, no SysV shared memory), drops every
 capability and execs the program; pid 1 stays behind as the watchdog that reports how the child
-ended and, at the wall-clock deadline, exits, which kills everything in the namespace whatever
-became of the server that started it. Without the namespace wrapper everything runs in one go.
+ended and exits, which kills everything in the namespace whatever became of the server that
+started it, at the wall-clock deadline or when the resident memory of all the run's processes
+together exceeds the memory limit (summed every 50 ms from the namespace's own /proc). Without
+the namespace wrapper everything runs in one go.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import select
 import signal
 import struct
 import sys
+import time
 from typing import Any
 
 _SYS_LANDLOCK_CREATE_RULESET = 444
@@ -51,6 +54,7 @@ _SECCOMP_ARCH = {
 }
 INODES = 4096
 EXIT_TIMEOUT = 137
+TICK_SECONDS = 0.05  # how often pid 1 sums the run's memory
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -199,8 +203,9 @@ def die_with_parent(parent: int) -> None:
         os._exit(EXIT_TIMEOUT)
 
 
-def private_directory(plan: dict[str, Any]) -> None:
-    """A tmpfs of `disk_bytes` over the work directory (its files copied in), and a new /proc."""
+def private_directory(plan: dict[str, Any]) -> bool:
+    """A tmpfs of `disk_bytes` over the work directory (its files copied in), and a new /proc
+    (True when it could be mounted)."""
     libc = _libc()
     workdir = plan["workdir"]
     files = {}
@@ -211,11 +216,13 @@ def private_directory(plan: dict[str, Any]) -> None:
     options = f"size={plan['disk_bytes']},nr_inodes={INODES},mode=0700".encode()
     if libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
         raise OSError(ctypes.get_errno(), "mounting the run's tmpfs failed")
-    libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+    proc_flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    own_proc = libc.mount(b"proc", b"/proc", b"proc", proc_flags, None) == 0
     os.chdir(workdir)
     for name, data in files.items():
         with open(name, "wb") as handle:
             handle.write(data)
+    return own_proc
 
 
 def confine_and_exec(plan: dict[str, Any]) -> None:
@@ -227,13 +234,40 @@ def confine_and_exec(plan: dict[str, Any]) -> None:
     os.execv(plan["command"][0], plan["command"])
 
 
-def watch(child: int, seconds: float, report: int) -> None:
-    """Wait for `child` until the deadline; report how it ended on `report`, then exit."""
+def resident_bytes() -> int:
+    """Proportional resident memory of every process in this pid namespace but pid 1."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or entry == "1":
+            continue
+        try:
+            with open(f"/proc/{entry}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def watch(child: int, seconds: float, report: int, memory_limit: int) -> None:
+    """Wait for `child` until the deadline, keeping the namespace's memory under `memory_limit`
+    (0: not watched); report how it ended on `report`, then exit (pid 1 exiting kills every
+    process of the namespace)."""
     pidfd = os.pidfd_open(child)
-    ready, _, _ = select.select([pidfd], [], [], max(0.0, seconds))
-    if not ready:
-        os.write(report, b"timeout")
-        os._exit(EXIT_TIMEOUT)  # pid 1 exits: the kernel kills every process of the namespace
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            os.write(report, b"timeout")
+            os._exit(EXIT_TIMEOUT)
+        ready, _, _ = select.select([pidfd], [], [], min(left, TICK_SECONDS))
+        if ready:
+            break
+        if memory_limit and resident_bytes() > memory_limit:
+            os.write(report, b"memory")
+            os._exit(EXIT_TIMEOUT)
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
         os.write(report, f"signal {os.WTERMSIG(status)}".encode())
@@ -244,14 +278,15 @@ def watch(child: int, seconds: float, report: int) -> None:
 
 def inside(plan: dict[str, Any]) -> None:
     """Pid 1 of the run's namespaces: private directory, then the program and its watchdog."""
-    if plan["private_dir"]:
-        private_directory(plan)
+    own_proc = private_directory(plan) if plan["private_dir"] else False
     report = int(plan["report_fd"])
     child = os.fork()
     if child == 0:
         os.close(report)
         confine_and_exec(plan)
-    watch(child, float(plan["watchdog_seconds"]), report)
+    # the sum is taken over this namespace's own /proc only (else it would count the host's)
+    memory_limit = int(plan["memory_bytes"]) if own_proc else 0
+    watch(child, float(plan["watchdog_seconds"]), report, memory_limit)
 
 
 def main() -> None:
