@@ -205,6 +205,9 @@ async def test_humaneval_and_leetcode_shaped_tests_still_pass(code_server, http)
             "assert list(evens(5)) == [0, 2, 4]\n"
             "try:\n    total(None)\n    raise AssertionError('no error')\n"
             "except TypeError:\n    pass\n"
+            "nums = [3, 1, 2]\n"
+            "sort_in_place(nums)\n"
+            "assert nums == [1, 2, 3]\n"
             "def test_tuple_and_dict():\n"
             "    assert pair() == (1, {'a': [1.5, None, b'x']})\n"
         )
@@ -217,6 +220,7 @@ async def test_humaneval_and_leetcode_shaped_tests_still_pass(code_server, http)
         "            seen[n] = i\n"
         "def evens(n):\n    return (i for i in range(n) if i % 2 == 0)\n"
         "def pair():\n    return (1, {'a': [1.5, None, b'x']})\n"
+        "def sort_in_place(xs):\n    xs.sort()\n"
     )
     status, answer = await post_verify(http, code_server, task, program)
     assert (status, answer["reward"]) == (200, 1.0), answer
