@@ -21,6 +21,7 @@ import functools
 import itertools
 import json
 import logging
+import marshal
 import os
 import shutil
 import signal
@@ -390,7 +391,7 @@ def launch(
     out, err = anonymous_file(), anonymous_file()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan)],
+            [sys.executable, "-I", "-S", str(LAUNCHER), marshal.dumps(plan).hex()],
             stdin=stdin_fd,
             stdout=out,
             stderr=err,

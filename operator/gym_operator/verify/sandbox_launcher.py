@@ -1,26 +1,25 @@
 """Sandbox launcher: applies limits and isolation to itself, then execs the sandboxed command.
 
-Run as `python -I -S sandbox_launcher.py '<json plan>'` in a fresh session by `sandbox.py`; uses
-the standard library only. Outside: resource limits (CPU, address space, file size, processes,
-descriptors, no message queues), dropping root to an unprivileged uid, death with its parent,
-then exec of the namespace wrapper, which starts this file again `--inside` as pid 1 of new user,
-network, mount, IPC and pid namespaces. Inside: a size-limited tmpfs of its own over the work
-directory (every file, unlinked or not, counts against it), a /proc of its own, then a fork: the
-child takes Landlock (writes only beneath the work directory, reads only beneath the given roots,
-no TCP, signals scoped), a seccomp filter (no memfd, no SysV shared memory), drops every
-capability and execs the program; pid 1 stays behind as the watchdog that reports how the child
-ended and exits, which kills everything in the namespace whatever became of the server that
-started it, at the wall-clock deadline or when the resident memory of all the run's processes
-together exceeds the memory limit (summed every 50 ms from the namespace's own /proc). Without
-the namespace wrapper everything runs in one go.
+Run as `python -I -S sandbox_launcher.py <plan>` (a marshalled dict, in hex: no imports to read
+it) in a fresh session by `sandbox.py`; uses the standard library only. Outside: resource limits
+(CPU, address space, file size, processes, descriptors, no message queues), dropping root to an
+unprivileged uid, death with its parent, then exec of the namespace wrapper, which starts this
+file again `--inside` as pid 1 of new user, network, mount, IPC and pid namespaces. Inside: a
+size-limited tmpfs of its own over the work directory (every file, unlinked or not, counts
+against it), a /proc of its own, then a fork: the child takes Landlock (writes only beneath the
+work directory, reads only beneath the given roots, no TCP, signals scoped), a seccomp filter
+(no memfd, no SysV shared memory), drops every capability and execs the program; pid 1 stays
+behind as the watchdog that reports how the child ended and exits, which kills everything in the
+namespace whatever became of the server that started it, at the wall-clock deadline or when the
+resident memory of all the run's processes together exceeds the memory limit (summed every 50 ms
+from the namespace's own /proc). Without the namespace wrapper everything runs in one go.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
+import marshal
 import os
-import platform
 import resource
 import select
 import signal
@@ -156,7 +155,7 @@ def seccomp_program(machine: str) -> bytes | None:
 
 def apply_seccomp() -> bool:
     """Install the filter (no_new_privs first); False where the machine is not known."""
-    program = seccomp_program(platform.machine())
+    program = seccomp_program(os.uname().machine)
     if program is None:
         return False
     libc = _libc()
@@ -291,7 +290,7 @@ def inside(plan: dict[str, Any]) -> None:
 
 def main() -> None:
     """Apply the plan given as the last argument, then exec the wrapper or the command."""
-    plan = json.loads(sys.argv[-1])
+    plan = marshal.loads(bytes.fromhex(sys.argv[-1]))
     os.chdir(plan["workdir"])
     if sys.argv[1] == "--inside":
         inside(plan)
@@ -302,7 +301,7 @@ def main() -> None:
     if plan["wrapper"]:
         python = plan["command"][0]  # the sandbox's interpreter: the server's may be unreadable
         wrapper = [*plan["wrapper"], python, "-I", "-S", os.path.abspath(__file__), "--inside"]
-        os.execv(wrapper[0], [*wrapper, json.dumps(plan)])
+        os.execv(wrapper[0], [*wrapper, sys.argv[-1]])
     os.close(int(plan["report_fd"]))
     confine_and_exec(plan)
 
