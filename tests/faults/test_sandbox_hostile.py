@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -391,3 +392,35 @@ def test_negative_or_odd_limits_are_refused_by_name(key: str, value: object) -> 
         timeout=120,
     )
     assert proc.returncode == 2 and f"config.{key}" in proc.stderr, proc.stderr
+
+
+def test_the_local_verifier_ends_with_the_gymops_process(tmp_path: Path) -> None:
+    """A `gymops` killed with SIGKILL leaves no verifier process behind (its stdin closes)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import asyncio, os, sys\n"
+        "from gym_operator.verify.local_server import local_verifier\n"
+        "async def main():\n"
+        "    async with local_verifier('exact_match', {}, 30) as url:\n"
+        "        print(url, flush=True)\n"
+        "        await asyncio.sleep(3600)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        url = parent.stdout.readline().strip() if parent.stdout else ""
+        assert url.startswith("http://127.0.0.1:"), url
+        port = url.rsplit(":", 1)[1]
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=10):
+            pass
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
+        except OSError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the verifier outlived the gymops process that started it")
