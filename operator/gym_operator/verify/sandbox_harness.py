@@ -26,6 +26,8 @@ MAX_ITEMS = 100_000
 SETUP = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 SETUP += (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Pass, ast.Global, ast.Nonlocal)
 _ITERATORS = (types.GeneratorType, map, filter, zip, enumerate, reversed)
+# what decoding a malformed answer of the solution may raise (it then counts as gone)
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError)
 
 
 def test_labels(source: str) -> list[str]:
@@ -302,7 +304,7 @@ class Link:
         except (EOFError, OSError) as exc:
             self.gone = f"the solution's process ended during a call ({type(exc).__name__})"
             raise SolutionGone(self.gone) from None
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        except MALFORMED as exc:
             self.gone = f"the solution answered malformed data: {exc}"[:300]
             raise SolutionGone(self.gone) from None
         raise _rebuilt(str(name), str(message))
