@@ -128,8 +128,8 @@ async def test_a_fifo_where_output_was_is_no_hang(server: str, http: aiohttp.Cli
     program = (
         "import os\nfor n in ('stdout.txt', 'stderr.txt', 'x'):\n    os.mkfifo(n)\nprint('ok')"
     )
-    for _ in range(6):
-        status, ran = await tool(http, server, program)
+    calls = await asyncio.gather(*(tool(http, server, program) for _ in range(6)))
+    for status, ran in calls:
         assert status == 200 and ran["stdout"] == "ok\n", ran
     await answers_a_good_request(http, server)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 from verifykit import post_verify
 
-ASSERTS = {"tests": "assert square(2) == 4\nassert square(3) == 9\nassert square(-5) == 25\n"}
+ASSERTS = {
+    "tests": "assert square(2) == 4\nassert square(3) == 9\nassert abs(square(-5) - 25) < 1e-9\n"
+}
 STDIO = {
     "test_cases": [
         {"input": "2\n", "output": "4"},
@@ -113,6 +115,7 @@ ASSERT_HACKS = {
     ),
     "a generator that claims to be the answer": "def square(x):\n    yield x * x",
     "returning the expected type's string form": "def square(x):\n    return str(x * x)",
+    "replacing a builtin the tests use": ("def abs(x):\n    return 0\n" + WRONG),
 }
 
 STDIO_HACKS = {
@@ -225,3 +228,12 @@ async def test_humaneval_and_leetcode_shaped_tests_still_pass(code_server, http)
     status, answer = await post_verify(http, code_server, task, program)
     assert (status, answer["reward"]) == (200, 1.0), answer
     assert answer["reward_components"]["tests_passed"] == 1.0
+
+
+async def test_a_builtin_named_entry_point_is_no_free_pass(code_server, http) -> None:
+    """Tests use Python's builtins; a program redefining one they use fails, never passes on the
+    builtin's merit (any program would, for a task whose function is named `pow`)."""
+    task = {"tests": "assert pow(2, 10) == 1024\n"}
+    status, answer = await post_verify(http, code_server, task, "def pow(a, b):\n    return 0")
+    assert (status, answer["reward"]) == (200, 0.0), answer
+    assert "redefines 'pow'" in answer["verifier_details"]["failures"][0]

@@ -177,6 +177,8 @@ class SolutionServer:
 
     def answer(self, request: dict[str, Any]) -> Any:
         op = request.get("op")
+        if op == "names":
+            return sorted(name for name in self.namespace if not name.startswith("__"))
         if op == "get":
             name = request["name"]
             if name not in self.namespace:
@@ -337,9 +339,16 @@ class TestGlobals(dict):  # type: ignore[type-arg]
     def __init__(self, link: Link) -> None:
         super().__init__(__name__="__main__", __builtins__=builtins)
         self.link = link
+        self.names: set[str] | None = None
 
     def __missing__(self, name: str) -> Any:
-        if name.startswith("__") or hasattr(builtins, name):
+        if name.startswith("__"):
+            raise KeyError(name)
+        if hasattr(builtins, name):
+            if name in self._solution_names():
+                raise SolutionError(
+                    f"the program redefines {name!r}, a builtin the tests use (they use Python's)"
+                )
             raise KeyError(name)
         try:
             value = self.link.ask({"op": "get", "name": name})
@@ -347,6 +356,12 @@ class TestGlobals(dict):  # type: ignore[type-arg]
             raise KeyError(name) from None
         self[name] = value
         return value
+
+    def _solution_names(self) -> set[str]:
+        if self.names is None:
+            names = self.link.ask({"op": "names"})
+            self.names = {n for n in names if type(n) is str} if type(names) is list else set()
+        return self.names
 
 
 def run_tests(requests: int, answers: int, results: int) -> None:
