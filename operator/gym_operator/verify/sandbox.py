@@ -1,17 +1,19 @@
 """Run untrusted Python in a throw-away sandbox: one process tree per run, bounded and isolated.
 
 Each run gets a fresh temporary directory as cwd, an empty environment and `python -I`, started
-through `sandbox_launcher.py`, which sets RLIMIT_CPU/AS/FSIZE/NPROC, drops root to a per-run
-unprivileged uid and applies Landlock where the kernel has it (writes only beneath the work
-directory, reads only of system libraries and the interpreter, no TCP, signals scoped), then
-execs `unshare -rn --pid --fork --kill-child`: new user, network and pid namespaces, so there is
-no network and killing the namespace's pid 1 leaves no stray process. A wall-clock timeout ends
-the run. stdin, stdout and stderr are files with no name that the server opened before the run
-(the program cannot swap them for a symlink or a FIFO; the server reads them by descriptor only),
-under RLIMIT_FSIZE, so a flood of output is bounded too. The program's first act is a byte on a
-status pipe, so a sandbox failure is never mistaken for a failing program. Isolation is probed
-once per process (strongest level first); where namespaces are unavailable a run raises
-VerifierError unless the caller allows unsandboxed runs.
+through `sandbox_launcher.py`: resource limits, a per-run unprivileged uid when the server is
+root, new user, network, mount, IPC and pid namespaces (no network; a tmpfs of its own as its
+directory; a /proc of its own), Landlock where the kernel has it (writes only beneath the work
+directory, reads only of system libraries and the interpreter, no TCP, signals scoped), seccomp
+(no memfd, no SysV shared memory) and no capabilities. The namespace's pid 1 ends the run at the
+wall-clock limit or when all its processes together use more memory than allowed, even if the
+server is gone; the server also ends it at the wall-clock limit. stdin, stdout and stderr are
+files with no name that the server opened before the run (the program cannot swap them for a
+symlink or a FIFO; the server reads them by descriptor only), under RLIMIT_FSIZE, so a flood of
+output is bounded too. The program's first act is a byte on a status pipe, so a sandbox failure
+is never mistaken for a failing program. Isolation is probed once per process (strongest level
+first); where namespaces are unavailable a run raises VerifierError unless the caller allows
+unsandboxed runs.
 """
 
 from __future__ import annotations
@@ -113,9 +115,9 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class Isolation:
-    """What this machine offers: the namespace wrapper, Landlock, and the interpreter to use."""
+    """What this machine offers: namespaces, Landlock, a private directory, the interpreter."""
 
-    unshare: list[str] | None
+    unshare: list[str] | None  # the namespaces a run gets (user, net, mount, ipc, pid)
     landlock: bool
     python: str
     read_roots: tuple[str, ...] = ()
@@ -123,7 +125,7 @@ class Isolation:
 
     @property
     def isolated(self) -> bool:
-        """Network isolation is in place (the namespace wrapper works)."""
+        """Network isolation is in place (the namespaces work)."""
         return self.unshare is not None
 
 
@@ -178,23 +180,16 @@ def detect_isolation() -> Isolation:
 
 
 def _ladder() -> list[tuple[list[str] | None, bool, bool, bool]]:
-    """(wrapper, landlock, confine reads, private directory), strongest first."""
-    unshare_bin = shutil.which("unshare")
-    ladder: list[tuple[list[str] | None, bool, bool, bool]] = []
-    if unshare_bin:
-        tail = ["--pid", "--fork", "--kill-child", "--"]
-        private = [unshare_bin, "-r", "-n", "-m", "-i", *tail]
-        plain = [unshare_bin, "-r", "-n", *tail]
-        ladder += [
-            (private, True, True, True),
-            (private, True, False, True),
-            (plain, True, True, False),
-            (plain, True, False, False),
-            (private, False, False, True),
-            (plain, False, False, False),
-        ]
+    """(namespaces, landlock, confine reads, private directory), strongest first."""
+    private = ["user", "net", "mount", "ipc", "pid"]
+    plain = ["user", "net", "pid"]
     return [
-        *ladder,
+        (private, True, True, True),
+        (private, True, False, True),
+        (plain, True, True, False),
+        (plain, True, False, False),
+        (private, False, False, True),
+        (plain, False, False, False),
         (None, True, True, False),
         (None, True, False, False),
         (None, False, False, False),
@@ -214,7 +209,7 @@ def probe_isolation() -> Isolation:
                 logging.INFO if wrapper else logging.WARNING,
                 "sandbox: namespaces %s, landlock %s, reads confined %s, private tmpfs %s, "
                 "python %s",
-                " ".join(wrapper[1:-1]) if wrapper else "UNAVAILABLE",
+                " ".join(wrapper) if wrapper else "UNAVAILABLE",
                 landlock,
                 confine,
                 private,
@@ -372,7 +367,7 @@ def launch(
     plan = {
         "workdir": str(workdir),
         "parent": os.getpid(),
-        "wrapper": isolation.unshare,
+        "namespaces": isolation.unshare,
         "private_dir": isolation.private_dir,
         "report_fd": report_write,
         "watchdog_seconds": limits.wall_seconds + WATCHDOG_GRACE_SECONDS,
@@ -541,8 +536,8 @@ def require_isolation(isolation: Isolation, allow_unsandboxed: bool) -> None:
     """VerifierError when the machine cannot isolate runs and unsandboxed runs are not allowed."""
     if not isolation.isolated and not allow_unsandboxed:
         raise VerifierError(
-            "code execution needs network isolation (unshare -rn), unavailable here; "
-            "set config allowUnsandboxed: true to run without it"
+            "code execution needs network isolation (user and network namespaces), unavailable "
+            "here; set config allowUnsandboxed: true to run without it"
         )
 
 

@@ -1,18 +1,19 @@
 """Sandbox launcher: applies limits and isolation to itself, then execs the sandboxed command.
 
 Run as `python -I -S sandbox_launcher.py <plan>` (a marshalled dict, in hex: no imports to read
-it) in a fresh session by `sandbox.py`; uses the standard library only. Outside: resource limits
+it) in a fresh session by `sandbox.py`; uses the standard library only. First resource limits
 (CPU, address space, file size, processes, descriptors, no message queues), dropping root to an
-unprivileged uid, death with its parent, then exec of the namespace wrapper, which starts this
-file again `--inside` as pid 1 of new user, network, mount, IPC and pid namespaces. Inside: a
-size-limited tmpfs of its own over the work directory (every file, unlinked or not, counts
-against it), a /proc of its own, then a fork: the child takes Landlock (writes only beneath the
-work directory, reads only beneath the given roots, no TCP, signals scoped), a seccomp filter
-(no memfd, no SysV shared memory), drops every capability and execs the program; pid 1 stays
-behind as the watchdog that reports how the child ended and exits, which kills everything in the
-namespace whatever became of the server that started it, at the wall-clock deadline or when the
-resident memory of all the run's processes together exceeds the memory limit (summed every 50 ms
-from the namespace's own /proc). Without the namespace wrapper everything runs in one go.
+unprivileged uid and death with its parent; then unshare(2) into new user (this uid as its
+root), network, mount, IPC and pid namespaces, and a fork: the child is pid 1 of the new pid
+namespace. Pid 1 mounts a size-limited tmpfs of its own over the work directory (every file,
+unlinked or not, counts against it) and a /proc of its own, then forks the program: it takes
+Landlock (writes only beneath the work directory, reads only beneath the given roots, no TCP,
+signals scoped), a seccomp filter (no memfd, no SysV shared memory), drops every capability and
+execs the program. Pid 1 stays behind as the watchdog that reports how the program ended and
+exits, which kills everything in the namespace whatever became of the server that started it,
+at the wall-clock deadline or when the resident memory of all the run's processes together
+exceeds the memory limit (summed every 50 ms from the namespace's own /proc). Without
+namespaces the limits and Landlock apply to the program directly.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import signal
 import struct
 import sys
 import time
-from typing import Any
 
 _SYS_LANDLOCK_CREATE_RULESET = 444
 _SYS_LANDLOCK_ADD_RULE = 445
@@ -34,6 +34,7 @@ _SYS_LANDLOCK_RESTRICT_SELF = 446
 _LANDLOCK_CREATE_RULESET_VERSION = 1
 _LANDLOCK_RULE_PATH_BENEATH = 1
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _PR_SET_SECCOMP = 22
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
@@ -51,6 +52,14 @@ _SECCOMP_ARCH = {
     "x86_64": (0xC000003E, 319, 447, 29),
     "aarch64": (0xC00000B7, 279, 447, 194),
 }
+_CLONE = {  # namespace kind: unshare(2) flag
+    "user": 0x10000000,
+    "net": 0x40000000,
+    "mount": 0x00020000,
+    "ipc": 0x08000000,
+    "pid": 0x20000000,
+}
+Plan = dict  # the marshalled plan: str keys, plain values (no typing import: startup time)
 INODES = 4096
 EXIT_TIMEOUT = 137
 TICK_SECONDS = 0.05  # how often pid 1 sums the run's memory
@@ -174,7 +183,7 @@ def drop_capabilities() -> None:
             break
 
 
-def apply_limits(plan: dict[str, Any]) -> None:
+def apply_limits(plan: Plan) -> None:
     """CPU seconds, address space, file size, processes, descriptors; no cores, no mqueues."""
     cpu = int(plan["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -202,7 +211,7 @@ def die_with_parent(parent: int) -> None:
         os._exit(EXIT_TIMEOUT)
 
 
-def private_directory(plan: dict[str, Any]) -> bool:
+def private_directory(plan: Plan) -> bool:
     """A tmpfs of `disk_bytes` over the work directory (its files copied in), and a new /proc
     (True when it could be mounted)."""
     libc = _libc()
@@ -224,7 +233,7 @@ def private_directory(plan: dict[str, Any]) -> bool:
     return own_proc
 
 
-def confine_and_exec(plan: dict[str, Any]) -> None:
+def confine_and_exec(plan: Plan) -> None:
     """Landlock, seccomp, no capabilities; then exec the program."""
     if plan["landlock"]:
         apply_landlock([plan["workdir"]], plan["read_roots"])
@@ -275,7 +284,7 @@ def watch(child: int, seconds: float, report: int, memory_limit: int) -> None:
     os._exit(os.waitstatus_to_exitcode(status))
 
 
-def inside(plan: dict[str, Any]) -> None:
+def inside(plan: Plan) -> None:
     """Pid 1 of the run's namespaces: private directory, then the program and its watchdog."""
     own_proc = private_directory(plan) if plan["private_dir"] else False
     report = int(plan["report_fd"])
@@ -288,20 +297,51 @@ def inside(plan: dict[str, Any]) -> None:
     watch(child, float(plan["watchdog_seconds"]), report, memory_limit)
 
 
+def enter_namespaces(kinds: list[str]) -> None:
+    """unshare(2) into new namespaces of `kinds`; in a new user namespace this uid is root."""
+    uid, gid = os.getuid(), os.getgid()
+    libc = _libc()
+    # a process that changed its uid is not dumpable: its /proc/self maps would stay root's
+    libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
+    flags = 0
+    for kind in kinds:
+        flags |= _CLONE[kind]
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), f"unshare of {' '.join(kinds)} namespaces failed")
+    if "user" in kinds:
+        maps = (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1"))
+        for name, text in maps:
+            with open(f"/proc/self/{name}", "w") as handle:
+                handle.write(text)
+
+
+def run_pid_one(plan: Plan) -> None:
+    """Fork pid 1 of the new pid namespace (it runs `inside`), wait for it and exit as it did;
+    pid 1 dies with this process."""
+    child = os.fork()
+    if child == 0:
+        try:
+            _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            inside(plan)
+        finally:
+            os._exit(126)
+    os.close(int(plan["report_fd"]))
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
 def main() -> None:
-    """Apply the plan given as the last argument, then exec the wrapper or the command."""
+    """Apply the plan given as the last argument, then run the command in its namespaces."""
     plan = marshal.loads(bytes.fromhex(sys.argv[-1]))
     os.chdir(plan["workdir"])
-    if sys.argv[1] == "--inside":
-        inside(plan)
-        return
     apply_limits(plan)
     drop_root(plan["uid"])
     die_with_parent(int(plan["parent"]))
-    if plan["wrapper"]:
-        python = plan["command"][0]  # the sandbox's interpreter: the server's may be unreadable
-        wrapper = [*plan["wrapper"], python, "-I", "-S", os.path.abspath(__file__), "--inside"]
-        os.execv(wrapper[0], [*wrapper, sys.argv[-1]])
+    if plan["namespaces"]:
+        enter_namespaces(plan["namespaces"])
+        run_pid_one(plan)
     os.close(int(plan["report_fd"]))
     confine_and_exec(plan)
 
