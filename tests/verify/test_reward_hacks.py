@@ -237,3 +237,9 @@ async def test_a_builtin_named_entry_point_is_no_free_pass(code_server, http) ->
     status, answer = await post_verify(http, code_server, task, "def pow(a, b):\n    return 0")
     assert (status, answer["reward"]) == (200, 0.0), answer
     assert "redefines 'pow'" in answer["verifier_details"]["failures"][0]
+
+
+async def test_tests_that_cannot_import_what_they_need_are_unscorable(code_server, http) -> None:
+    task = {"tests": "import numpy_that_is_not_here\nassert square(2) == 4\n"}
+    status, answer = await post_verify(http, code_server, task, "def square(x):\n    return x * x")
+    assert status == 422 and "numpy_that_is_not_here" in answer["error"], answer

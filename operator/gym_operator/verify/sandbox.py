@@ -517,7 +517,10 @@ def run_tests(
 
 
 def _verdicts(reported: bytes, count: int, tests_run: SandboxResult) -> list[tuple[bool, str]]:
-    """One (passed, reason) per expected test from the tests' process's report lines."""
+    """One (passed, reason) per expected test from the tests' process's report lines.
+
+    VerifierError when the tests' own imports fail (unscorable, never 0.0).
+    """
     outcomes: dict[int, tuple[bool, str]] = {}
     missing = tests_run.reason or "the tests' process ended before this test"
     for line in reported.decode("utf-8", errors="replace").splitlines():
@@ -527,6 +530,9 @@ def _verdicts(reported: bytes, count: int, tests_run: SandboxResult) -> list[tup
             continue
         if "setup" in item:
             missing = f"setup `{item['setup']}` failed: {item['reason']}"
+            if str(item["reason"]).startswith(("ModuleNotFoundError", "ImportError")):
+                # the tests need a module the sandbox lacks: the task's problem, not the program's
+                raise VerifierError(f"the task's tests cannot run here: {missing}"[:400])
         elif isinstance(item.get("test"), int) and 0 <= item["test"] < count:
             outcomes.setdefault(item["test"], (item.get("ok") is True, str(item.get("reason"))))
     return [outcomes.get(index, (False, missing)) for index in range(count)]
