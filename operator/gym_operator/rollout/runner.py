@@ -2,7 +2,7 @@
 
 Shared by the pod entrypoint (`gymops generate`, one shard) and local mode (`gymops run`, all
 shards side by side, each with its own concurrency window, as their pods would run). A built-in
-verifier without a URL is served in-process on loopback.
+verifier without a URL is served on loopback by a child process with a clean environment.
 """
 
 from __future__ import annotations
@@ -80,19 +80,14 @@ async def verifier_endpoint(spec: RolloutJobSpec, url: str | None) -> AsyncItera
         return
     if spec.verifier.builtin is None:
         raise ValueError("verifier.image needs --verifier-url (the operator passes its Service)")
-    from gym_operator.verify.server import VerifierSettings, start_server
+    from gym_operator.verify.local_server import local_verifier
 
-    settings = VerifierSettings(
-        builtin=spec.verifier.builtin,
-        config=spec.verifier.config,
-        timeout_seconds=spec.verifier.timeout_seconds,
-    )
-    runner, started = await start_server(settings)
-    log.info("built-in verifier %r serving on %s", spec.verifier.builtin, started)
-    try:
+    # a separate process with a clean environment: it runs model-written code, so it must not
+    # hold this process's API key and S3 credentials
+    async with local_verifier(
+        spec.verifier.builtin, spec.verifier.config, spec.verifier.timeout_seconds
+    ) as started:
         yield started
-    finally:
-        await runner.cleanup()
 
 
 def shard_windows(ceiling: int, count: int) -> list[AimdWindow]:

@@ -96,6 +96,16 @@ class VerifierSettings:
     idle_timeout_seconds: float = 75.0
     """A connection with no complete request for this long is closed (slow or stalled headers)."""
 
+    def __post_init__(self) -> None:
+        """ValueError for a sandboxed verifier's limits out of range (before serving anything)."""
+        if self.builtin in SANDBOXED_BUILTINS:
+            from gym_operator.verify.builtins.code_execution import limits_from
+
+            try:
+                limits_from(self.config)
+            except VerifierError as exc:
+                raise ValueError(str(exc)) from None
+
 
 def _outcome(result: VerifyResult) -> dict[str, Any]:
     return {

@@ -3,15 +3,24 @@
 The program is the last ```python fenced block of the response (else the last ``` block, else
 the whole response). Tests come from the task, either
 `test_cases`: `[{"input": stdin, "output": expected stdout}, ...]` (output compared line by line,
-trailing whitespace ignored), or `tests`: Python code (e.g. asserts) run after the program, passing
-when it exits 0. Each test case is a separate sandboxed run (see `verify/sandbox.py`).
+trailing whitespace ignored; each case is a separate sandboxed run, see `verify/sandbox.py`), or
+`tests`: Python code (asserts, `check(candidate)` calls, `test*` functions). Each top-level
+statement of `tests` that is not a definition, import or assignment is one test, and so is each
+`test*` function. The tests run in a sandbox of their own, apart from the program, and use its
+names across a pipe as plain data (`verify/sandbox_harness.py`): a verdict is what the tests'
+process saw, so exiting early, patching builtins or `assert`, editing files, printing results or
+returning objects that equal everything pass nothing. Values that are not plain data (numbers,
+strings, bytes, lists, tuples, dicts, sets) reach the tests as opaque objects: callable and with
+attributes, but with no equality or truth value.
 
 Config (all optional):
 
 - `testCasesField` / `testsField` (default `test_cases` / `tests`): task fields holding the tests
 - `timeoutSeconds` (default `10`): wall-clock limit of one run (CPU limit: the same, rounded up)
-- `memoryMB` (default `512`): address-space limit of one run
+- `memoryMB` (default `512`): address-space limit of each process of one run
+- `diskMB` (default `64`): all files of one run together (its own tmpfs, where namespaces work)
 - `maxProcesses` (default `32`): process limit inside one run
+- limits out of range (zero, negative, not a number) are refused with the key named
 - `scoring` (default `fraction`): `fraction`: share of test cases passed; `all`: 1.0 only when all
   pass
 - `allowUnsandboxed` (default `false`): run even where network isolation is unavailable
@@ -29,7 +38,8 @@ import re
 from typing import Any
 
 from gym_operator.verify.base import VerifierError, VerifyResult, register
-from gym_operator.verify.sandbox import SandboxLimits, SandboxResult, run_python
+from gym_operator.verify.sandbox import SandboxLimits, SandboxResult, run_python, run_tests
+from gym_operator.verify.sandbox_harness import test_labels
 
 _PYTHON_FENCE = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _ANY_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
@@ -50,14 +60,31 @@ def same_output(actual: str, expected: str) -> bool:
     return lines == [line.rstrip() for line in expected.rstrip().splitlines()]
 
 
+LIMIT_KEYS = {  # config key: (default, smallest, largest)
+    "timeoutSeconds": (10.0, 0.1, 3600.0),
+    "memoryMB": (512, 32, 65536),
+    "diskMB": (64, 1, 65536),
+    "maxProcesses": (32, 1, 4096),
+}
+
+
+def _limit(config: dict[str, Any], key: str) -> float:
+    default, low, high = LIMIT_KEYS[key]
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise VerifierError(f"config.{key} must be a number from {low} to {high}, got {value!r}")
+    return float(value)
+
+
 def limits_from(config: dict[str, Any]) -> SandboxLimits:
-    """Sandbox limits from the config."""
-    seconds = float(config.get("timeoutSeconds", 10))
+    """Sandbox limits from the config; VerifierError names a limit out of range (e.g. -1)."""
+    seconds = _limit(config, "timeoutSeconds")
     return SandboxLimits(
         wall_seconds=seconds,
         cpu_seconds=max(1, math.ceil(seconds)),
-        memory_bytes=int(config.get("memoryMB", 512)) * 1024 * 1024,
-        processes=int(config.get("maxProcesses", 32)),
+        memory_bytes=int(_limit(config, "memoryMB")) * 1024 * 1024,
+        disk_bytes=int(_limit(config, "diskMB")) * 1024 * 1024,
+        processes=int(_limit(config, "maxProcesses")),
     )
 
 
@@ -76,8 +103,17 @@ def _runs(task: dict[str, Any], program: str, config: dict[str, Any]) -> list[tu
             outcomes.append(_judge(result, str(case["output"])))
         return outcomes
     if isinstance(tests, str) and tests.strip():
-        result = run_python(f"{program}\n\n{tests}\n", "", limits, allow)
-        return [_judge(result, None)]
+        try:
+            labels = test_labels(tests)
+        except SyntaxError as exc:
+            raise VerifierError(f"the task's tests do not parse: {exc}") from None
+        if not labels:
+            raise VerifierError("the task's tests hold no test (no assert or call at top level)")
+        verdicts = run_tests(program, tests, labels, limits, allow)
+        return [
+            (ok, "" if ok else f"{label}: {why}")
+            for (ok, why), label in zip(verdicts.outcomes, labels, strict=True)
+        ]
     raise VerifierError("task has neither a non-empty 'test_cases' list nor a 'tests' string")
 
 
