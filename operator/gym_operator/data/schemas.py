@@ -1,0 +1,222 @@
+"""The columns of every exported row per (format, kind): an Arrow schema, also the JSONL fields.
+
+Loaders infer a JSONL file's types from its first block, and Arrow cannot unify structs that differ
+between rows, so every row of an export has exactly the same fields with the same types:
+
+- a chat message is always `{role, content, tool_calls, tool_call_id}`: `content` and
+  `tool_call_id` are strings ("" when there is none), `tool_calls` a list (empty when there is
+  none) of `{id, type, function: {name, arguments}}` with `arguments` the JSON string;
+- values whose shape is free (tool schemas, verifier fields, ground truths that are not strings)
+  are JSON text in a string column, except where a consumer needs the value itself (noted in
+  the exporters);
+- numbers keep one type per column (float64 or int64), booleans are booleans.
+
+`conform(row, schema)` turns an exporter's row into exactly this shape (missing strings "",
+missing lists [], missing structs filled field by field) and refuses a field the schema does not
+know, so nothing is dropped silently. `list_paths(schema)` names the lists that may be empty: a
+JSONL file whose first rows leave one of them empty everywhere would be typed as a list of nulls,
+so the writer puts rows that fill them first (writer.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+STRING = pa.string()
+FLOAT = pa.float64()
+INT = pa.int64()
+BOOL = pa.bool_()
+
+TOOL_CALL = pa.struct(
+    [
+        ("id", STRING),
+        ("type", STRING),
+        ("function", pa.struct([("name", STRING), ("arguments", STRING)])),
+    ]
+)
+MESSAGE = pa.struct(
+    [
+        ("role", STRING),
+        ("content", STRING),
+        ("tool_calls", pa.list_(TOOL_CALL)),
+        ("tool_call_id", STRING),
+    ]
+)
+MESSAGES = pa.list_(MESSAGE)
+
+# Per-task statistics and identity carried by RL rows (exporters._stats).
+STATS = [
+    ("source", STRING),
+    ("task_index", INT),
+    ("task_id", STRING),
+    ("pass_rate", FLOAT),
+    ("mean_reward", FLOAT),
+    ("num_rollouts", INT),
+]
+
+
+class SchemaError(ValueError):
+    """An exported row does not fit its schema (an exporter bug, never user input)."""
+
+
+def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema(list(fields))
+
+
+SCHEMAS: dict[tuple[str, str], pa.Schema] = {
+    ("trl", "sft"): _schema(("prompt", MESSAGES), ("completion", MESSAGES), ("tools", STRING)),
+    ("trl", "kto"): _schema(
+        ("prompt", MESSAGES), ("completion", MESSAGES), ("label", BOOL), ("tools", STRING)
+    ),
+    ("trl", "dpo"): _schema(
+        ("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES), ("tools", STRING)
+    ),
+    ("trl", "rl"): _schema(
+        ("prompt", MESSAGES),
+        ("solution", STRING),
+        ("solutions", pa.list_(STRING)),
+        ("tools", STRING),
+        *STATS,
+        ("task", STRING),
+    ),
+    ("openrlhf", "sft"): _schema(("input", MESSAGES), ("output", MESSAGES)),
+    ("openrlhf", "dpo"): _schema(
+        ("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES), ("tools", STRING)
+    ),
+    ("openrlhf", "rl"): _schema(
+        ("input", MESSAGES),
+        ("label", STRING),
+        ("datasource", STRING),
+        ("tools", STRING),
+        *STATS,
+        ("task", STRING),
+    ),
+    ("verl", "sft"): _schema(("messages", MESSAGES), ("tools", STRING)),
+    ("verl", "rl"): _schema(
+        ("data_source", STRING),
+        ("prompt", MESSAGES),
+        ("ability", STRING),
+        ("reward_model", pa.struct([("style", STRING), ("ground_truth", STRING)])),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("split", STRING),
+                    ("index", INT),
+                    *STATS,
+                    ("tools", STRING),
+                    ("task", STRING),
+                    ("reward", STRING),
+                ]
+            ),
+        ),
+    ),
+    ("nemo-rl", "sft"): _schema(("messages", MESSAGES), ("tools", STRING)),
+    ("nemo-rl", "dpo"): _schema(
+        ("context", MESSAGES),
+        (
+            "completions",
+            pa.list_(pa.struct([("rank", INT), ("completion", MESSAGES)])),
+        ),
+        ("tools", STRING),
+    ),
+}
+# Formats whose rows are NeMo Gym rows, kept as they are (free-form task fields; JSONL only, read
+# line by line by NeMo-RL's NemoGymDataset and NeMo Gym's tools): no schema.
+FREE_FORM = {("nemo-rl", "rl"), ("nemo-gym", "sft"), ("nemo-gym", "rl")}
+
+
+def schema_for(fmt: str, kind: str) -> pa.Schema | None:
+    """The schema of (format, kind), or None for rows kept in NeMo Gym's free form."""
+    if (fmt, kind) in FREE_FORM:
+        return None
+    return SCHEMAS[(fmt, kind)]
+
+
+def _empty(kind: pa.DataType) -> Any:
+    if pa.types.is_string(kind):
+        return ""
+    if pa.types.is_list(kind):
+        return []
+    if pa.types.is_struct(kind):
+        return {f.name: _empty(f.type) for f in kind}
+    return None
+
+
+def _conform(value: Any, kind: pa.DataType, path: str) -> Any:
+    if value is None:
+        empty = _empty(kind)
+        if empty is None:
+            raise SchemaError(f"{path}: missing value of type {kind}")
+        return empty
+    if pa.types.is_struct(kind):
+        if not isinstance(value, dict):
+            raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
+        unknown = set(value) - {f.name for f in kind}
+        if unknown:
+            raise SchemaError(f"{path}: fields {sorted(unknown)} are not in the schema")
+        return {f.name: _conform(value.get(f.name), f.type, f"{path}.{f.name}") for f in kind}
+    if pa.types.is_list(kind):
+        if not isinstance(value, list):
+            raise SchemaError(f"{path}: expected a list, got {type(value).__name__}")
+        return [_conform(v, kind.value_type, f"{path}[]") for v in value]
+    return _scalar(value, kind, path)
+
+
+def _scalar(value: Any, kind: pa.DataType, path: str) -> Any:
+    if pa.types.is_string(kind) and isinstance(value, str):
+        return value
+    if pa.types.is_boolean(kind) and isinstance(value, bool):
+        return value
+    if pa.types.is_integer(kind) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (
+        pa.types.is_floating(kind)
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ):
+        return float(value)
+    raise SchemaError(f"{path}: {type(value).__name__} value where the schema has {kind}")
+
+
+def conform(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    """The row with exactly the schema's fields, in its order (see the module docstring)."""
+    unknown = set(row) - set(schema.names)
+    if unknown:
+        raise SchemaError(f"row fields {sorted(unknown)} are not in the schema")
+    return {f.name: _conform(row.get(f.name), f.type, f.name) for f in schema}
+
+
+def _paths(kind: pa.DataType, path: str) -> Iterator[str]:
+    if pa.types.is_list(kind):
+        yield path
+        yield from _paths(kind.value_type, path + "[]")
+    elif pa.types.is_struct(kind):
+        for f in kind:
+            yield from _paths(f.type, f"{path}.{f.name}")
+
+
+def list_paths(schema: pa.Schema) -> list[str]:
+    """Every list in the schema, as `column`, `column[].field`, ... paths."""
+    return [p for f in schema for p in _paths(f.type, f.name)]
+
+
+def filled_paths(row: dict[str, Any], schema: pa.Schema) -> set[str]:
+    """The list paths that have at least one element in this (conformed) row."""
+    found: set[str] = set()
+    for f in schema:
+        _fill(row.get(f.name), f.type, f.name, found)
+    return found
+
+
+def _fill(value: Any, kind: pa.DataType, path: str, found: set[str]) -> None:
+    if pa.types.is_list(kind) and value:
+        found.add(path)
+        for item in value:
+            _fill(item, kind.value_type, path + "[]", found)
+    elif pa.types.is_struct(kind) and isinstance(value, dict):
+        for f in kind:
+            _fill(value.get(f.name), f.type, f"{path}.{f.name}", found)
