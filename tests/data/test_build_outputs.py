@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from datakit import Build, read_rows
+from datakit import Build, msg, read_rows
 
 from gym_operator.api.dataset import Dataset, DatasetStatus
 from gym_operator.cli import main as cli_main
@@ -189,21 +189,42 @@ def test_builds_from_s3_into_s3(s3_bucket: str) -> None:
     assert result["card"] == f"{output}/README.md"
 
 
-def test_parquet_files_unify_message_fields_across_chunks(build: Build, monkeypatch) -> None:
-    """A tool call only in a later chunk of a file still reads back; other rows get None."""
-    from gym_operator.data import writer
+def test_parquet_keeps_a_tool_call_that_only_a_later_chunk_has(build: Build) -> None:
+    """The schema is explicit: a file whose first Arrow chunk has no tool call still has them."""
+    from gym_operator.data.writer import CHUNK_ROWS
 
-    monkeypatch.setattr(writer, "CHUNK_ROWS", 2)
     call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
-    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(4)] + [
-        row(4, 0, "t4", 1.0, tool_calls=[call])
-    ]
+    last = CHUNK_ROWS + 1
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(last)]
+    rollouts.append(row(last, 0, "tl", 1.0, tool_calls=[call]))
     summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"fileFormat": "parquet"})
     assert len(summary.files) == 1
     completions = [r["completion"][0] for r in rows["train"]]
-    assert [c["content"] for c in completions] == ["t0", "t1", "t2", "t3", "t4"]
-    assert completions[0]["tool_calls"] is None
-    assert completions[4]["tool_calls"][0]["function"] == {"name": "calc", "arguments": "{}"}
+    assert completions[0] == msg("assistant", "t0")
+    assert completions[-1]["tool_calls"] == [
+        {"id": "c9", "type": "function", "function": {"name": "calc", "arguments": "{}"}}
+    ]
+
+
+def test_jsonl_first_file_starts_with_rows_that_fill_every_list(build: Build) -> None:
+    """A loader types JSONL from the first file's first rows: they must show the tool calls."""
+    call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(12)]
+    rollouts.append(row(12, 0, "tool", 1.0, tool_calls=[call]))
+    summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"rowsPerFile": 5})
+    names = [f.rsplit("/", 1)[-1] for f in summary.files]
+    assert names == ["train-00000.jsonl", "train-00001.jsonl", "train-00002.jsonl"]
+    texts = [r["completion"][0]["content"] for r in rows["train"]]
+    assert sorted(texts) == sorted(f"t{t}" for t in range(12)) + ["tool"]
+    assert texts[:2] == ["t0", "tool"]  # the first row, then the only row with tool calls
+    assert [len(rows) for rows in _per_file(summary)] == [5, 5, 3]
+
+
+def _per_file(summary) -> list[list[dict]]:
+    return [
+        [json.loads(line) for line in Path(f.removeprefix("file://")).read_text().splitlines()]
+        for f in summary.files
+    ]
 
 
 def test_gymops_run_builds_a_dataset_yaml(tmp_path: Path) -> None:
