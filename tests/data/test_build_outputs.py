@@ -206,18 +206,33 @@ def test_parquet_keeps_a_tool_call_that_only_a_later_chunk_has(build: Build) -> 
     ]
 
 
-def test_jsonl_first_file_starts_with_rows_that_fill_every_list(build: Build) -> None:
-    """A loader types JSONL from the first file's first rows: they must show the tool calls."""
+def test_every_jsonl_file_starts_with_rows_that_fill_every_list(build: Build) -> None:
+    """Loaders type JSONL from a file's first rows (verl types each file on its own): every file
+    must show a tool call there, even when all tool calls came in the last file's rows."""
+    call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(12)]
+    rollouts += [row(t, 0, f"tool{t}", 1.0, tool_calls=[call]) for t in range(12, 15)]
+    summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"rowsPerFile": 5})
+    texts = sorted(r["completion"][0]["content"] for r in rows["train"])
+    assert texts == sorted([f"t{t}" for t in range(12)] + ["tool12", "tool13", "tool14"])
+    files = _per_file(summary)
+    assert [len(f) for f in files] == [5, 5, 5]
+    # the rows at the top of each file: one that fills each list (prompt, completion, tool_calls)
+    assert all(any(r["completion"][0]["tool_calls"] for r in f[:2]) for f in files)
+
+
+def test_a_list_too_rare_for_every_file_is_reported(build: Build) -> None:
     call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
     rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(12)]
     rollouts.append(row(12, 0, "tool", 1.0, tool_calls=[call]))
-    summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"rowsPerFile": 5})
-    names = [f.rsplit("/", 1)[-1] for f in summary.files]
-    assert names == ["train-00000.jsonl", "train-00001.jsonl", "train-00002.jsonl"]
-    texts = [r["completion"][0]["content"] for r in rows["train"]]
-    assert sorted(texts) == sorted(f"t{t}" for t in range(12)) + ["tool"]
-    assert texts[:2] == ["t0", "tool"]  # the first row, then the only row with tool calls
-    assert [len(rows) for rows in _per_file(summary)] == [5, 5, 3]
+    summary, _ = build(rollouts, kind="sft", num_repeats=1, output={"rowsPerFile": 5})
+    lacking = summary.extras["untyped_files"]
+    assert [(uri.rsplit("/", 1)[-1], path) for uri, path in lacking] == [
+        ("train-00000.jsonl", "completion[].tool_calls"),
+        ("train-00001.jsonl", "completion[].tool_calls"),
+    ]
+    card = Path(summary.card.removeprefix("file://")).read_text()
+    assert "train-00000.jsonl" in card and "load all files of a split" in card
 
 
 def _per_file(summary) -> list[list[dict]]:

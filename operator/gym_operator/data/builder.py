@@ -212,7 +212,11 @@ def build_dataset(
         sources=reader.sources,
         seconds=time.monotonic() - started,
         max_open_groups=reader.max_open_groups,
-        extras={**hist.extras(), "samples": samples},
+        extras={
+            **hist.extras(),
+            "samples": samples,
+            "untyped_files": [u for s in SPLITS for u in writers[s].unrepaired],
+        },
     )
     _write_card(storage, out, spec, summary)
     _remove_stale(storage, out, set(files))

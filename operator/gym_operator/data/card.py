@@ -160,9 +160,11 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
     for split in ("train", "validation"):
         files = [f.rsplit("/", 1)[-1] for f in summary["files"] if f"/{split}-" in f]
         lines.append(f"| {split} | {splits.get(split, 0)} | {', '.join(files) or '-'} |")
+    lines += _untyped_note(extras.get("untyped_files") or [])
     lines += [
         "",
-        "Split by prompt: a prompt is never in both splits (seeded hash of the prompt).",
+        "Split by prompt: a prompt is never in both splits (seeded hash of the prompt as the"
+        " model sees it: its chat messages, normalised, and its tools).",
         "",
         "## Rewards",
         "",
@@ -175,7 +177,7 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         "## Pass rate per task",
         "",
         f"Tasks with a verified rollout: {extras['tasks']}; a rollout passes at reward >="
-        f" the job's reward.passThreshold.",
+        f" filters.passRate.passThreshold, else the job's reward.passThreshold.",
         "",
         "![pass-rate histogram](pass_rate_histogram.png)",
         "",
@@ -198,6 +200,22 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         lines += ["```json", json.dumps(shown, ensure_ascii=False, indent=2), "```", ""]
     lines += ["## Spec", "", "```json", json.dumps(spec, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def _untyped_note(untyped: list[tuple[str, str]]) -> list[str]:
+    """Files whose own rows leave a list empty that other files fill (JSONL only)."""
+    if not untyped:
+        return []
+    lines = [
+        "",
+        "These JSONL files have no row that fills a list other files fill (too few such rows"
+        " to give every file one), so a loader that types each file on its own (verl's"
+        " RLHFDataset, OpenRLHF given a list of files) would type that list as empty: load all"
+        " files of a split in one `load_dataset` call, or use `output.fileFormat: parquet`.",
+        "",
+    ]
+    lines += [f"- `{uri.rsplit('/', 1)[-1]}`: `{path}`" for uri, path in untyped]
+    return lines
 
 
 def _bins_table(bins: list[int], bounds: tuple[float, float]) -> str:

@@ -4,27 +4,24 @@ Files are named `<split>-00000.<ext>` under the output prefix. Every row is firs
 export's schema (schemas.py), so all rows and files have the same columns and types:
 
 - Parquet files are written with that Arrow schema, never one inferred from the rows.
-- JSONL loaders (`datasets`) type the whole dataset from the first block of the first file, and
-  a list that is empty in every row there becomes a list of nulls that later rows cannot be cast
-  to. So the first file of each split is held back until it holds, for every list of the schema
-  that any row fills, a row that fills it; such rows are moved to its top (a row of the first
-  file that fills nothing new moves to the current file in exchange, so counts are unchanged).
-  The first file is written as soon as it is complete in this sense, else at the end.
+- JSONL carries no types, and its loaders infer them from each file's first rows, so each file
+  starts with rows that fill every list it has, and after the last file a file that lacks a list
+  the split fills gets such a row by exchange with another file (exemplars.py).
 
 Memory is bounded by `rowsPerFile`: the current file's rows (JSONL as encoded bytes; Parquet as
-Arrow tables of CHUNK_ROWS rows), plus the held first file of a JSONL split.
+Arrow tables of CHUNK_ROWS rows).
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections import deque
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
 
-from gym_operator.data import schemas
+from gym_operator.data import exemplars, schemas
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI
 
@@ -34,28 +31,6 @@ CHUNK_ROWS = 4096
 def file_name(split: str, number: int, file_format: str) -> str:
     """e.g. train-00003.parquet"""
     return f"{split}-{number:05d}.{file_format}"
-
-
-class _FirstFile:
-    """The held first JSONL file: rows that fill a list first (top), then the others."""
-
-    def __init__(self) -> None:
-        self.top: list[bytes] = []
-        self.rest: deque[bytes] = deque()
-        self.paths: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self.top) + len(self.rest)
-
-    def add(self, line: bytes, filled: set[str]) -> None:
-        if filled - self.paths:
-            self.top.append(line)
-            self.paths |= filled
-        else:
-            self.rest.append(line)
-
-    def data(self) -> bytes:
-        return b"".join(self.top) + b"".join(self.rest)
 
 
 class SplitWriter:
@@ -79,98 +54,58 @@ class SplitWriter:
         self.rows_per_file = rows_per_file
         self.schema = schema
         self.rows = 0
-        self._written: dict[int, StorageURI] = {}
-        self._number = 0
-        self._jsonl = io.BytesIO()
+        self.files: list[StorageURI] = []
+        self.unrepaired: list[tuple[str, str]] = []
+        self._lines: list[bytes] = []
+        self._paths: list[exemplars.Paths] = []
+        self._counts: dict[int, Counter[str]] = {}
         self._records: list[dict[str, Any]] = []
         self._tables: list[pa.Table] = []
         self._pending = 0
-        self._all_paths = set(schemas.list_paths(schema)) if schema is not None else set()
-        self._first: _FirstFile | None = _FirstFile() if self._all_paths else None
-        self._first_held = False
-
-    @property
-    def files(self) -> list[StorageURI]:
-        """The files written so far, by number."""
-        return [self._written[n] for n in sorted(self._written)]
 
     def write(self, row: dict[str, Any]) -> None:
         """Add one row."""
         if self.schema is not None:
             row = schemas.conform(row, self.schema)
         self.rows += 1
+        self._pending += 1
         if self.file_format == "parquet":
-            self._add_record(row)
+            self._records.append(row)
+            if len(self._records) >= CHUNK_ROWS:
+                self._tables.append(pa.Table.from_pylist(self._records, schema=self.schema))
+                self._records = []
         else:
-            self._add_line(row)
+            self._lines.append(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+            if self.schema is not None:
+                self._paths.append(_interned(schemas.filled_paths(row, self.schema)))
+        if self._pending >= self.rows_per_file:
+            self._flush()
 
     def close(self) -> list[StorageURI]:
-        """Write the held first file and the last file; the files written, by number."""
-        if self._first is not None and (self._first_held or len(self._first)):
-            self._write_first()
+        """Write the last file (and give JSONL files the lists they lack); the files, in order."""
         if self._pending:
             self._flush()
+        if self.file_format == "jsonl" and self.schema is not None and len(self.files) > 1:
+            repair = exemplars.Repair(
+                self.storage, self.schema, dict(enumerate(self.files)), self._counts
+            )
+            repair.run()
+            self.unrepaired = repair.unrepaired
         return self.files
 
-    def _add_record(self, row: dict[str, Any]) -> None:
-        self._records.append(row)
-        if len(self._records) >= CHUNK_ROWS:
-            self._tables.append(pa.Table.from_pylist(self._records, schema=self.schema))
-            self._records = []
-        self._pending += 1
-        if self._pending >= self.rows_per_file:
-            self._flush()
-
-    def _add_line(self, row: dict[str, Any]) -> None:
-        line = json.dumps(row, ensure_ascii=False).encode() + b"\n"
-        first = self._first
-        if first is None or self.schema is None:
-            self._append(line)
-            return
-        filled = schemas.filled_paths(row, self.schema)
-        if not self._first_held:
-            first.add(line, filled)
-            if len(first) >= self.rows_per_file:
-                self._number = 1
-                self._first_held = True
-                self._release_first_if_complete()
-            return
-        if filled - first.paths and first.rest:
-            first.add(line, filled)
-            line = first.rest.pop()
-            self._release_first_if_complete()
-        self._append(line)
-
-    def _release_first_if_complete(self) -> None:
-        first = self._first
-        if first is not None and self._all_paths <= first.paths:
-            self._write_first()
-
-    def _write_first(self) -> None:
-        assert self._first is not None
-        uri = self.prefix.join(file_name(self.split, 0, self.file_format))
-        self.storage.write_bytes(uri, self._first.data())
-        self._written[0] = uri
-        self._first = None
-        self._first_held = False
-        self._number = max(self._number, 1)
-
-    def _append(self, line: bytes) -> None:
-        self._jsonl.write(line)
-        self._pending += 1
-        if self._pending >= self.rows_per_file:
-            self._flush()
-
     def _flush(self) -> None:
-        uri = self.prefix.join(file_name(self.split, self._number, self.file_format))
+        number = len(self.files)
+        uri = self.prefix.join(file_name(self.split, number, self.file_format))
         if self.file_format == "parquet":
             data = self._parquet_bytes()
         else:
-            data = self._jsonl.getvalue()
-            self._jsonl = io.BytesIO()
+            if self._paths:
+                self._lines, self._paths = exemplars.exemplars_first(self._lines, self._paths)
+                self._counts[number] = Counter(p for f in self._paths for p in f)
+            data = b"".join(self._lines)
+            self._lines, self._paths = [], []
         self.storage.write_bytes(uri, data)
-        self._written[self._number] = uri
-        self._number += 1
+        self.files.append(uri)
         self._pending = 0
 
     def _parquet_bytes(self) -> bytes:
@@ -183,3 +118,12 @@ class SplitWriter:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         return sink.getvalue()
+
+
+_INTERNED: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _interned(paths: set[str]) -> frozenset[str]:
+    """One shared frozenset per distinct set of paths (there are few), to keep memory flat."""
+    key = frozenset(paths)
+    return _INTERNED.setdefault(key, key)
