@@ -171,7 +171,8 @@ def test_verl_sft_messages_keep_tool_calls_in_parquet(build: Build) -> None:
     assert [m["role"] for m in out["messages"]] == ["system", "user", "assistant"]
     call = out["messages"][2]["tool_calls"][0]
     assert call["function"] == {"name": "calc", "arguments": '{"expr": "6*7"}'}
-    assert json.loads(out["tools"]) == CHAT_TOOLS
+    # verl hands `tools` to the chat template as they are: nested, not JSON text
+    assert out["tools"] == CHAT_TOOLS
 
 
 def test_verl_sft_parquet_takes_a_tool_without_parameters(build: Build) -> None:
@@ -184,9 +185,7 @@ def test_verl_sft_parquet_takes_a_tool_without_parameters(build: Build) -> None:
         rollouts, kind="sft", format="verl", num_repeats=2, output={"fileFormat": "parquet"}
     )
     [out] = rows["train"]
-    assert json.loads(out["tools"]) == [
-        {"type": "function", "function": {"name": "now", "parameters": {}}}
-    ]
+    assert out["tools"] == [{"type": "function", "function": {"name": "now", "parameters": None}}]
 
 
 def test_nemo_rl_rows(build: Build, tmp_path) -> None:

@@ -185,7 +185,7 @@ def verl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     if example.kind == "sft":
         return {
             "messages": example.prompt + (example.completion or []),
-            "tools": _tools(example),
+            "tools": example.tools or [],
         }
     ability = example.task.get("ability") or example.task.get("task_type") or ctx.verifier
     return {

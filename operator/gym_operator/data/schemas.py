@@ -9,7 +9,11 @@ between rows, so every row of an export has exactly the same fields with the sam
 - values whose shape is free (tool schemas, verifier fields, ground truths that are not strings)
   are JSON text in a string column, except where a consumer needs the value itself (noted in
   the exporters);
-- numbers keep one type per column (float64 or int64), booleans are booleans.
+- numbers keep one type per column (float64 or int64), booleans are booleans;
+- one exception, NESTED: verl's MultiTurnSFTDataset hands its `tools` column to the chat template
+  unchanged, so there the tool schemas are nested values (parquet only); their Arrow type is the
+  union of the file's tool schemas (a key one tool lacks reads back as null), and an empty object
+  (`parameters: {}`) is written as null, since Arrow has no struct without fields.
 
 `conform(row, schema)` turns an exporter's row into exactly this shape (missing strings "",
 missing lists [], missing structs filled field by field) and refuses a field the schema does not
@@ -29,6 +33,8 @@ STRING = pa.string()
 FLOAT = pa.float64()
 INT = pa.int64()
 BOOL = pa.bool_()
+# A JSON value whose Arrow type each file infers from its own values (see the module docstring).
+NESTED = pa.null()
 
 TOOL_CALL = pa.struct(
     [
@@ -94,7 +100,7 @@ SCHEMAS: dict[tuple[str, str], pa.Schema] = {
         *STATS,
         ("task", STRING),
     ),
-    ("verl", "sft"): _schema(("messages", MESSAGES), ("tools", STRING)),
+    ("verl", "sft"): _schema(("messages", MESSAGES), ("tools", NESTED)),
     ("verl", "rl"): _schema(
         ("data_source", STRING),
         ("prompt", MESSAGES),
@@ -147,6 +153,8 @@ def _empty(kind: pa.DataType) -> Any:
 
 
 def _conform(value: Any, kind: pa.DataType, path: str) -> Any:
+    if kind == NESTED:
+        return without_empty_objects(value) if value is not None else []
     if value is None:
         empty = _empty(kind)
         if empty is None:
@@ -188,6 +196,31 @@ def conform(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
     if unknown:
         raise SchemaError(f"row fields {sorted(unknown)} are not in the schema")
     return {f.name: _conform(row.get(f.name), f.type, f.name) for f in schema}
+
+
+def without_empty_objects(value: Any) -> Any:
+    """Empty objects as null, at any depth (Arrow has no struct type without fields)."""
+    if isinstance(value, dict):
+        return {k: without_empty_objects(v) for k, v in value.items()} or None
+    if isinstance(value, list):
+        return [without_empty_objects(v) for v in value]
+    return value
+
+
+def has_nested(schema: pa.Schema) -> bool:
+    """Whether a column's type is inferred per file (NESTED)."""
+    return any(f.type == NESTED for f in schema)
+
+
+def table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Conformed rows as an Arrow table of the schema (NESTED columns typed by their values)."""
+    if not has_nested(schema):
+        return pa.Table.from_pylist(records, schema=schema)
+    arrays = [
+        pa.array([r[f.name] for r in records], type=None if f.type == NESTED else f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, names=schema.names)
 
 
 def _paths(kind: pa.DataType, path: str) -> Iterator[str]:

@@ -72,7 +72,7 @@ class SplitWriter:
         if self.file_format == "parquet":
             self._records.append(row)
             if len(self._records) >= CHUNK_ROWS:
-                self._tables.append(pa.Table.from_pylist(self._records, schema=self.schema))
+                self._tables.append(schemas.table(self._records, self.schema))
                 self._records = []
         else:
             self._lines.append(json.dumps(row, ensure_ascii=False).encode() + b"\n")
@@ -111,9 +111,10 @@ class SplitWriter:
     def _parquet_bytes(self) -> bytes:
         import pyarrow.parquet as pq
 
+        assert self.schema is not None
         if self._records:
-            self._tables.append(pa.Table.from_pylist(self._records, schema=self.schema))
-        table = pa.concat_tables(self._tables)
+            self._tables.append(schemas.table(self._records, self.schema))
+        table = pa.concat_tables(self._tables, promote_options="permissive")
         self._records, self._tables = [], []
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
