@@ -24,7 +24,7 @@ so the writer puts rows that fill them first (writer.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -152,50 +152,101 @@ def _empty(kind: pa.DataType) -> Any:
     return None
 
 
-def _conform(value: Any, kind: pa.DataType, path: str) -> Any:
+# A compiled conformer: (value, set of filled list paths to add to) -> the conformed value.
+Conformer = Callable[[Any, set[str]], Any]
+
+
+def _missing(kind: pa.DataType, path: str) -> Any:
+    empty = _empty(kind)
+    if empty is None:
+        raise SchemaError(f"{path}: missing value of type {kind}")
+    return empty
+
+
+def _compile(kind: pa.DataType, path: str) -> Conformer:
+    """A conformer for values of `kind` at `path` (dispatch on the type happens once, here)."""
     if kind == NESTED:
-        return without_empty_objects(value) if value is not None else []
-    if value is None:
-        empty = _empty(kind)
-        if empty is None:
-            raise SchemaError(f"{path}: missing value of type {kind}")
-        return empty
+        return lambda value, _: without_empty_objects(value) if value is not None else []
     if pa.types.is_struct(kind):
+        return _struct(kind, path)
+    if pa.types.is_list(kind):
+        return _list(kind, path)
+    return _scalar(kind, path)
+
+
+def _struct(kind: pa.StructType, path: str) -> Conformer:
+    fields = [(f.name, _compile(f.type, f"{path}.{f.name}"), f.type) for f in kind]
+    names = {f.name for f in kind}
+
+    def conform_struct(value: Any, filled: set[str]) -> Any:
+        if value is None:
+            return _missing(kind, path)
         if not isinstance(value, dict):
             raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
-        unknown = set(value) - {f.name for f in kind}
-        if unknown:
-            raise SchemaError(f"{path}: fields {sorted(unknown)} are not in the schema")
-        return {f.name: _conform(value.get(f.name), f.type, f"{path}.{f.name}") for f in kind}
-    if pa.types.is_list(kind):
+        if not names.issuperset(value):
+            unknown = sorted(set(value) - names)
+            raise SchemaError(f"{path}: fields {unknown} are not in the schema")
+        return {name: sub(value.get(name), filled) for name, sub, _ in fields}
+
+    return conform_struct
+
+
+def _list(kind: pa.ListType, path: str) -> Conformer:
+    item = _compile(kind.value_type, f"{path}[]")
+
+    def conform_list(value: Any, filled: set[str]) -> Any:
+        if value is None:
+            return []
         if not isinstance(value, list):
             raise SchemaError(f"{path}: expected a list, got {type(value).__name__}")
-        return [_conform(v, kind.value_type, f"{path}[]") for v in value]
-    return _scalar(value, kind, path)
+        if value:
+            filled.add(path)
+        return [item(v, filled) for v in value]
+
+    return conform_list
 
 
-def _scalar(value: Any, kind: pa.DataType, path: str) -> Any:
-    if pa.types.is_string(kind) and isinstance(value, str):
-        return value
-    if pa.types.is_boolean(kind) and isinstance(value, bool):
-        return value
-    if pa.types.is_integer(kind) and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if (
-        pa.types.is_floating(kind)
-        and isinstance(value, int | float)
-        and not isinstance(value, bool)
-    ):
-        return float(value)
-    raise SchemaError(f"{path}: {type(value).__name__} value where the schema has {kind}")
+def _scalar(kind: pa.DataType, path: str) -> Conformer:
+    if pa.types.is_string(kind):
+        accepts: tuple[type, ...] = (str,)
+    elif pa.types.is_boolean(kind):
+        accepts = (bool,)
+    elif pa.types.is_integer(kind):
+        accepts = (int,)
+    else:
+        accepts = (int, float)
+    floating = pa.types.is_floating(kind)
+
+    def conform_scalar(value: Any, _: set[str]) -> Any:
+        if value is None:
+            return _missing(kind, path)
+        if not isinstance(value, accepts) or (isinstance(value, bool) and bool not in accepts):
+            raise SchemaError(f"{path}: {type(value).__name__} value where the schema has {kind}")
+        return float(value) if floating else value
+
+    return conform_scalar
+
+
+RowConformer = Callable[[dict[str, Any]], tuple[dict[str, Any], set[str]]]
+
+
+def row_conformer(schema: pa.Schema) -> RowConformer:
+    """A function row -> (conformed row, filled list paths); build it once per export."""
+    fields = [(f.name, _compile(f.type, f.name)) for f in schema]
+    names = set(schema.names)
+
+    def conform_row(row: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+        if not names.issuperset(row):
+            raise SchemaError(f"row fields {sorted(set(row) - names)} are not in the schema")
+        filled: set[str] = set()
+        return {name: sub(row.get(name), filled) for name, sub in fields}, filled
+
+    return conform_row
 
 
 def conform(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
     """The row with exactly the schema's fields, in its order (see the module docstring)."""
-    unknown = set(row) - set(schema.names)
-    if unknown:
-        raise SchemaError(f"row fields {sorted(unknown)} are not in the schema")
-    return {f.name: _conform(row.get(f.name), f.type, f.name) for f in schema}
+    return row_conformer(schema)(row)[0]
 
 
 def without_empty_objects(value: Any) -> Any:
@@ -239,17 +290,4 @@ def list_paths(schema: pa.Schema) -> list[str]:
 
 def filled_paths(row: dict[str, Any], schema: pa.Schema) -> set[str]:
     """The list paths that have at least one element in this (conformed) row."""
-    found: set[str] = set()
-    for f in schema:
-        _fill(row.get(f.name), f.type, f.name, found)
-    return found
-
-
-def _fill(value: Any, kind: pa.DataType, path: str, found: set[str]) -> None:
-    if pa.types.is_list(kind) and value:
-        found.add(path)
-        for item in value:
-            _fill(item, kind.value_type, path + "[]", found)
-    elif pa.types.is_struct(kind) and isinstance(value, dict):
-        for f in kind:
-            _fill(value.get(f.name), f.type, f"{path}.{f.name}", found)
+    return row_conformer(schema)(row)[1]

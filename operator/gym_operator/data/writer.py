@@ -62,11 +62,13 @@ class SplitWriter:
         self._records: list[dict[str, Any]] = []
         self._tables: list[pa.Table] = []
         self._pending = 0
+        self._conform = schemas.row_conformer(schema) if schema is not None else None
 
     def write(self, row: dict[str, Any]) -> None:
         """Add one row."""
-        if self.schema is not None:
-            row = schemas.conform(row, self.schema)
+        filled: set[str] = set()
+        if self._conform is not None:
+            row, filled = self._conform(row)
         self.rows += 1
         self._pending += 1
         if self.file_format == "parquet":
@@ -77,7 +79,7 @@ class SplitWriter:
         else:
             self._lines.append(json.dumps(row, ensure_ascii=False).encode() + b"\n")
             if self.schema is not None:
-                self._paths.append(_interned(schemas.filled_paths(row, self.schema)))
+                self._paths.append(_interned(filled))
         if self._pending >= self.rows_per_file:
             self._flush()
 
