@@ -156,3 +156,16 @@ def test_pass_threshold_overrides_the_jobs(build: Build) -> None:
     job = {"reward": {"mode": "continuous"}}
     _, rows = build(rollouts, kind="rl", job_spec=job, filters={"passRate": window})
     assert [(r["task_index"], r["pass_rate"]) for r in rows["train"]] == [(0, 0.5), (1, 0.75)]
+
+
+def test_response_stopping_at_a_tool_output_has_no_final_answer(build: Build) -> None:
+    """NeMo-RL asserts an SFT conversation ends with the assistant; such a response never does."""
+    call = {"name": "calc", "arguments": "{}", "call_id": "c1"}
+    stopped = row(0, 0, "", 1.0, tool_calls=[call])
+    stopped["response"]["output"].append(
+        {"type": "function_call_output", "call_id": "c1", "output": "2"}
+    )
+    answered = row(0, 1, "It is 2.", 1.0)
+    summary, rows = sft_all(build, [stopped, answered], {"dropEmpty": True}, num_repeats=2)
+    assert texts(rows) == ["It is 2."]
+    assert summary.counts.dropped == {"no_final_answer": 1}

@@ -154,7 +154,11 @@ class FilterSpec(ApiModel):
     min_reward: float | None = Field(default=None, description="Drop rollouts below this reward.")
     max_reward: float | None = Field(default=None, description="Drop rollouts above this reward.")
     drop_truncated: bool = Field(default=True, description="Drop responses cut by the token limit.")
-    drop_empty: bool = Field(default=True, description="Drop responses with no text.")
+    drop_empty: bool = Field(
+        default=True,
+        description="Drop responses with no text and no tool call, and responses that stop at"
+        " a tool output with no answer after it.",
+    )
     dedup: Literal["none", "exact", "normalized"] = Field(
         default="exact", description="Drop repeated responses within a task."
     )

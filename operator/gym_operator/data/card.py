@@ -18,6 +18,7 @@ REASONS: dict[str, str] = {
     "above_max_reward": "reward above filters.maxReward",
     "truncated": "response cut by the token limit",
     "empty": "response with no text and no tool call",
+    "no_final_answer": "response that stops at a tool output, with no answer after it",
     "too_short": "response shorter than filters.minResponseChars",
     "too_long": "response longer than filters.maxResponseChars",
     "duplicate": "same response (filters.dedup) as an earlier one of the task",
