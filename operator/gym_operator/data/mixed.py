@@ -8,7 +8,8 @@ system message), multi-turn prompts (with earlier tool calls), tools offered (wi
 parameters), responses with tool calls and tool outputs, reasoning items, non-string tool
 arguments, truncated and empty responses, binary and continuous rewards, reward components, list
 ground truths and free task fields (`data_source`, `ability`, `agent_ref`, `metadata`, `options`).
-Every repeat of a task has a distinct answer, so dedup keeps them all.
+Every repeat of a task has a distinct answer, so dedup keeps them all; some tool-using answers end
+with the tool call itself.
 """
 
 from __future__ import annotations
@@ -142,6 +143,10 @@ def _rollout(t: int, rep: int, rng: random.Random, level: int) -> dict[str, Any]
         row["responses_create_params"]["tools"] = [CALC, NOW, LOOKUP][: 1 + t % 3]
         if rep % 2 == 0 or full:
             row["response"]["output"][:0] = _calls(t, rep, rng)
+        if rep == 3 and t % 2:
+            # the answer is a tool call itself (the loop stopped there): its last output and
+            # the final message go
+            row["response"]["output"] = _calls(t, rep, rng)[:-1]
     if full or (rich and rng.random() < 0.3):
         row["reward_components"] = {"correct": float(right), "format": 1.0}
     return row
