@@ -19,9 +19,16 @@ from formatkit import SMALL_FILES, SUPPORTED, files
 
 pytestmark = pytest.mark.formats
 
-# NeMo Gym rows are free-form and read line by line (NemoGymDataset, NeMo Gym's own tools);
-# verl's MultiTurnSFTDataset reads its parquet files with pandas, one by one (test_verl.py).
-NOT_DATASETS = {("nemo-rl", "rl"), ("nemo-gym", "rl"), ("nemo-gym", "sft"), ("verl", "sft")}
+# NeMo Gym rows are free-form and read line by line (NemoGymDataset, NeMo Gym's own tools), as
+# are NeMo-RL SFT rows with tools (OpenAIFormatDataset with use_preserving_dataset: true); verl's
+# MultiTurnSFTDataset reads its parquet files with pandas, one by one.
+NOT_DATASETS = {
+    ("nemo-rl", "rl"),
+    ("nemo-gym", "rl"),
+    ("nemo-gym", "sft"),
+    ("nemo-rl", "sft"),
+    ("verl", "sft"),
+}
 TYPED = [c for c in SUPPORTED if (c[0], c[1]) not in NOT_DATASETS]
 LARGE = 1_000_000
 # One large file matters for JSON lines (typed from its first 10 MB block), not for parquet.
@@ -140,10 +147,26 @@ def test_nemo_gym_rows_read_line_by_line(realistic, kind) -> None:
                 assert row["agent_ref"]["name"]
 
 
-def test_nemo_rl_preference_and_openai_format_rows(realistic) -> None:
-    """What PreferenceDataset and OpenAIFormatDataset assert, on every row of the 20,000."""
-    sft = load(files(realistic("nemo-rl", "sft", "jsonl", SMALL_FILES)), "jsonl")
-    assert all(row["messages"][-1]["role"] == "assistant" for row in sft)
+def test_nemo_rl_openai_format_rows_with_a_message_loss_mask(realistic) -> None:
+    """Read as OpenAIFormatDataset(use_preserving_dataset=True) reads them (one json.loads per
+    line), checked as it and NeMo-RL's message_loss_mask validation check them: the last message
+    is the assistant's, one binary mask entry per message, only assistant turns selected."""
+    summary = realistic("nemo-rl", "sft", "jsonl", SMALL_FILES)
+    rows = realistic_rows(summary)
+    assert len(rows) == summary.splits.train
+    masked_tool_outputs = 0
+    for row in rows:
+        messages, mask = row["messages"], row["message_loss_mask"]
+        assert messages[-1]["role"] == "assistant" and mask[-1] == 1
+        assert len(mask) == len(messages) and set(mask) <= {0, 1}
+        assert all(m["role"] == "assistant" for m, keep in zip(messages, mask, strict=True) if keep)
+        masked_tool_outputs += sum(m["role"] == "tool" for m in messages)
+        assert isinstance(row["tools"], list)
+    assert masked_tool_outputs
+
+
+def test_nemo_rl_preference_rows(realistic) -> None:
+    """What PreferenceDataset asserts, on every row: exactly two completions, distinct ranks."""
     dpo = load(files(realistic("nemo-rl", "dpo", "jsonl", SMALL_FILES)), "jsonl")
     for row in dpo:
         ranks = [c["rank"] for c in row["completions"]]

@@ -218,9 +218,13 @@ def agent_ref(example: Example, ctx: ExportContext) -> dict[str, Any]:
 def nemo_rl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     """NeMo-RL openai_format (sft), PreferenceDataset (dpo), NemoGymDataset (rl) rows."""
     if example.kind == "sft":
+        completion = example.completion or []
         return {
-            "messages": example.prompt + (example.completion or []),
-            "tools": _tools(example),
+            "messages": example.prompt + completion,
+            "tools": example.tools or [],
+            # NeMo-RL's per-message loss mask: only the response's assistant turns are trained
+            "message_loss_mask": [0] * len(example.prompt)
+            + [int(m["role"] == "assistant") for m in completion],
         }
     if example.kind == "dpo":
         return {

@@ -10,10 +10,12 @@ between rows, so every row of an export has exactly the same fields with the sam
   are JSON text in a string column, except where a consumer needs the value itself (noted in
   the exporters);
 - numbers keep one type per column (float64 or int64), booleans are booleans;
-- one exception, NESTED: verl's MultiTurnSFTDataset hands its `tools` column to the chat template
-  unchanged, so there the tool schemas are nested values (parquet only); their Arrow type is the
-  union of the file's tool schemas (a key one tool lacks reads back as null), and an empty object
-  (`parameters: {}`) is written as null, since Arrow has no struct without fields.
+- one exception, NESTED: verl's MultiTurnSFTDataset and NeMo-RL's OpenAIFormatDataset hand the
+  `tools` column to the chat template unchanged, so there the tool schemas are nested values. In
+  JSONL (NeMo-RL) they are written as they are (NeMo-RL's `use_preserving_dataset: true` reads
+  them without Arrow); in parquet (verl) their Arrow type is the union of the file's tool schemas
+  (a key one tool lacks reads back as null), and an empty object (`parameters: {}`) is written as
+  null, since Arrow has no struct without fields.
 
 `conform(row, schema)` turns an exporter's row into exactly this shape (missing strings "",
 missing lists [], missing structs filled field by field) and refuses a field the schema does not
@@ -120,7 +122,9 @@ SCHEMAS: dict[tuple[str, str], pa.Schema] = {
             ),
         ),
     ),
-    ("nemo-rl", "sft"): _schema(("messages", MESSAGES), ("tools", STRING)),
+    ("nemo-rl", "sft"): _schema(
+        ("messages", MESSAGES), ("tools", NESTED), ("message_loss_mask", pa.list_(INT))
+    ),
     ("nemo-rl", "dpo"): _schema(
         ("context", MESSAGES),
         (
@@ -166,7 +170,7 @@ def _missing(kind: pa.DataType, path: str) -> Any:
 def _compile(kind: pa.DataType, path: str) -> Conformer:
     """A conformer for values of `kind` at `path` (dispatch on the type happens once, here)."""
     if kind == NESTED:
-        return lambda value, _: without_empty_objects(value) if value is not None else []
+        return lambda value, _: value if value is not None else []
     if pa.types.is_struct(kind):
         return _struct(kind, path)
     if pa.types.is_list(kind):
@@ -268,7 +272,9 @@ def table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     if not has_nested(schema):
         return pa.Table.from_pylist(records, schema=schema)
     arrays = [
-        pa.array([r[f.name] for r in records], type=None if f.type == NESTED else f.type)
+        pa.array([without_empty_objects(r[f.name]) for r in records])
+        if f.type == NESTED
+        else pa.array([r[f.name] for r in records], type=f.type)
         for f in schema
     ]
     return pa.Table.from_arrays(arrays, names=schema.names)
