@@ -128,7 +128,7 @@ def _calls(t: int, rep: int, rng: random.Random) -> list[dict[str, Any]]:
 
 def _rollout(t: int, rep: int, rng: random.Random, level: int) -> dict[str, Any]:
     rich, tools, full = level > 0, level == 2 or (level == 1 and t % 5 < 2), level == 2
-    prompt, params = _prompt(t, rng, rich)
+    prompt, params = _prompt(t, random.Random(-t - 1), rich)
     continuous = rich and t % 3 == 0
     reward = rng.choice([0.0, 0.8, 0.9, 1.0]) if continuous else float(rep % 2 == 0)
     right = reward >= 0.8
