@@ -50,3 +50,18 @@ def realistic(format_root: Path):
         return built[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def realistic_sample(format_root: Path):
+    """Like `realistic`, from 200 tasks (800 rollouts): for trainers, which tokenize every row."""
+    source = write_realistic(format_root / "sample", tasks=200)
+    built: dict[tuple[str, str, str], DatasetSummary] = {}
+
+    def get(fmt: str, kind: str, file_format: str) -> DatasetSummary:
+        key = (fmt, kind, file_format)
+        if key not in built:
+            built[key] = build_realistic(format_root / "sample", source, *key, 50)
+        return built[key]
+
+    return get
