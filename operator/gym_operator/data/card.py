@@ -54,8 +54,9 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
         extra = ""
         if kind == "rl":
             extra = (
-                "\n# every extra column (solution, pass_rate, verifier fields) reaches your reward"
-                " functions\n# as a keyword list; trl.rewards.accuracy_reward reads `solution`."
+                "\n# every extra column (solution, solutions, pass_rate, task_id, task: the task's"
+                " verifier fields\n# as JSON text) reaches your reward functions as a keyword list;"
+                " trl.rewards.accuracy_reward reads `solution`."
             )
         return (
             f"```python\nfrom datasets import load_dataset\nfrom trl import {trainer[kind]}\n\n"
@@ -70,13 +71,10 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
             "rl": "--data.input_key input --data.label_key label --data.apply_chat_template",
         }[kind]
         source = "--data.prompt_dataset" if kind == "rl" else "--data.dataset"
-        note = ""
-        if kind == "dpo" and file_format == "jsonl":
-            note = (
-                "\n\nWith tool calls in some pairs, build with `output.fileFormat: parquet`:"
-                " `datasets` reads JSONL messages whose keys differ between rows as `Json`, and"
-                " OpenRLHF 0.11's RewardDataset then garbles its `chosen` column."
-            )
+        note = (
+            "\n\nSeveral files: pass them comma-separated (each is loaded on its own; every file"
+            " is typed by its own rows) or the output directory."
+        )
         return f"```bash\n{source} <output dir>/train-00000.{file_format} {flags}\n```{note}"
     if fmt == "verl":
         if kind == "sft":
@@ -93,7 +91,8 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
         )
     if fmt == "nemo-rl":
         dataset = {
-            "sft": "dataset_name: openai_format  # chat_key: messages, tool_key: tools",
+            "sft": "dataset_name: openai_format  # chat_key: messages, tool_key: tools\n"
+            "    use_preserving_dataset: true  # tools as they are (Arrow would merge their keys)",
             "dpo": "dataset_name: PreferenceDataset",
             "rl": "dataset_name: NemoGymDataset  # processor: nemo_gym_data_processor, env_name:"
             " nemo_gym; agent_ref.name must match your NeMo Gym agent server",
