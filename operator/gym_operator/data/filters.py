@@ -155,9 +155,17 @@ class Curator:
 
 
 def ends_with_tool_output(row: dict[str, Any]) -> bool:
-    """Whether the response stops at a tool output: the model never answered after it."""
-    messages = rows.completion_messages(row)
-    return bool(messages) and messages[-1]["role"] == "tool"
+    """Whether the response stops at a tool output: the model never answered after it.
+
+    Read from the output items themselves (reasoning items aside), which is cheaper than
+    building the chat messages.
+    """
+    output = (row.get("response") or {}).get("output") or []
+    for item in reversed(output):
+        if isinstance(item, dict) and item.get("type") == "reasoning":
+            continue
+        return isinstance(item, dict) and item.get("type") == "function_call_output"
+    return False
 
 
 def field_value(task: dict[str, Any], path: str) -> str:
