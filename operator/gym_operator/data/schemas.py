@@ -21,7 +21,7 @@ between rows, so every row of an export has exactly the same fields with the sam
 missing lists [], missing structs filled field by field) and refuses a field the schema does not
 know, so nothing is dropped silently. `list_paths(schema)` names the lists that may be empty: a
 JSONL file whose first rows leave one of them empty everywhere would be typed as a list of nulls,
-so the writer puts rows that fill them first (writer.py).
+so the writer puts rows that fill them first (exemplars.py).
 """
 
 from __future__ import annotations
