@@ -50,7 +50,7 @@ def test_trl_sft_prompt_completion_with_tools_as_json_string(build: Build) -> No
         {
             "prompt": CHAT_PROMPT,
             "completion": [ASSISTANT_WITH_CALL],
-            "tools": json.dumps(CHAT_TOOLS, sort_keys=True),
+            "tools": json.dumps(CHAT_TOOLS),
         }
     ]
 
@@ -115,7 +115,7 @@ def test_openrlhf_rows(build: Build, tmp_path) -> None:
             "prompt": CHAT_PROMPT,
             "chosen": [ASSISTANT_WITH_CALL],
             "rejected": [msg("assistant", "It is 41.")],
-            "tools": json.dumps(CHAT_TOOLS, sort_keys=True),
+            "tools": json.dumps(CHAT_TOOLS),
         }
     ]
 
@@ -197,7 +197,7 @@ def test_nemo_rl_rows(build: Build, tmp_path) -> None:
                 {"rank": 0, "completion": [ASSISTANT_WITH_CALL]},
                 {"rank": 1, "completion": [msg("assistant", "It is 41.")]},
             ],
-            "tools": json.dumps(CHAT_TOOLS, sort_keys=True),
+            "tools": json.dumps(CHAT_TOOLS),
         }
     ]
 

@@ -106,7 +106,7 @@ def without_nulls(value: Any) -> Any:
 
 
 def tools_json(rollout: dict) -> str:
-    return json.dumps(rows.tools_of(rollout) or [], ensure_ascii=False, sort_keys=True)
+    return json.dumps(rows.tools_of(rollout) or [], ensure_ascii=False)
 
 
 def check_rl_identity(out: dict, task: dict, source_uri: str) -> None:

@@ -65,7 +65,7 @@ class ExportContext:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value, ensure_ascii=False)  # the task's own key order (tool schemas)
 
 
 def _tools(example: Example) -> str:
