@@ -39,7 +39,7 @@ def realistic(root: str, tokenizer, rl_lists: list[list[str]], sft_files: list[s
         out["rl"].append(
             {
                 "len": len(dataset),
-                "batch": len(batch["input_ids"]),
+                "batch": len(batch["index"]),
                 "last_raw_prompt_roles": [m["role"] for m in last["raw_prompt"]],
                 "last_task_id": last["extra_info"]["task_id"],
             }
