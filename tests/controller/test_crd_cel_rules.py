@@ -163,6 +163,16 @@ def changed(body: dict[str, Any], **spec: Any) -> dict[str, Any]:
             "verl SFT data must be parquet (output.fileFormat: parquet)",
         ),
         (
+            changed(
+                DATASET,
+                kind="sft",
+                format="nemo-rl",
+                output={"uri": "s3://b/d/", "fileFormat": "parquet"},
+            ),
+            ".spec",
+            "format nemo-rl reads only output.fileFormat jsonl",
+        ),
+        (
             changed(DATASET, filters={"passRate": {"min": 0.9, "max": 0.1}}),
             ".spec.filters.passRate",
             "passRate.min must not exceed passRate.max",

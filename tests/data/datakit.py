@@ -9,6 +9,17 @@ from typing import Any
 
 from gym_operator.data.builder import DatasetSummary
 
+
+def msg(role: str, content: str, tool_calls: list | None = None, tool_call_id: str = "") -> dict:
+    """A chat message as every export writes it: the same four keys on every message."""
+    return {
+        "role": role,
+        "content": content,
+        "tool_calls": tool_calls or [],
+        "tool_call_id": tool_call_id,
+    }
+
+
 Build = Callable[..., tuple[DatasetSummary, dict[str, list[dict[str, Any]]]]]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from datakit import Build, read_rows
+from datakit import Build, msg, read_rows
 
 from gym_operator.api.dataset import Dataset, DatasetStatus
 from gym_operator.cli import main as cli_main
@@ -189,21 +189,57 @@ def test_builds_from_s3_into_s3(s3_bucket: str) -> None:
     assert result["card"] == f"{output}/README.md"
 
 
-def test_parquet_files_unify_message_fields_across_chunks(build: Build, monkeypatch) -> None:
-    """A tool call only in a later chunk of a file still reads back; other rows get None."""
-    from gym_operator.data import writer
+def test_parquet_keeps_a_tool_call_that_only_a_later_chunk_has(build: Build) -> None:
+    """The schema is explicit: a file whose first Arrow chunk has no tool call still has them."""
+    from gym_operator.data.writer import CHUNK_ROWS
 
-    monkeypatch.setattr(writer, "CHUNK_ROWS", 2)
     call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
-    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(4)] + [
-        row(4, 0, "t4", 1.0, tool_calls=[call])
-    ]
+    last = CHUNK_ROWS + 1
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(last)]
+    rollouts.append(row(last, 0, "tl", 1.0, tool_calls=[call]))
     summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"fileFormat": "parquet"})
     assert len(summary.files) == 1
     completions = [r["completion"][0] for r in rows["train"]]
-    assert [c["content"] for c in completions] == ["t0", "t1", "t2", "t3", "t4"]
-    assert completions[0]["tool_calls"] is None
-    assert completions[4]["tool_calls"][0]["function"] == {"name": "calc", "arguments": "{}"}
+    assert completions[0] == msg("assistant", "t0")
+    assert completions[-1]["tool_calls"] == [
+        {"id": "c9", "type": "function", "function": {"name": "calc", "arguments": "{}"}}
+    ]
+
+
+def test_every_jsonl_file_starts_with_rows_that_fill_every_list(build: Build) -> None:
+    """Loaders type JSONL from a file's first rows (verl types each file on its own): every file
+    must show a tool call there, even when all tool calls came in the last file's rows."""
+    call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(12)]
+    rollouts += [row(t, 0, f"tool{t}", 1.0, tool_calls=[call]) for t in range(12, 15)]
+    summary, rows = build(rollouts, kind="sft", num_repeats=1, output={"rowsPerFile": 5})
+    texts = sorted(r["completion"][0]["content"] for r in rows["train"])
+    assert texts == sorted([f"t{t}" for t in range(12)] + ["tool12", "tool13", "tool14"])
+    files = _per_file(summary)
+    assert [len(f) for f in files] == [5, 5, 5]
+    # the rows at the top of each file: one that fills each list (prompt, completion, tool_calls)
+    assert all(any(r["completion"][0]["tool_calls"] for r in f[:2]) for f in files)
+
+
+def test_a_list_too_rare_for_every_file_is_reported(build: Build) -> None:
+    call = {"name": "calc", "arguments": "{}", "call_id": "c9"}
+    rollouts = [row(t, 0, f"t{t}", 1.0) for t in range(12)]
+    rollouts.append(row(12, 0, "tool", 1.0, tool_calls=[call]))
+    summary, _ = build(rollouts, kind="sft", num_repeats=1, output={"rowsPerFile": 5})
+    lacking = summary.extras["untyped_files"]
+    assert [(uri.rsplit("/", 1)[-1], path) for uri, path in lacking] == [
+        ("train-00000.jsonl", "completion[].tool_calls"),
+        ("train-00001.jsonl", "completion[].tool_calls"),
+    ]
+    card = Path(summary.card.removeprefix("file://")).read_text()
+    assert "train-00000.jsonl" in card and "load all files of a split" in card
+
+
+def _per_file(summary) -> list[list[dict]]:
+    return [
+        [json.loads(line) for line in Path(f.removeprefix("file://")).read_text().splitlines()]
+        for f in summary.files
+    ]
 
 
 def test_gymops_run_builds_a_dataset_yaml(tmp_path: Path) -> None:

@@ -135,3 +135,37 @@ def test_failures_unverified_and_anonymous_rollouts_are_never_kept(
     assert texts(rows) == ["good"]
     assert summary.counts.input == 4
     assert summary.counts.dropped == {"failed": 1, "unverified": 1, "no_identity": 1}
+
+
+def test_continuous_rewards_that_vary_are_informative_with_a_pass_threshold(build: Build) -> None:
+    """Rewards 1.0/0.8/1.0/0.8 (job threshold 1.0) read as half passed; 0.9/0.85 as all failed
+    until `passRate.passThreshold` moves the bar: then both tasks are kept for GRPO."""
+    rollouts = [row(0, i, f"a{i}", r) for i, r in enumerate([1.0, 0.8, 1.0, 0.8])]
+    rollouts += [row(1, i, f"b{i}", r) for i, r in enumerate([0.9, 0.85, 0.9, 0.2])]
+    window = {"min": 0.0, "max": 1.0, "exclusive": True}
+    job = {"reward": {"mode": "continuous"}}
+    summary, rows = build(rollouts, kind="rl", job_spec=job, filters={"passRate": window})
+    assert [r["task_index"] for r in rows["train"]] == [0]
+    assert summary.counts.dropped == {"pass_rate": 4}
+
+
+def test_pass_threshold_overrides_the_jobs(build: Build) -> None:
+    rollouts = [row(0, i, f"a{i}", r) for i, r in enumerate([1.0, 0.8, 1.0, 0.8])]
+    rollouts += [row(1, i, f"b{i}", r) for i, r in enumerate([0.9, 0.85, 0.9, 0.2])]
+    window = {"min": 0.0, "max": 1.0, "exclusive": True, "passThreshold": 0.85}
+    job = {"reward": {"mode": "continuous"}}
+    _, rows = build(rollouts, kind="rl", job_spec=job, filters={"passRate": window})
+    assert [(r["task_index"], r["pass_rate"]) for r in rows["train"]] == [(0, 0.5), (1, 0.75)]
+
+
+def test_response_stopping_at_a_tool_output_has_no_final_answer(build: Build) -> None:
+    """NeMo-RL asserts an SFT conversation ends with the assistant; such a response never does."""
+    call = {"name": "calc", "arguments": "{}", "call_id": "c1"}
+    stopped = row(0, 0, "", 1.0, tool_calls=[call])
+    stopped["response"]["output"].append(
+        {"type": "function_call_output", "call_id": "c1", "output": "2"}
+    )
+    answered = row(0, 1, "It is 2.", 1.0)
+    summary, rows = sft_all(build, [stopped, answered], {"dropEmpty": True}, num_repeats=2)
+    assert texts(rows) == ["It is 2."]
+    assert summary.counts.dropped == {"no_final_answer": 1}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from datakit import Build
+from datakit import Build, msg
 
 from gym_operator.api.dataset import PairingSpec
 from gym_operator.data.kinds import select_pairs
@@ -18,7 +18,7 @@ def test_sft_best_takes_the_top_reward_first_on_ties(build: Build) -> None:
     rollouts = [row(0, i, f"r{i}", r) for i, r in enumerate([0.5, 0.9, 0.9, 0.1])]
     summary, rows = build(rollouts, kind="sft")
     assert completions(rows["train"]) == ["r1"]
-    assert rows["train"][0]["prompt"] == [{"role": "user", "content": "Question 0?"}]
+    assert rows["train"][0]["prompt"] == [msg("user", "Question 0?")]
     assert summary.counts.dropped == {"not_selected": 3}
 
 
@@ -55,9 +55,10 @@ def test_dpo_rows_are_explicit_prompt_pairs(build: Build) -> None:
     summary, rows = build(rollouts, kind="dpo", pairing={"minQualityDifference": 0.5})
     assert rows["train"] == [
         {
-            "prompt": [{"role": "user", "content": "Question 0?"}],
-            "chosen": [{"role": "assistant", "content": "r1"}],
-            "rejected": [{"role": "assistant", "content": "r3"}],
+            "prompt": [msg("user", "Question 0?")],
+            "chosen": [msg("assistant", "r1")],
+            "rejected": [msg("assistant", "r3")],
+            "tools": "[]",
         }
     ]
     assert summary.counts.kept == 1
@@ -70,16 +71,20 @@ def test_rl_rows_carry_ground_truth_and_pass_rate(build: Build) -> None:
         for i, r in enumerate([1.0, 0.0, 1.0, 0.0])
     ]
     summary, rows = build(rollouts, kind="rl")
+    source = summary.sources[0].uri.rstrip("/")
     assert rows["train"] == [
         {
-            "prompt": [{"role": "user", "content": "Question 0?"}],
+            "prompt": [msg("user", "Question 0?")],
             "solution": "42",
+            "solutions": ["42"],
+            "tools": "[]",
+            "source": source,
             "task_index": 0,
+            "task_id": f"{source}#0",
             "pass_rate": 0.5,
             "mean_reward": 0.5,
             "num_rollouts": 4,
-            "expected_answer": "42",
-            "task_type": "math",
+            "task": '{"expected_answer": "42", "task_type": "math"}',
         }
     ]
     assert summary.counts.input == 4 and summary.counts.kept == 1

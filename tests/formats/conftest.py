@@ -15,7 +15,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="gymops-hf-datasets-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from formatkit import export_all, make_tokenizer
+from formatkit import build_realistic, export_all, make_tokenizer, write_realistic
 
 from gym_operator.data.builder import DatasetSummary
 
@@ -35,3 +35,33 @@ def tokenizer(format_root: Path) -> Any:
 def exported(format_root: Path) -> dict[tuple[str, str, str], DatasetSummary]:
     """(format, kind, fileFormat) -> summary of that dataset, all built from the same rollouts."""
     return export_all(format_root)
+
+
+@pytest.fixture(scope="session")
+def realistic(format_root: Path):
+    """realistic(format, kind, fileFormat, rowsPerFile) -> summary; each export built once."""
+    source = write_realistic(format_root / "realistic")
+    built: dict[tuple[str, str, str, int], DatasetSummary] = {}
+
+    def get(fmt: str, kind: str, file_format: str, rows_per_file: int) -> DatasetSummary:
+        key = (fmt, kind, file_format, rows_per_file)
+        if key not in built:
+            built[key] = build_realistic(format_root / "realistic", source, *key)
+        return built[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def realistic_sample(format_root: Path):
+    """Like `realistic`, from 200 tasks (800 rollouts): for trainers, which tokenize every row."""
+    source = write_realistic(format_root / "sample", tasks=200)
+    built: dict[tuple[str, str, str], DatasetSummary] = {}
+
+    def get(fmt: str, kind: str, file_format: str) -> DatasetSummary:
+        key = (fmt, kind, file_format)
+        if key not in built:
+            built[key] = build_realistic(format_root / "sample", source, *key, 50)
+        return built[key]
+
+    return get

@@ -9,10 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gym_operator.api.dataset import DatasetSpec
+from gym_operator.api.dataset import SUPPORTED_FILE_FORMATS, SUPPORTED_KINDS, DatasetSpec
 from gym_operator.data.builder import DatasetSummary, build_dataset
+from gym_operator.data.mixed import mixed_rollouts
 from gym_operator.data.synthetic import rollout_row, write_rollouts
 from gym_operator.storage.store import Storage
+
+# Every (format, kind, fileFormat) a Dataset accepts (verl SFT is parquet only).
+SUPPORTED = [
+    (fmt, kind, ff)
+    for fmt, kinds in SUPPORTED_KINDS.items()
+    for kind in kinds
+    for ff in SUPPORTED_FILE_FORMATS[fmt]
+    if (fmt, kind, ff) != ("verl", "sft", "jsonl")
+]
+# Realistic data: 5,000 tasks x 4 repeats = 20,000 rollouts (gym_operator.data.mixed).
+REALISTIC_TASKS = 5000
+SMALL_FILES = 300  # rowsPerFile: dozens of files, some with no tool call at all
 
 CHATML = (
     "{%- if tools %}<|im_start|>system\nTools: {{ tools | tojson }}<|im_end|>\n{% endif %}"
@@ -127,6 +140,44 @@ def export_all(root: Path) -> dict[tuple[str, str, str], DatasetSummary]:
             storage=storage,
         )
     return out
+
+
+def write_realistic(root: Path, tasks: int = REALISTIC_TASKS) -> str:
+    """Commit the realistic rollouts as a finished RolloutJob (2 shards); its URI."""
+    source = f"file://{root}/rollouts"
+    spec = {"verifier": {"builtin": "math"}, "reward": {"mode": "continuous"}}
+    rows = list(mixed_rollouts(tasks, repeats=4, seed=1))
+    write_rollouts(Storage(), source, rows, num_shards=2, num_repeats=4, spec=spec)
+    return source
+
+
+def build_realistic(
+    root: Path, source: str, fmt: str, kind: str, file_format: str, rows_per_file: int
+) -> DatasetSummary:
+    """One export of the realistic rollouts (all responses kept for sft, two pairs per task)."""
+    spec = DatasetSpec.model_validate(
+        {
+            "sources": [{"uri": source}],
+            "kind": kind,
+            "format": fmt,
+            "filters": {"passRate": {"min": 0.0, "max": 1.0, "passThreshold": 0.8}},
+            "sft": {"selection": "all"} if kind == "sft" else None,
+            "pairing": {"maxPairsPerPrompt": 2} if kind == "dpo" else None,
+            "split": {"validationFraction": 0.1, "seed": 3},
+            "output": {
+                "uri": f"file://{root}/{fmt}-{kind}-{file_format}-{rows_per_file}",
+                "fileFormat": file_format,
+                "rowsPerFile": rows_per_file,
+            },
+        }
+    )
+    return build_dataset(
+        spec,
+        name=f"{fmt}-{kind}",
+        source_uris=[source],
+        output_uri=spec.output.uri,
+        storage=Storage(),
+    )
 
 
 def files(summary: DatasetSummary, split: str = "train") -> list[str]:

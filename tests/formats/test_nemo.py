@@ -26,16 +26,20 @@ def load_json(paths: list[str]):
 
 
 def test_openai_format_sft(exported, tokenizer) -> None:
+    """As OpenAIFormatDataset(use_preserving_dataset=True) reads rows with tools: json.loads."""
     summary = exported[("nemo-rl", "sft", "jsonl")]
-    dataset = load_json(files(summary))
+    [path] = files(summary)
+    dataset = [json.loads(line) for line in open(path)]
     assert len(dataset) == summary.splits.train
     for row in dataset:
         messages = row["messages"]
         assert messages[-1]["role"] == "assistant"
         assert all(isinstance(m["content"], str) for m in messages)
-        tools = row.get("tools")
+        assert row["message_loss_mask"] == [0] * (len(messages) - 1) + [1]
+        tools = row["tools"] or None
         text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
         assert text.endswith("<|im_end|>\n") and "The answer is" in text
+        assert text.startswith("<|im_start|>system\nTools: ") == bool(tools)
 
 
 def test_preference_dataset_rank_format(exported, tokenizer) -> None:

@@ -63,13 +63,9 @@ def test_reward_dataset_for_dpo_with_prompt_key(exported, tokenizer) -> None:
     assert tokenizer.decode(rejected_ids[0][prompt_len:]).startswith("The answer is 1.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="datasets>=4.7 reads JSON message lists whose keys differ between rows (tool_calls on"
-    " some) as List(Json), and Dataset.map keeps that feature for RewardDataset's same-named output"
-    " column `chosen`; with tool calls in DPO pairs, use output.fileFormat: parquet for OpenRLHF",
-)
 def test_reward_dataset_jsonl_with_mixed_tool_calls(exported, tokenizer) -> None:
+    """Every message has the same keys, so `datasets` types JSONL pairs with and without tool
+    calls as one struct (not Json), and RewardDataset's templated `chosen` stays text."""
     from openrlhf.datasets import RewardDataset
 
     strat = strategy(prompt_key="prompt", chosen_key="chosen", rejected_key="rejected")
@@ -81,7 +77,8 @@ def test_reward_dataset_jsonl_with_mixed_tool_calls(exported, tokenizer) -> None
         is_dpo=True,
         num_processors=1,
     )
-    dataset[0]
+    chosen_ids, _, _, _, prompt_len = dataset[0]
+    assert tokenizer.decode(chosen_ids[0][prompt_len:]).startswith("The answer is 0.<tool_call>")
 
 
 @pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
@@ -98,3 +95,49 @@ def test_prompt_dataset_with_label_and_datasource(exported, tokenizer, file_form
     assert label.isdigit()
     # the label is the task's expected_answer: twice the number in its own prompt
     assert all(f"What is {int(i[2]) // 2} + {int(i[2]) // 2}?" in i[1] for i in items)
+
+
+def realistic_files(realistic, kind: str, file_format: str) -> tuple[str, int]:
+    """A comma-separated list of several realistic files (OpenRLHF loads each on its own), and
+    how many rows they hold: the first four (the first tasks have no optional key) and the last."""
+    import pyarrow.parquet as pq
+    from formatkit import SMALL_FILES
+
+    paths = files(realistic("openrlhf", kind, file_format, SMALL_FILES))
+    chosen = paths[:4] + paths[-1:]
+    if file_format == "parquet":
+        count = sum(pq.ParquetFile(p).metadata.num_rows for p in chosen)
+    else:
+        count = sum(1 for p in chosen for _ in open(p))
+    return ",".join(chosen), count
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_dataset_classes_load_realistic_files_one_by_one(realistic, tokenizer, file_format) -> None:
+    from openrlhf.datasets import PromptDataset, RewardDataset, SFTDataset
+    from openrlhf.datasets.utils import blending_datasets
+
+    strat = strategy(input_key="input", output_key="output", multiturn=False)
+    paths, count = realistic_files(realistic, "sft", file_format)
+    sft = SFTDataset(
+        blending_datasets(paths, None, strat), tokenizer, 2048, strat, num_processors=1
+    )
+    assert len(sft) == count
+    input_ids, _, loss_mask = sft[len(sft) - 1]
+    trained = tokenizer.decode(input_ids[loss_mask.bool()])
+    # the answer after the last tool output (or a final tool call), never a tool output
+    assert ("The answer is" in trained or "<tool_call>" in trained) and "tool\n" not in trained
+
+    strat = strategy(prompt_key="prompt", chosen_key="chosen", rejected_key="rejected")
+    paths, count = realistic_files(realistic, "dpo", file_format)
+    data = blending_datasets(paths, None, strat)
+    pairs = RewardDataset(data, tokenizer, 2048, strat, is_dpo=True, num_processors=1)
+    assert len(pairs) == count
+    assert any("<tool_call>" in tokenizer.decode(pairs[i][0][0]) for i in range(len(pairs)))
+
+    strat = strategy(input_key="input", label_key="label", image_key="images")
+    paths, count = realistic_files(realistic, "rl", file_format)
+    prompts = PromptDataset(blending_datasets(paths, None, strat), tokenizer, strat)
+    assert len(prompts) == count
+    datasource, prompt, label = prompts[len(prompts) - 1][:3]
+    assert prompt.endswith("<|im_start|>assistant\n") and label

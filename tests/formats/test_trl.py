@@ -147,8 +147,8 @@ def test_grpo_reward_functions_get_ground_truth_and_pass_rate(
 
     seen: dict[str, list] = {}
 
-    def reward(prompts, completions, solution, pass_rate, expected_answer, **kwargs):
-        seen.update(solution=solution, pass_rate=pass_rate, expected_answer=expected_answer)
+    def reward(prompts, completions, solution, pass_rate, task, task_id, **kwargs):
+        seen.update(solution=solution, pass_rate=pass_rate, task=task, task_id=task_id)
         return [0.0 for _ in completions]
 
     dataset = load(exported, "rl", "parquet")
@@ -163,5 +163,51 @@ def test_grpo_reward_functions_get_ground_truth_and_pass_rate(
     trainer.train()
     rows = {r["solution"]: r for r in dataset}
     assert seen["solution"] and all(s in rows for s in seen["solution"])
-    assert seen["expected_answer"] == seen["solution"]
+    # every verifier field of the task reaches the reward function (JSON text of the task's fields)
+    assert [json.loads(t)["expected_answer"] for t in seen["task"]] == seen["solution"]
     assert seen["pass_rate"] == [rows[s]["pass_rate"] for s in seen["solution"]]
+    assert all(
+        i.endswith(f"#{rows[s]['task_index']}")
+        for i, s in zip(seen["task_id"], seen["solution"], strict=True)
+    )
+
+
+def load_sample(realistic_sample, kind: str, file_format: str) -> Any:
+    from datasets import load_dataset
+
+    summary = realistic_sample("trl", kind, file_format)
+    builder = "json" if file_format == "jsonl" else "parquet"
+    return load_dataset(builder, data_files={"train": files(summary)}, split="train")
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+@pytest.mark.parametrize("kind", ["sft", "dpo", "kto"])
+def test_trainers_train_one_step_on_realistic_rows(
+    realistic_sample, tokenizer, tiny_model, tmp_path, kind, file_format
+) -> None:
+    """Many files, tool calls and tool outputs, multi-turn and system prompts: one step each."""
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
+
+    dataset = load_sample(realistic_sample, kind, file_format)
+    assert any(json.loads(t) for t in dataset["tools"])
+    trainer_class, config_class = {
+        "sft": (SFTTrainer, SFTConfig),
+        "dpo": (DPOTrainer, DPOConfig),
+        "kto": (KTOTrainer, KTOConfig),
+    }[kind]
+    extra = {} if kind == "sft" else {"ref_model": copy.deepcopy(tiny_model)}
+    trainer = trainer_class(
+        model=tiny_model,
+        args=config_class(max_length=1024, **one_step(tmp_path)),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        **extra,
+    )
+    assert trainer.train().training_loss > 0
+
+
+def test_sft_completion_holds_no_tool_output(realistic_sample, tokenizer) -> None:
+    """sft.toolTurns context (default): tool outputs sit in the prompt, which gets no loss."""
+    dataset = load_sample(realistic_sample, "sft", "jsonl")
+    assert any(m["role"] == "tool" for row in dataset["prompt"] for m in row)
+    assert not any(m["role"] == "tool" for row in dataset["completion"] for m in row)

@@ -16,6 +16,47 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
+def realistic(root: str, tokenizer, rl_lists: list[list[str]], sft_files: list[str]) -> dict:
+    """RLHFDataset over many realistic files at once; MultiTurnSFTDataset items with tools."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    out: dict = {"rl": []}
+    for paths in rl_lists:
+        config = OmegaConf.create(
+            {
+                "prompt_key": "prompt",
+                "max_prompt_length": 2048,
+                "filter_overlong_prompts": True,
+                "cache_dir": str(Path(root) / "verl-cache-realistic"),
+                "return_raw_chat": True,
+            }
+        )
+        dataset = RLHFDataset(data_files=paths, tokenizer=tokenizer, config=config)
+        last = dataset[len(dataset) - 1]
+        batch = collate_fn([dataset[0], last])
+        out["rl"].append(
+            {
+                "len": len(dataset),
+                "batch": len(batch["index"]),
+                "last_raw_prompt_roles": [m["role"] for m in last["raw_prompt"]],
+                "last_task_id": last["extra_info"]["task_id"],
+            }
+        )
+    config = OmegaConf.create(
+        {"messages_key": "messages", "tools_key": "tools", "max_length": 4096}
+    )
+    sft = MultiTurnSFTDataset(parquet_files=sft_files, tokenizer=tokenizer, config=config)
+    with_tools = [i for i in range(len(sft)) if sft.tools[i]][:20]
+    trained = []
+    for i in [0, len(sft) - 1, *with_tools]:
+        item = sft[i]
+        trained.append(tokenizer.decode(item["input_ids"][item["loss_mask"].bool()]))
+    out["sft"] = {"len": len(sft), "with_tools": len(with_tools), "trained": trained}
+    return out
+
+
 def main(root: str, rl_files: list[str], sft_file: str, reward_file: str) -> None:
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
@@ -71,6 +112,9 @@ def main(root: str, rl_files: list[str], sft_file: str, reward_file: str) -> Non
         "gymops_right": compute_score("gymops/math", "so \\boxed{4}", "4", {"task": "{}"}),
         "gymops_wrong": compute_score("gymops/math", "so \\boxed{5}", "4", {"task": "{}"}),
     }
+    if len(sys.argv) > 5:
+        rl_lists = [group.split(",") for group in sys.argv[5].split(";")]
+        out["realistic"] = realistic(root, tokenizer, rl_lists, sys.argv[6].split(","))
     print(json.dumps(out, default=str))
 
 

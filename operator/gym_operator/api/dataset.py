@@ -29,6 +29,23 @@ SUPPORTED_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Which file types each format's loaders read (NeMo-RL's dataset classes and NeMo Gym's tools read
+# JSON lines; verl's MultiTurnSFTDataset reads parquet only).
+SUPPORTED_FILE_FORMATS: dict[str, tuple[str, ...]] = {
+    "trl": ("jsonl", "parquet"),
+    "openrlhf": ("jsonl", "parquet"),
+    "verl": ("jsonl", "parquet"),
+    "nemo-rl": ("jsonl",),
+    "nemo-gym": ("jsonl",),
+}
+
+
+def unsupported_file_format_message(fmt: str) -> str:
+    """The error for an output.fileFormat that `fmt` cannot read (same text in pydantic and CEL)."""
+    types = ", ".join(SUPPORTED_FILE_FORMATS[fmt])
+    return f"format {fmt} reads only output.fileFormat {types}"
+
+
 def unsupported_kind_message(fmt: str) -> str:
     """The error for a kind that `fmt` has no loader for (same text in pydantic and CEL)."""
     kinds = ", ".join(SUPPORTED_KINDS[fmt])
@@ -40,6 +57,18 @@ def _supported_kinds_rules() -> list[dict[str, str]]:
     return [
         cel(f"self.format != '{fmt}' || self.kind in {list(kinds)}", unsupported_kind_message(fmt))
         for fmt, kinds in SUPPORTED_KINDS.items()
+    ]
+
+
+def _supported_file_formats_rules() -> list[dict[str, str]]:
+    """CEL rules for SUPPORTED_FILE_FORMATS, for the formats that do not read every file type."""
+    return [
+        cel(
+            f"self.format != '{fmt}' || self.output.fileFormat in {list(types)}",
+            unsupported_file_format_message(fmt),
+        )
+        for fmt, types in SUPPORTED_FILE_FORMATS.items()
+        if set(types) != {"jsonl", "parquet"}
     ]
 
 
@@ -85,6 +114,13 @@ class PassRateWindow(ApiModel):
     exclusive: bool = Field(
         default=False, description="Exclude the bounds themselves (keep min < rate < max)."
     )
+    pass_threshold: float | None = Field(
+        default=None,
+        description="Reward at or above which a rollout counts as passed in the pass rate"
+        " (default: the source RolloutJob's reward.passThreshold, 1.0 unless set there). With"
+        " continuous rewards set it below the top score, e.g. 0.5, so that tasks whose rewards"
+        " vary are not read as all-failed.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> PassRateWindow:
@@ -118,7 +154,11 @@ class FilterSpec(ApiModel):
     min_reward: float | None = Field(default=None, description="Drop rollouts below this reward.")
     max_reward: float | None = Field(default=None, description="Drop rollouts above this reward.")
     drop_truncated: bool = Field(default=True, description="Drop responses cut by the token limit.")
-    drop_empty: bool = Field(default=True, description="Drop responses with no text.")
+    drop_empty: bool = Field(
+        default=True,
+        description="Drop responses with no text and no tool call, and responses that stop at"
+        " a tool output with no answer after it.",
+    )
     dedup: Literal["none", "exact", "normalized"] = Field(
         default="exact", description="Drop repeated responses within a task."
     )
@@ -145,6 +185,14 @@ class SftSpec(ApiModel):
 
     selection: Literal["best", "all"] = Field(
         default="best", description="best: the top response per task; all: every kept response."
+    )
+    tool_turns: Literal["context", "completion"] = Field(
+        default="context",
+        description="For formats whose SFT rows are prompt/completion (trl, openrlhf), which cannot"
+        " mask a message inside the completion: context puts a response's tool calls and tool"
+        " outputs into the prompt (no loss on tool outputs; only the final answer is trained);"
+        " completion keeps them in the completion (tool calls trained, tool outputs get loss too)."
+        " verl and nemo-rl mask tool outputs themselves and ignore this.",
     )
 
 
@@ -209,6 +257,7 @@ class DatasetSpec(ApiModel):
                     "verl SFT data must be parquet (output.fileFormat: parquet)",
                 ),
                 *_supported_kinds_rules(),
+                *_supported_file_formats_rules(),
             ]
         }
     )
@@ -236,6 +285,8 @@ class DatasetSpec(ApiModel):
             raise ValueError("verl SFT data must be parquet (output.fileFormat: parquet)")
         if self.kind not in SUPPORTED_KINDS[self.format]:
             raise ValueError(unsupported_kind_message(self.format))
+        if self.output.file_format not in SUPPORTED_FILE_FORMATS[self.format]:
+            raise ValueError(unsupported_file_format_message(self.format))
         return self
 
 

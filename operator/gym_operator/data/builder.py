@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gym_operator.api.dataset import DatasetCounts, DatasetSpec, SplitCounts
-from gym_operator.data import card, plots, rows
-from gym_operator.data.exporters import EXPORTERS, ExportContext, check_supported
+from gym_operator.data import card, plots, rows, schemas
+from gym_operator.data.exporters import (
+    EXPORTERS,
+    ExportContext,
+    check_file_format,
+    check_supported,
+)
 from gym_operator.data.filters import BALANCE, Balancer, Curator
 from gym_operator.data.kinds import ExampleBuilder
 from gym_operator.data.reader import GroupReader, SourceInfo
@@ -132,6 +137,22 @@ def _verifier_name(info: SourceInfo) -> str | None:
     return str(builtin) if builtin else None
 
 
+def source_names(spec: DatasetSpec, source_uris: list[str]) -> list[str]:
+    """Each source's name in row identities: its rolloutJobRef, else its URI."""
+    names = []
+    for i, uri in enumerate(source_uris):
+        ref = spec.sources[i].rollout_job_ref if i < len(spec.sources) else None
+        names.append(ref or uri.rstrip("/"))
+    return names
+
+
+def _pass_threshold(spec: DatasetSpec, info: SourceInfo) -> float:
+    window = spec.filters.pass_rate
+    if window is not None and window.pass_threshold is not None:
+        return window.pass_threshold
+    return info.pass_threshold
+
+
 def build_dataset(
     spec: DatasetSpec,
     *,
@@ -142,6 +163,7 @@ def build_dataset(
 ) -> DatasetSummary:
     """Build the dataset from the given source prefixes into `output_uri`."""
     check_supported(spec.format, spec.kind)
+    check_file_format(spec.format, spec.output.file_format)
     started = time.monotonic()
     out = parse_uri(output_uri)
     reader = GroupReader(storage, source_uris)
@@ -149,17 +171,20 @@ def build_dataset(
     examples = ExampleBuilder(spec)
     balancer = Balancer(spec.filters.balance)
     exporter = EXPORTERS[spec.format]
-    parquet = spec.output.file_format == "parquet"
+    schema = schemas.schema_for(spec.format, spec.kind)
     writers = {
-        s: SplitWriter(storage, out, s, spec.output.file_format, spec.output.rows_per_file)
+        s: SplitWriter(storage, out, s, spec.output.file_format, spec.output.rows_per_file, schema)
         for s in SPLITS
     }
+    names = source_names(spec, source_uris)
+    tool_turns = spec.sft.tool_turns if spec.sft else "context"
     hist = _Histograms()
     samples: list[dict[str, Any]] = []
     for group in reader.groups():
         info = reader.sources[group.source]
-        hist.add(group.rollouts, info.pass_threshold)
-        curated = curator.curate(group, info.pass_threshold)
+        threshold = _pass_threshold(spec, info)
+        hist.add(group.rollouts, threshold)
+        curated = curator.curate(group, threshold)
         if curated is None:
             continue
         stats, kept = curated
@@ -168,7 +193,14 @@ def build_dataset(
         for example in examples.build(group.source, stats, kept):
             if not balancer.admit(example.task):
                 continue
-            ctx = ExportContext(split, writer.rows, parquet, _verifier_name(info))
+            ctx = ExportContext(
+                split,
+                writer.rows,
+                _verifier_name(info),
+                source=names[group.source],
+                tool_turns=tool_turns,
+                reward=info.reward,
+            )
             row = exporter(example, ctx)
             writer.write(row)
             if len(samples) < SAMPLES:
@@ -195,7 +227,11 @@ def build_dataset(
         sources=reader.sources,
         seconds=time.monotonic() - started,
         max_open_groups=reader.max_open_groups,
-        extras={**hist.extras(), "samples": samples},
+        extras={
+            **hist.extras(),
+            "samples": samples,
+            "untyped_files": [u for s in SPLITS for u in writers[s].unrepaired],
+        },
     )
     _write_card(storage, out, spec, summary)
     _remove_stale(storage, out, set(files))

@@ -18,6 +18,7 @@ REASONS: dict[str, str] = {
     "above_max_reward": "reward above filters.maxReward",
     "truncated": "response cut by the token limit",
     "empty": "response with no text and no tool call",
+    "no_final_answer": "response that stops at a tool output, with no answer after it",
     "too_short": "response shorter than filters.minResponseChars",
     "too_long": "response longer than filters.maxResponseChars",
     "duplicate": "same response (filters.dedup) as an earlier one of the task",
@@ -53,8 +54,9 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
         extra = ""
         if kind == "rl":
             extra = (
-                "\n# every extra column (solution, pass_rate, verifier fields) reaches your reward"
-                " functions\n# as a keyword list; trl.rewards.accuracy_reward reads `solution`."
+                "\n# every extra column (solution, solutions, pass_rate, task_id, task: the task's"
+                " verifier fields\n# as JSON text) reaches your reward functions as a keyword list;"
+                " trl.rewards.accuracy_reward reads `solution`."
             )
         return (
             f"```python\nfrom datasets import load_dataset\nfrom trl import {trainer[kind]}\n\n"
@@ -69,13 +71,10 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
             "rl": "--data.input_key input --data.label_key label --data.apply_chat_template",
         }[kind]
         source = "--data.prompt_dataset" if kind == "rl" else "--data.dataset"
-        note = ""
-        if kind == "dpo" and file_format == "jsonl":
-            note = (
-                "\n\nWith tool calls in some pairs, build with `output.fileFormat: parquet`:"
-                " `datasets` reads JSONL messages whose keys differ between rows as `Json`, and"
-                " OpenRLHF 0.11's RewardDataset then garbles its `chosen` column."
-            )
+        note = (
+            "\n\nSeveral files: pass them comma-separated (each is loaded on its own; every file"
+            " is typed by its own rows) or the output directory."
+        )
         return f"```bash\n{source} <output dir>/train-00000.{file_format} {flags}\n```{note}"
     if fmt == "verl":
         if kind == "sft":
@@ -92,7 +91,8 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
         )
     if fmt == "nemo-rl":
         dataset = {
-            "sft": "dataset_name: openai_format  # chat_key: messages, tool_key: tools",
+            "sft": "dataset_name: openai_format  # chat_key: messages, tool_key: tools\n"
+            "    use_preserving_dataset: true  # tools as they are (Arrow would merge their keys)",
             "dpo": "dataset_name: PreferenceDataset",
             "rl": "dataset_name: NemoGymDataset  # processor: nemo_gym_data_processor, env_name:"
             " nemo_gym; agent_ref.name must match your NeMo Gym agent server",
@@ -160,9 +160,11 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
     for split in ("train", "validation"):
         files = [f.rsplit("/", 1)[-1] for f in summary["files"] if f"/{split}-" in f]
         lines.append(f"| {split} | {splits.get(split, 0)} | {', '.join(files) or '-'} |")
+    lines += _untyped_note(extras.get("untyped_files") or [])
     lines += [
         "",
-        "Split by prompt: a prompt is never in both splits (seeded hash of the prompt).",
+        "Split by prompt: a prompt is never in both splits (seeded hash of the prompt as the"
+        " model sees it: its chat messages, normalised, and its tools).",
         "",
         "## Rewards",
         "",
@@ -175,7 +177,7 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         "## Pass rate per task",
         "",
         f"Tasks with a verified rollout: {extras['tasks']}; a rollout passes at reward >="
-        f" the job's reward.passThreshold.",
+        f" filters.passRate.passThreshold, else the job's reward.passThreshold.",
         "",
         "![pass-rate histogram](pass_rate_histogram.png)",
         "",
@@ -198,6 +200,22 @@ def render_card(summary: dict[str, Any], spec: dict[str, Any], extras: dict[str,
         lines += ["```json", json.dumps(shown, ensure_ascii=False, indent=2), "```", ""]
     lines += ["## Spec", "", "```json", json.dumps(spec, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def _untyped_note(untyped: list[tuple[str, str]]) -> list[str]:
+    """Files whose own rows leave a list empty that other files fill (JSONL only)."""
+    if not untyped:
+        return []
+    lines = [
+        "",
+        "These JSONL files have no row that fills a list other files fill (too few such rows"
+        " to give every file one), so a loader that types each file on its own (verl's"
+        " RLHFDataset, OpenRLHF given a list of files) would type that list as empty: load all"
+        " files of a split in one `load_dataset` call, or use `output.fileFormat: parquet`.",
+        "",
+    ]
+    lines += [f"- `{uri.rsplit('/', 1)[-1]}`: `{path}`" for uri, path in untyped]
+    return lines
 
 
 def _bins_table(bins: list[int], bounds: tuple[float, float]) -> str:

@@ -1,9 +1,10 @@
 """Exporters: an Example as the row a training framework loads unmodified.
 
-The shapes follow research/formats.md (each checked against the framework's loader):
+Each row has the columns of its (format, kind) schema (schemas.py; the writer fills what a row
+lacks). The shapes follow research/formats.md, each checked against the framework's loader:
 - trl: conversational prompt/completion (sft), prompt/chosen/rejected (dpo, explicit prompt),
-  prompt/completion/label (kto), prompt + extra columns for reward functions (rl; `solution`
-  holds the ground truth, as trl.rewards.accuracy_reward expects). `tools` is a JSON string.
+  prompt/completion/label (kto), prompt + columns for reward functions (rl; `solution` is the
+  ground truth as trl.rewards.accuracy_reward reads it). `tools` is JSON text, as TRL accepts.
 - openrlhf: input/output (sft), prompt/chosen/rejected for `--data.prompt_key prompt` (dpo),
   input + label + datasource (rl). No KTO dataset exists in OpenRLHF 0.11.
 - verl: RLHFDataset rows (rl: data_source, prompt, ability, reward_model.ground_truth,
@@ -11,6 +12,10 @@ The shapes follow research/formats.md (each checked against the framework's load
 - nemo-rl: openai_format messages (sft), PreferenceDataset context/completions (dpo), NeMo Gym
   rows with agent_ref for NemoGymDataset (rl). No KTO in NeMo-RL.
 - nemo-gym: the rollout rows themselves (sft) or the task rows (rl), NeMo Gym's own format.
+
+Prompt/completion rows (trl sft/kto, openrlhf sft) cannot mask a message inside the completion,
+so with `sft.toolTurns: context` (the default) a response's tool calls and outputs move into the
+prompt and only the answer after the last tool output is the completion.
 """
 
 from __future__ import annotations
@@ -20,12 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gym_operator.api.dataset import SUPPORTED_KINDS
+from gym_operator.api.dataset import SUPPORTED_FILE_FORMATS, SUPPORTED_KINDS
 from gym_operator.data import rows
 from gym_operator.data.kinds import Example
-
-# Columns an RL row already uses: a task field of the same name is not copied over them.
-_TRL_RL_RESERVED = {"prompt", "solution", "task_index", "pass_rate", "mean_reward", "num_rollouts"}
 
 
 class UnsupportedExport(ValueError):
@@ -41,47 +43,55 @@ def check_supported(fmt: str, kind: str) -> None:
         )
 
 
+def check_file_format(fmt: str, file_format: str) -> None:
+    """Raise UnsupportedExport naming the file types the format's loaders read."""
+    if file_format not in SUPPORTED_FILE_FORMATS[fmt]:
+        raise UnsupportedExport(
+            f"spec.output.fileFormat {file_format!r} cannot be read by {fmt}'s loaders;"
+            f" {fmt} reads {', '.join(SUPPORTED_FILE_FORMATS[fmt])}"
+        )
+
+
 @dataclass(frozen=True)
 class ExportContext:
-    """What an exporter needs beyond the example: split, row index, file format, source info."""
+    """What an exporter needs beyond the example: split, row index, source, settings."""
 
     split: str
     index: int
-    parquet: bool
     verifier: str | None = None
+    source: str = ""
+    tool_turns: str = "context"
+    reward: dict[str, Any] | None = None
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value, ensure_ascii=False)  # the task's own key order (tool schemas)
 
 
-def _scalar_or_json(value: Any, parquet: bool) -> Any:
-    """Nested values as JSON text in parquet (Arrow cannot unify varying structs)."""
-    if parquet and isinstance(value, dict | list):
-        return _json(value)
-    return value
+def _tools(example: Example) -> str:
+    """The tool schemas as JSON text ("[]" when the task offered none)."""
+    return _json(example.tools or [])
 
 
-def _without_empty_objects(value: Any) -> Any:
-    """Empty objects as null: Arrow has no struct type without fields (e.g. `parameters: {}`).
-
-    verl's MultiTurnSFTDataset reads `tools` as nested lists/structs, not JSON text, so a tool
-    schema with no parameters must be written this way to survive parquet.
-    """
-    if isinstance(value, dict):
-        return {k: _without_empty_objects(v) for k, v in value.items()} or None
-    if isinstance(value, list):
-        return [_without_empty_objects(v) for v in value]
-    return value
+def task_id(source: str, task_index: int) -> str:
+    """A row identity unique across sources: `<source>#<task index>`."""
+    return f"{source}#{task_index}"
 
 
-def _stats(example: Example) -> dict[str, Any]:
+def _stats(example: Example, ctx: ExportContext) -> dict[str, Any]:
     return {
+        "source": ctx.source,
         "task_index": example.task_index,
+        "task_id": task_id(ctx.source, example.task_index),
         "pass_rate": round(example.stats.pass_rate, 6),
         "mean_reward": round(example.stats.mean_reward, 6),
         "num_rollouts": example.stats.verified,
     }
+
+
+def _task(example: Example) -> str:
+    """The verifier fields of the task as JSON text (lists and objects kept as they are)."""
+    return _json(rows.verifier_fields(example.task))
 
 
 def data_source(example: Example, ctx: ExportContext) -> str:
@@ -92,27 +102,52 @@ def data_source(example: Example, ctx: ExportContext) -> str:
     return f"gymops/{ctx.verifier or 'custom'}"
 
 
+def split_tool_turns(
+    prompt: list[rows.Message], completion: list[rows.Message], tool_turns: str
+) -> tuple[list[rows.Message], list[rows.Message]]:
+    """With `context`, everything up to the last tool output joins the prompt (see module doc)."""
+    last_tool = max((i for i, m in enumerate(completion) if m["role"] == "tool"), default=-1)
+    if tool_turns != "context" or last_tool < 0 or last_tool == len(completion) - 1:
+        return prompt, completion
+    return prompt + completion[: last_tool + 1], completion[last_tool + 1 :]
+
+
+def _solution(task: dict[str, Any]) -> str:
+    """One answer as text, what accuracy_reward parses: a list's first item, else the answer."""
+    if isinstance(rows.ground_truth_value(task), list):
+        return next(iter(rows.ground_truths(task)), "")
+    return rows.ground_truth(task) or ""
+
+
 # --- trl -------------------------------------------------------------------------------------
 
 
 def trl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     """TRL conversational rows."""
-    row: dict[str, Any] = {"prompt": example.prompt}
+    tools = _tools(example)
     if example.kind in ("sft", "kto"):
-        row["completion"] = example.completion
+        prompt, completion = split_tool_turns(
+            example.prompt, example.completion or [], ctx.tool_turns
+        )
+        row = {"prompt": prompt, "completion": completion, "tools": tools}
         if example.kind == "kto":
             row["label"] = example.label
-    elif example.kind == "dpo":
-        row["chosen"], row["rejected"] = example.chosen, example.rejected
-    else:
-        row["solution"] = rows.ground_truth(example.task)
-        row.update(_stats(example))
-        for name, value in rows.verifier_fields(example.task).items():
-            if name not in _TRL_RL_RESERVED:
-                row[name] = _scalar_or_json(value, ctx.parquet)
-    if example.tools and example.kind != "rl":
-        row["tools"] = _json(example.tools)
-    return row
+        return row
+    if example.kind == "dpo":
+        return {
+            "prompt": example.prompt,
+            "chosen": example.chosen,
+            "rejected": example.rejected,
+            "tools": tools,
+        }
+    return {
+        "prompt": example.prompt,
+        "solution": _solution(example.task),
+        "solutions": rows.ground_truths(example.task),
+        "tools": tools,
+        **_stats(example, ctx),
+        "task": _task(example),
+    }
 
 
 # --- openrlhf --------------------------------------------------------------------------------
@@ -121,14 +156,24 @@ def trl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
 def openrlhf_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     """OpenRLHF rows (message lists; train with --data.apply_chat_template)."""
     if example.kind == "sft":
-        return {"input": example.prompt, "output": example.completion}
+        prompt, completion = split_tool_turns(
+            example.prompt, example.completion or [], ctx.tool_turns
+        )
+        return {"input": prompt, "output": completion}
     if example.kind == "dpo":
-        return {"prompt": example.prompt, "chosen": example.chosen, "rejected": example.rejected}
+        return {
+            "prompt": example.prompt,
+            "chosen": example.chosen,
+            "rejected": example.rejected,
+            "tools": _tools(example),
+        }
     return {
         "input": example.prompt,
         "label": rows.ground_truth(example.task) or "",
         "datasource": data_source(example, ctx),
-        **_stats(example),
+        "tools": _tools(example),
+        **_stats(example, ctx),
+        "task": _task(example),
     }
 
 
@@ -138,10 +183,10 @@ def openrlhf_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
 def verl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     """verl RLHFDataset (rl) or MultiTurnSFTDataset (sft) rows."""
     if example.kind == "sft":
-        row: dict[str, Any] = {"messages": example.prompt + (example.completion or [])}
-        if example.tools:
-            row["tools"] = _without_empty_objects(example.tools) if ctx.parquet else example.tools
-        return row
+        return {
+            "messages": example.prompt + (example.completion or []),
+            "tools": example.tools or [],
+        }
     ability = example.task.get("ability") or example.task.get("task_type") or ctx.verifier
     return {
         "data_source": data_source(example, ctx),
@@ -151,8 +196,10 @@ def verl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
         "extra_info": {
             "split": ctx.split,
             "index": ctx.index,
-            **_stats(example),
-            "task": _json(rows.verifier_fields(example.task)),
+            **_stats(example, ctx),
+            "tools": _tools(example),
+            "task": _task(example),
+            "reward": _json(ctx.reward or {}),
         },
     }
 
@@ -171,10 +218,14 @@ def agent_ref(example: Example, ctx: ExportContext) -> dict[str, Any]:
 def nemo_rl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     """NeMo-RL openai_format (sft), PreferenceDataset (dpo), NemoGymDataset (rl) rows."""
     if example.kind == "sft":
-        row: dict[str, Any] = {"messages": example.prompt + (example.completion or [])}
-        if example.tools:
-            row["tools"] = _scalar_or_json(example.tools, ctx.parquet)
-        return row
+        completion = example.completion or []
+        return {
+            "messages": example.prompt + completion,
+            "tools": example.tools or [],
+            # NeMo-RL's per-message loss mask: only the response's assistant turns are trained
+            "message_loss_mask": [0] * len(example.prompt)
+            + [int(m["role"] == "assistant") for m in completion],
+        }
     if example.kind == "dpo":
         return {
             "context": example.prompt,
@@ -182,10 +233,9 @@ def nemo_rl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
                 {"rank": 0, "completion": example.chosen},
                 {"rank": 1, "completion": example.rejected},
             ],
+            "tools": _tools(example),
         }
-    row = {k: _scalar_or_json(v, ctx.parquet) for k, v in example.task.items()}
-    row["agent_ref"] = _scalar_or_json(agent_ref(example, ctx), ctx.parquet)
-    return row
+    return {**example.task, "agent_ref": agent_ref(example, ctx)}
 
 
 # --- nemo-gym --------------------------------------------------------------------------------
@@ -194,7 +244,7 @@ def nemo_rl_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
 def nemo_gym_row(example: Example, ctx: ExportContext) -> dict[str, Any]:
     """The rollout row (sft) or the task row (rl), unchanged."""
     source = example.rollout if example.kind == "sft" and example.rollout else example.task
-    return {k: _scalar_or_json(v, ctx.parquet) for k, v in source.items()}
+    return dict(source)
 
 
 EXPORTERS: dict[str, Callable[[Example, ExportContext], dict[str, Any]]] = {

@@ -28,6 +28,7 @@ BELOW_MIN_REWARD = "below_min_reward"
 ABOVE_MAX_REWARD = "above_max_reward"
 TRUNCATED = "truncated"
 EMPTY = "empty"
+NO_FINAL_ANSWER = "no_final_answer"
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
 DUPLICATE = "duplicate"
@@ -127,6 +128,7 @@ class Curator:
             checks.append(
                 (EMPTY, lambda r: not rows.response_text(r).strip() and not rows.has_tool_calls(r))
             )
+            checks.append((NO_FINAL_ANSWER, ends_with_tool_output))
         if spec.min_response_chars is not None:
             shortest = spec.min_response_chars
             checks.append((TOO_SHORT, lambda r: len(rows.response_text(r)) < shortest))
@@ -150,6 +152,20 @@ class Curator:
             else:
                 self.dropped[reason] += 1
         return kept
+
+
+def ends_with_tool_output(row: dict[str, Any]) -> bool:
+    """Whether the response stops at a tool output: the model never answered after it.
+
+    Read from the output items themselves (reasoning items aside), which is cheaper than
+    building the chat messages.
+    """
+    output = (row.get("response") or {}).get("output") or []
+    for item in reversed(output):
+        if isinstance(item, dict) and item.get("type") == "reasoning":
+            continue
+        return isinstance(item, dict) and item.get("type") == "function_call_output"
+    return False
 
 
 def field_value(task: dict[str, Any], path: str) -> str:

@@ -64,6 +64,7 @@ class SourceInfo:
     skipped_shards: list[int] = field(default_factory=list)
     input_errors: int = 0
     verifier: dict[str, Any] = field(default_factory=dict)
+    reward: dict[str, Any] = field(default_factory=dict)
 
 
 class SourceError(ValueError):
@@ -161,6 +162,7 @@ def open_source(storage: Storage, uri: str, index: int) -> tuple[SourceInfo, lis
         pass_threshold=threshold,
         complete=read_success(storage, prefix) is not None,
         verifier=verifier,
+        reward=dict((record.spec if record else {}).get("reward") or {}),
     )
     info.skipped_shards = [m.shard for m in manifests if m.job_digest != digest]
     info.shards = len(manifests) - len(info.skipped_shards)

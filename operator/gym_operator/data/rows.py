@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Any
 
 Message = dict[str, Any]
@@ -171,20 +172,50 @@ def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
-def ground_truth(row: dict[str, Any]) -> str | None:
-    """The task's reference answer as a string (JSON for structured values), or None."""
+def ground_truth_value(row: dict[str, Any]) -> Any:
+    """The task's reference answer as the task holds it (a string, a list, ...), or None."""
     for name in GROUND_TRUTH_FIELDS:
         if name in row and row[name] is not None:
-            value = row[name]
-            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            return row[name]
     return None
 
 
+def ground_truth(row: dict[str, Any]) -> str | None:
+    """The task's reference answer as a string (JSON for structured values), or None."""
+    value = ground_truth_value(row)
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def ground_truths(row: dict[str, Any]) -> list[str]:
+    """The reference answer as a list of strings: each item of a list, else the one answer."""
+    value = ground_truth_value(row)
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [i if isinstance(i, str) else json.dumps(i, ensure_ascii=False) for i in items]
+
+
 def prompt_key(row: dict[str, Any]) -> str:
-    """A canonical text of the prompt (and tools): equal prompts give equal keys."""
-    params = row.get("responses_create_params") or {}
+    """The prompt as the model sees it, normalised: equal prompts give equal keys.
+
+    The chat messages of `prompt_messages` (so a string input, a list of content parts and a
+    single user message with the same text are one prompt; `instructions` and a system message
+    too), each content NFC-normalised with its surrounding whitespace stripped, plus the tools
+    offered. Verifier fields are not part of it.
+    """
+    messages = [
+        {
+            "role": m["role"],
+            "content": unicodedata.normalize("NFC", m.get("content") or "").strip(),
+            "tool_calls": m.get("tool_calls") or [],
+            "tool_call_id": m.get("tool_call_id") or "",
+        }
+        for m in prompt_messages(row)
+    ]
     return json.dumps(
-        [params.get("instructions"), params.get("input"), params.get("tools")],
+        [messages, tools_of(row) or []],
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),

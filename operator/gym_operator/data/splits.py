@@ -1,9 +1,12 @@
 """Train/validation split by prompt: seeded, reproducible, streaming, no prompt in both splits.
 
-A task's split is a pure function of (seed, canonical prompt text): the first 8 bytes of a
-SHA-256 as a fraction in [0, 1) below `validationFraction` means validation. No global shuffle
-or task list is needed, the same prompt from any source or shard always lands in the same split,
-and the validation share is `validationFraction` in expectation (binomial spread).
+A task's split is a pure function of (seed, rendered prompt): `rows.prompt_key` renders the
+prompt as the chat messages the model sees, normalised (a string input, content parts and an
+`instructions` field give the same messages), plus the tools offered; verifier fields are not part
+of it, so tasks that differ only in them stay together. The first 8 bytes of a SHA-256 of that
+key as a fraction in [0, 1) below `validationFraction` means validation. No global shuffle or task
+list is needed, the same prompt from any source or shard always lands in the same split, and the
+validation share is `validationFraction` in expectation (binomial spread).
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ Point verl at this file:
     reward.custom_reward_function.name=compute_score
     reward.reward_kwargs.verifier_config={...}     # the RolloutJob's verifier.config, if any
 
-The task's verifier fields travel in `extra_info.task` (JSON text) and the reference answer in
-`reward_model.ground_truth`. Rows with another data_source go to verl's own
-`default_compute_score`. A response the verifier cannot score gets score 0.0 and
+The task's verifier fields travel in `extra_info.task` (JSON text), the reference answer in
+`reward_model.ground_truth`, and the RolloutJob's `spec.reward` in `extra_info.reward` (JSON
+text): the verifier's score is shaped exactly as the rollouts' were (component weights, gates,
+length penalty, binary or continuous; verify/shaping.py). Rows with another data_source go to
+verl's own `default_compute_score`. A response the verifier cannot score gets score 0.0 and
 `verifier_error: 1.0`, which verl logs, so it is visible rather than silently a wrong answer.
 """
 
@@ -43,4 +45,20 @@ def compute_score(
         result = check(task, solution_str, dict(kwargs.get("verifier_config") or {}))
     except VerifierError:
         return {"score": 0.0, "verifier_error": 1.0}
-    return {"score": float(result.reward), **{k: float(v) for k, v in result.components.items()}}
+    score, parts = _shaped(result.reward, result.components, solution_str, extra_info)
+    return {"score": score, **{k: float(v) for k, v in parts.items()}}
+
+
+def _shaped(
+    score: float,
+    components: dict[str, float],
+    solution_str: str,
+    extra_info: dict[str, Any] | None,
+) -> tuple[float, dict[str, float]]:
+    """The score shaped by the RolloutJob's reward spec in `extra_info.reward` (if any)."""
+    from gym_operator.api.rolloutjob import RewardSpec
+    from gym_operator.verify.shaping import shape_reward
+
+    raw = (extra_info or {}).get("reward") or "{}"
+    spec = RewardSpec.model_validate(json.loads(raw) if isinstance(raw, str) else raw)
+    return shape_reward(score, components, len(solution_str), spec)

@@ -1,18 +1,27 @@
 """Writing one split as numbered files of at most `rowsPerFile` rows (JSONL or Parquet).
 
-Files are named `<split>-00000.<ext>` under the output prefix. One file's rows are buffered and
-written atomically when it is full, so memory is bounded by `rowsPerFile`: JSONL as encoded bytes;
-Parquet as Arrow tables of CHUNK_ROWS rows (columnar, far smaller than the row dicts), combined
-with permissive schema promotion when the file is written, so a struct field that only some rows
-have (a message's `tool_calls`) becomes a null in the others.
+Files are named `<split>-00000.<ext>` under the output prefix. Every row is first made to fit the
+export's schema (schemas.py), so all rows and files have the same columns and types:
+
+- Parquet files are written with that Arrow schema, never one inferred from the rows.
+- JSONL carries no types, and its loaders infer them from each file's first rows, so each file
+  starts with rows that fill every list it has, and after the last file a file that lacks a list
+  the split fills gets such a row by exchange with another file (exemplars.py).
+
+Memory is bounded by `rowsPerFile`: the current file's rows (JSONL as encoded bytes; Parquet as
+Arrow tables of CHUNK_ROWS rows).
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from typing import Any
 
+import pyarrow as pa
+
+from gym_operator.data import exemplars, schemas
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI
 
@@ -34,66 +43,90 @@ class SplitWriter:
         split: str,
         file_format: str,
         rows_per_file: int,
+        schema: pa.Schema | None,
     ) -> None:
+        if schema is None and file_format == "parquet":
+            raise ValueError("parquet needs a schema")
         self.storage = storage
         self.prefix = prefix
         self.split = split
         self.file_format = file_format
         self.rows_per_file = rows_per_file
-        self.files: list[StorageURI] = []
+        self.schema = schema
         self.rows = 0
-        self._jsonl = io.BytesIO()
+        self.files: list[StorageURI] = []
+        self.unrepaired: list[tuple[str, str]] = []
+        self._lines: list[bytes] = []
+        self._paths: list[exemplars.Paths] = []
+        self._counts: dict[int, Counter[str]] = {}
         self._records: list[dict[str, Any]] = []
-        self._tables: list[Any] = []
+        self._tables: list[pa.Table] = []
         self._pending = 0
+        self._conform = schemas.row_conformer(schema) if schema is not None else None
 
     def write(self, row: dict[str, Any]) -> None:
         """Add one row."""
+        filled: set[str] = set()
+        if self._conform is not None:
+            row, filled = self._conform(row)
+        self.rows += 1
+        self._pending += 1
         if self.file_format == "parquet":
             self._records.append(row)
             if len(self._records) >= CHUNK_ROWS:
-                self._tables.append(_table(self._records))
+                self._tables.append(schemas.table(self._records, self.schema))
                 self._records = []
         else:
-            self._jsonl.write(json.dumps(row, ensure_ascii=False).encode())
-            self._jsonl.write(b"\n")
-        self._pending += 1
-        self.rows += 1
+            self._lines.append(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+            if self.schema is not None:
+                self._paths.append(_interned(filled))
         if self._pending >= self.rows_per_file:
             self._flush()
 
     def close(self) -> list[StorageURI]:
-        """Write the last file; the files written, in order."""
+        """Write the last file (and give JSONL files the lists they lack); the files, in order."""
         if self._pending:
             self._flush()
+        if self.file_format == "jsonl" and self.schema is not None and len(self.files) > 1:
+            repair = exemplars.Repair(
+                self.storage, self.schema, dict(enumerate(self.files)), self._counts
+            )
+            repair.run()
+            self.unrepaired = repair.unrepaired
         return self.files
 
     def _flush(self) -> None:
-        uri = self.prefix.join(file_name(self.split, len(self.files), self.file_format))
+        number = len(self.files)
+        uri = self.prefix.join(file_name(self.split, number, self.file_format))
         if self.file_format == "parquet":
-            if self._records:
-                self._tables.append(_table(self._records))
-            data = _parquet_bytes(self._tables)
-            self._records, self._tables = [], []
+            data = self._parquet_bytes()
         else:
-            data = self._jsonl.getvalue()
-            self._jsonl = io.BytesIO()
+            if self._paths:
+                self._lines, self._paths = exemplars.exemplars_first(self._lines, self._paths)
+                self._counts[number] = Counter(p for f in self._paths for p in f)
+            data = b"".join(self._lines)
+            self._lines, self._paths = [], []
         self.storage.write_bytes(uri, data)
         self.files.append(uri)
         self._pending = 0
 
+    def _parquet_bytes(self) -> bytes:
+        import pyarrow.parquet as pq
 
-def _table(records: list[dict[str, Any]]) -> Any:
-    import pyarrow as pa
+        assert self.schema is not None
+        if self._records:
+            self._tables.append(schemas.table(self._records, self.schema))
+        table = pa.concat_tables(self._tables, promote_options="permissive")
+        self._records, self._tables = [], []
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        return sink.getvalue()
 
-    return pa.Table.from_pylist(records)
+
+_INTERNED: dict[frozenset[str], frozenset[str]] = {}
 
 
-def _parquet_bytes(tables: list[Any]) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.concat_tables(tables, promote_options="permissive")
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
+def _interned(paths: set[str]) -> frozenset[str]:
+    """One shared frozenset per distinct set of paths (there are few), to keep memory flat."""
+    key = frozenset(paths)
+    return _INTERNED.setdefault(key, key)
