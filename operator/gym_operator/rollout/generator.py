@@ -22,6 +22,9 @@ from typing import Any
 
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.protocol import rows as protocol_rows
+from gym_operator.protocol.response import is_truncated
+from gym_operator.protocol.verify import Masked, Verdict
 from gym_operator.rollout import parts, tool_loop
 from gym_operator.rollout.breaker import (
     EndpointBreaker,
@@ -29,7 +32,7 @@ from gym_operator.rollout.breaker import (
     HeldFailure,
     is_endpoint_failure,
 )
-from gym_operator.rollout.client import ModelClient, is_truncated, merge_params
+from gym_operator.rollout.client import ModelClient, merge_params
 from gym_operator.rollout.retry import (
     HTTP_429,
     RequestError,
@@ -358,14 +361,14 @@ class ShardGenerator:
         except _Dropped:
             return
         except tool_loop.ToolLoopError as exc:
-            failure = {"class": "verifier_tool", "message": str(exc)[:500], "attempts": 1}
+            failure = protocol_rows.failure("verifier_tool", str(exc), 1)
             self._fail(task, repeat, failure, str(exc))
             return
         # Let the worker that just got our window slot send its model request before we spend
         # CPU on verification: keeps the model's window full when answers arrive in bursts.
         await asyncio.sleep(0)
         try:
-            score, components = (
+            verdict = (
                 await call_with_retry(
                     lambda timeout: self._verify_attempt(task.row, response, timeout, session),
                     self.verify_policy,
@@ -378,8 +381,12 @@ class ShardGenerator:
                 failure["class"] = f"verifier_{failure['class']}"
             self._fail(task, repeat, failure, exc.last.message)
             return
-        reward, components = self.reward_fn(score, components, response)
-        self._record_rollout(task, repeat, response, reward, components)
+        if isinstance(verdict, Masked):
+            failure = protocol_rows.failure(f"verifier_{verdict.kind}", verdict.reason, 1)
+            self._fail(task, repeat, failure, verdict.reason)
+            return
+        reward, components = self.reward_fn(verdict.score, verdict.components, response)
+        self._record_rollout(task, repeat, response, reward, components, verdict.extras)
 
     async def _sample(self, params: dict[str, Any]) -> dict[str, Any]:
         """One model call with retries (RetriesExhausted when it fails for good)."""
@@ -418,7 +425,7 @@ class ShardGenerator:
         response: dict[str, Any],
         timeout: float,
         session: dict[str, str] | None,
-    ) -> tuple[float, dict[str, float] | None]:
+    ) -> Verdict | Masked:
         started = time.perf_counter()
         try:
             return await self.clients.verifier.verify(row, response, timeout, session)
@@ -432,14 +439,10 @@ class ShardGenerator:
         response: dict[str, Any],
         reward: float,
         components: dict[str, float] | None,
+        extras: dict[str, Any],
     ) -> None:
-        row = dict(task.row)
-        row["response"] = response
-        row["reward"] = reward
-        if components:
-            row["reward_components"] = components
-        row["_ng_task_index"] = task.index
-        row["_ng_rollout_index"] = repeat
+        identity = (task.index, repeat)
+        row = protocol_rows.rollout_row(task.row, identity, response, reward, components, extras)
         self._release_held()
         buf = self._buffer
         buf.rows.append(row)
@@ -484,13 +487,8 @@ class ShardGenerator:
             self._record_failure(held)
 
     def _record_failure(self, held: HeldFailure) -> None:
-        self._buffer.failures.append(
-            {
-                "_ng_task_index": held.task_index,
-                "_ng_rollout_index": held.repeat,
-                "failure": held.failure,
-            }
-        )
+        identity = (held.task_index, held.repeat)
+        self._buffer.failures.append(protocol_rows.failure_row(identity, held.failure))
         self._buffer.slots.add(self.slot(held.task_index, held.repeat))
         self.stats.failed += 1
         self.stats.failures_by_class[str(held.failure["class"])] += 1
