@@ -32,30 +32,33 @@ CONFIGS = [
     "resources_servers/example_single_tool_call/configs/example_single_tool_call.yaml",
     "responses_api_models/openai_model/configs/openai_model.yaml",
 ]
-# A second math_with_judge whose judge is a model server that is never started.
-UNREACHABLE_JUDGE = """
-math_with_unreachable_judge:
+# A second math_with_judge whose judge model server (NeMo Gym's openai_model) runs, but the
+# LLM behind it answers 503 to everything (a judge that is down behind its gateway). NeMo Gym
+# retries a judge it cannot connect to for as long as the caller waits, so "down" is a 503 here.
+DOWN_JUDGE = """
+math_with_down_judge:
   resources_servers:
     math_with_judge:
       entrypoint: app.py
       domain: math
       should_use_judge: true
-      judge_responses_create_params: {input: []}
-      judge_model_server: {type: responses_api_models, name: judge_model}
+      judge_responses_create_params: {{input: []}}
+      judge_model_server: {{type: responses_api_models, name: judge_model}}
 judge_model:
   responses_api_models:
     openai_model:
       entrypoint: app.py
-      openai_base_url: http://127.0.0.1:9/v1
+      openai_base_url: {model_url}
       openai_api_key: none
-      openai_model: judge
+      openai_model: {judge}
 """
 STARTED = (
     "string_match",
     "mcqa",
     "math_with_judge",
     "example_single_tool_call",
-    "math_with_unreachable_judge",
+    "math_with_down_judge",
+    "judge_model",
 )
 START_SECONDS = 240.0
 
@@ -68,8 +71,8 @@ def model_url() -> Iterator[str]:
 
 
 def _resolve(workdir: Path, model_url: str) -> dict:
-    extra = workdir / "unreachable_judge.yaml"
-    extra.write_text(UNREACHABLE_JUDGE, encoding="utf-8")
+    extra = workdir / "down_judge.yaml"
+    extra.write_text(DOWN_JUDGE.format(model_url=model_url, judge=model_double.DOWN), "utf-8")
     request = {
         "config_paths": [*CONFIGS, str(extra)],
         "overrides": {

@@ -3,7 +3,8 @@
 The task's prompt tells it what to answer: `[say: TEXT]` is the reply; with tools offered and
 `[call: NAME {json}]` in the prompt, the first turn calls that tool and the next (once a tool
 output is in the conversation) replies TEXT. A prompt holding `[garbage]` gets a 200 answer that
-is not JSON. Usage counts are words, so they are never zero.
+is not JSON. A request for the model named DOWN gets 503 (a judge that is down). Usage counts
+are words, so they are never zero.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+DOWN = "down-judge"
 SAY = re.compile(r"\[say: (.*?)\]", re.S)
 CALL = re.compile(r"\[call: (\w+) (\{.*?\})\]", re.S)
 
@@ -111,6 +113,8 @@ def app() -> web.Application:
     def handler(make):  # type: ignore[no-untyped-def]
         async def handle(request: web.Request) -> web.Response:
             body = await request.json()
+            if body.get("model") == DOWN:
+                return web.json_response({"error": "judge unavailable"}, status=503)
             prompt, _ = _conversation(body)
             if "[garbage]" in prompt:
                 return web.Response(body=b"<html>not json", content_type="application/json")

@@ -328,6 +328,40 @@ class RetrySpec(ApiModel):
         return self
 
 
+class FailurePolicySpec(ApiModel):
+    """When a finished job counts as failed: too many of its rollouts ended as failure rows."""
+
+    max_failed_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Highest fraction of finished rollouts (rewarded or failed) that may be failure "
+            "rows. Over it the job ends Failed naming its top failure classes, and no _SUCCESS "
+            "is written (the committed rows stay; a rerun retries the retryable failures)."
+        ),
+    )
+    min_finished: int = Field(
+        default=10,
+        ge=0,
+        le=1_000_000_000,
+        description=(
+            "Rollouts that must have finished before the fraction is judged, so one failure in "
+            "a three-rollout smoke test does not fail it. A job none of whose rollouts got a "
+            "reward fails whatever its size."
+        ),
+    )
+
+    def exceeded(self, completed: int, failed: int) -> bool:
+        """Whether a finished job with these counts failed by this policy."""
+        finished = completed + failed
+        if failed and not completed:
+            return True
+        return (
+            finished >= max(self.min_finished, 1) and failed > self.max_failed_fraction * finished
+        )
+
+
 class RolloutJobSpec(ApiModel):
     """Desired state of a RolloutJob."""
 
@@ -342,6 +376,10 @@ class RolloutJobSpec(ApiModel):
     output: OutputSpec = Field(description="Where rollouts are written.")
     s3: S3Spec | None = Field(default=None, description="S3 connection settings.")
     retry: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy.")
+    failure_policy: FailurePolicySpec = Field(
+        default_factory=FailurePolicySpec,
+        description="How many failed rollouts a job may finish with and still succeed.",
+    )
     backoff_limit_per_index: int = Field(
         default=3, ge=0, le=100, description="Pod restarts allowed per shard before it fails."
     )

@@ -25,7 +25,7 @@ from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.protocol import rows as protocol_rows
 from gym_operator.protocol.response import is_truncated
 from gym_operator.protocol.verify import Masked, Verdict
-from gym_operator.rollout import parts, tool_loop
+from gym_operator.rollout import failure_policy, parts, tool_loop
 from gym_operator.rollout.breaker import (
     EndpointBreaker,
     EndpointDown,
@@ -547,6 +547,10 @@ class ShardGenerator:
         committed = commit_part(self.storage, self.prefix, self._manifest, files, entry, buf.slots)
         committed.completed += len(buf.rows)
         committed.failed += len(buf.failures)
+        for row in buf.failures:
+            name = str(row["failure"]["class"])
+            committed.failure_classes[name] = committed.failure_classes.get(name, 0) + 1
+            committed.failure_examples.setdefault(name, str(row["failure"].get("message", "")))
         committed.input_errors += len(buf.errors)
         committed.truncated += buf.truncated
         committed.passed += buf.passed
@@ -572,9 +576,14 @@ class ShardGenerator:
         complete = len(manifests) == self.num_shards and all(
             m.finished and m.job_digest == self.digest for m in manifests
         )
-        if complete:
-            write_success(self.storage, self.prefix, manifests)
-            log.info("all %d shards finished; wrote %s", self.num_shards, layout.SUCCESS)
+        if not complete:
+            return
+        failed = failure_policy.verdict(self.spec.failure_policy, manifests, self.num_shards)
+        if failed:
+            log.error("all %d shards finished, but the job failed: %s", self.num_shards, failed)
+            return
+        write_success(self.storage, self.prefix, manifests)
+        log.info("all %d shards finished; wrote %s", self.num_shards, layout.SUCCESS)
 
 
 def _take(source: Iterator[Task | BadRow], count: int) -> list[Task | BadRow]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
+from gym_operator.rollout import failure_policy
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
@@ -26,7 +27,7 @@ from gym_operator.rollout.job import prepare_prefix
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
-from gym_operator.storage.manifest import read_success
+from gym_operator.storage.manifest import read_all_manifests, read_success
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
 
@@ -41,6 +42,8 @@ class JobResult:
     digest: str
     shards: list[ShardStats] = field(default_factory=list)
     success: bool = False
+    failed_reason: str | None = None
+    """Set when every shard finished but the job failed by spec.failurePolicy."""
 
 
 @dataclass(frozen=True)
@@ -240,4 +243,9 @@ async def run_job(
             ]
         )
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
+    if not result.success:
+        manifests = await asyncio.to_thread(read_all_manifests, storage, prefix)
+        result.failed_reason = failure_policy.verdict(
+            spec.failure_policy, manifests, spec.parallelism
+        )
     return result

@@ -46,6 +46,12 @@ class ShardManifest(BaseModel):
     )
     completed: int = 0
     failed: int = 0
+    failure_classes: dict[str, int] = Field(
+        default_factory=dict, description="Committed failure rows by failure class."
+    )
+    failure_examples: dict[str, str] = Field(
+        default_factory=dict, description="The first message seen of each failure class."
+    )
     input_errors: int = 0
     truncated: int = 0
     passed: int = 0
