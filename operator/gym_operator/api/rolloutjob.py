@@ -348,7 +348,7 @@ class FailurePolicySpec(ApiModel):
         description=(
             "Rollouts that must have finished before the fraction is judged, so one failure in "
             "a three-rollout smoke test does not fail it. A job none of whose rollouts got a "
-            "reward fails whatever its size."
+            "reward fails whatever its size (unless maxFailedFraction is 1)."
         ),
     )
 
@@ -356,7 +356,7 @@ class FailurePolicySpec(ApiModel):
         """Whether a finished job with these counts failed by this policy."""
         finished = completed + failed
         if failed and not completed:
-            return True
+            return self.max_failed_fraction < 1
         return (
             finished >= max(self.min_finished, 1) and failed > self.max_failed_fraction * finished
         )
