@@ -3,8 +3,8 @@
 The task's prompt tells it what to answer: `[say: TEXT]` is the reply; with tools offered and
 `[call: NAME {json}]` in the prompt, the first turn calls that tool and the next (once a tool
 output is in the conversation) replies TEXT. A prompt holding `[garbage]` gets a 200 answer that
-is not JSON. A request for the model named DOWN gets 503 (a judge that is down). Usage counts
-are words, so they are never zero.
+is not JSON; `[garbage xN]` only for the first N requests of each (prompt, seed). A request for
+the model named DOWN gets 503 (a judge that is down). Usage counts are words, never zero.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
 
 DOWN = "down-judge"
+GARBAGE = re.compile(r"\[garbage(?: x(\d+))?\]")
 SAY = re.compile(r"\[say: (.*?)\]", re.S)
 CALL = re.compile(r"\[call: (\w+) (\{.*?\})\]", re.S)
 
@@ -109,6 +111,14 @@ def _responses(
 
 def app() -> web.Application:
     """The model's aiohttp application (serves /v1/chat/completions and /v1/responses)."""
+    seen: Counter[tuple[str, Any]] = Counter()
+
+    def garbage(body: dict[str, Any], prompt: str) -> bool:
+        match = GARBAGE.search(prompt)
+        if not match:
+            return False
+        seen[(prompt, body.get("seed"))] += 1
+        return match.group(1) is None or seen[(prompt, body.get("seed"))] <= int(match.group(1))
 
     def handler(make):  # type: ignore[no-untyped-def]
         async def handle(request: web.Request) -> web.Response:
@@ -116,7 +126,7 @@ def app() -> web.Application:
             if body.get("model") == DOWN:
                 return web.json_response({"error": "judge unavailable"}, status=503)
             prompt, _ = _conversation(body)
-            if "[garbage]" in prompt:
+            if garbage(body, prompt):
                 return web.Response(body=b"<html>not json", content_type="application/json")
             text, call = _decide(body)
             return web.json_response(make(body, text, call))

@@ -321,6 +321,20 @@ class RetrySpec(ApiModel):
         ),
     )
 
+    max_rollout_runs: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description=(
+            "Runs of one rollout across resumes. When a job that has not succeeded is run "
+            "again (or a pod restarts), its failure rows of a retryable class (timeouts, "
+            "connection errors, 5xx, 429, malformed answers, a verifier that said its "
+            "reward is not a measurement, e.g. a judge that was down) are sampled again, "
+            "until the rollout has failed this many runs. The attempt counts are kept in the "
+            "shard manifest; a retried rollout still ends as exactly one row. 1 never resamples."
+        ),
+    )
+
     @model_validator(mode="after")
     def _budget_covers_timeout(self) -> RetrySpec:
         if self.max_retry_seconds < self.request_timeout_seconds:

@@ -25,7 +25,7 @@ from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.protocol import rows as protocol_rows
 from gym_operator.protocol.response import is_truncated
 from gym_operator.protocol.verify import Masked, Verdict
-from gym_operator.rollout import failure_policy, parts, tool_loop
+from gym_operator.rollout import failure_policy, parts, requeue, tool_loop
 from gym_operator.rollout.breaker import (
     EndpointBreaker,
     EndpointDown,
@@ -51,6 +51,7 @@ from gym_operator.storage.manifest import (
     commit_part,
     read_all_manifests,
     read_manifest,
+    read_success,
     write_manifest,
     write_success,
 )
@@ -203,6 +204,8 @@ class ShardGenerator:
                 job_digest=self.digest,
                 num_repeats=self.repeats,
             )
+        elif await asyncio.to_thread(read_success, self.storage, self.prefix) is None:
+            manifest = await asyncio.to_thread(self._requeue, manifest)
         self._manifest = manifest
         self._done = manifest.done_slots()
         self._load_stats(manifest)
@@ -245,6 +248,11 @@ class ShardGenerator:
         self.stats.finished = True
         self._report()
         return self.stats
+
+    def _requeue(self, manifest: ShardManifest) -> ShardManifest:
+        """Retryable failure rows of a job that has not succeeded are sampled again."""
+        max_runs = self.spec.retry.max_rollout_runs
+        return requeue.requeue_failures(self.storage, self.prefix, manifest, max_runs, self.slot)
 
     def _count_lines(self) -> list[int]:
         """Non-empty input lines per shard (bytes only): each shard's tasks, good or bad."""
@@ -382,7 +390,9 @@ class ShardGenerator:
             self._fail(task, repeat, failure, exc.last.message)
             return
         if isinstance(verdict, Masked):
-            failure = protocol_rows.failure(f"verifier_{verdict.kind}", verdict.reason, 1)
+            failure = protocol_rows.failure(
+                f"verifier_{verdict.kind}", verdict.reason, 1, masked=True
+            )
             self._fail(task, repeat, failure, verdict.reason)
             return
         reward, components = self.reward_fn(verdict.score, verdict.components, response)
@@ -488,7 +498,10 @@ class ShardGenerator:
 
     def _record_failure(self, held: HeldFailure) -> None:
         identity = (held.task_index, held.repeat)
-        self._buffer.failures.append(protocol_rows.failure_row(identity, held.failure))
+        slot = self.slot(held.task_index, held.repeat)
+        runs = self._manifest.runs.get(slot, 0) + 1 if self._manifest else 1
+        failure = {**held.failure, "runs": runs}
+        self._buffer.failures.append(protocol_rows.failure_row(identity, failure))
         self._buffer.slots.add(self.slot(held.task_index, held.repeat))
         self.stats.failed += 1
         self.stats.failures_by_class[str(held.failure["class"])] += 1

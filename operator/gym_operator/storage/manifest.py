@@ -52,6 +52,10 @@ class ShardManifest(BaseModel):
     failure_examples: dict[str, str] = Field(
         default_factory=dict, description="The first message seen of each failure class."
     )
+    runs: dict[int, int] = Field(
+        default_factory=dict,
+        description="Failed runs so far of the slots sampled again on resume (slot -> runs).",
+    )
     input_errors: int = 0
     truncated: int = 0
     passed: int = 0
