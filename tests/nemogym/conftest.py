@@ -59,6 +59,8 @@ STARTED = (
     "example_single_tool_call",
     "math_with_down_judge",
     "judge_model",
+    "policy_model",
+    "string_match_simple_agent",
 )
 START_SECONDS = 240.0
 
@@ -78,7 +80,7 @@ def _resolve(workdir: Path, model_url: str) -> dict:
         "overrides": {
             "policy_base_url": model_url,
             "policy_api_key": "none",
-            "policy_model_name": "double",
+            "policy_model_name": model_double.COMPLETE,
         },
     }
     out = workdir / "resolved.json"
@@ -132,7 +134,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @pytest.fixture(scope="session")
 def nemo_gym(model_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NemoGym]:
-    """NeMo Gym's string_match, mcqa, math_with_judge (twice) and example_single_tool_call."""
+    """NeMo Gym's string_match, mcqa, math_with_judge (twice), example_single_tool_call, and
+    for agent mode its simple_agent over string_match with its openai_model as policy."""
     if not NG_PYTHON.exists():
         pytest.fail(f"{NG_PYTHON} is missing: run `make venv-nemogym`")
     workdir = tmp_path_factory.mktemp("nemo-gym")

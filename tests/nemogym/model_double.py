@@ -4,7 +4,9 @@ The task's prompt tells it what to answer: `[say: TEXT]` is the reply; with tool
 `[call: NAME {json}]` in the prompt, the first turn calls that tool and the next (once a tool
 output is in the conversation) replies TEXT. A prompt holding `[garbage]` gets a 200 answer that
 is not JSON; `[garbage xN]` only for the first N requests of each (prompt, seed). A request for
-the model named DOWN gets 503 (a judge that is down). Usage counts are words, never zero.
+the model named DOWN gets 503 (a judge that is down). Responses answers leave out fields a
+minimal server leaves out, but for the model named COMPLETE (NeMo Gym's own model server, which
+validates them). Usage counts are words, never zero.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 DOWN = "down-judge"
+COMPLETE = "double-complete"
 GARBAGE = re.compile(r"\[garbage(?: x(\d+))?\]")
 SAY = re.compile(r"\[say: (.*?)\]", re.S)
 CALL = re.compile(r"\[call: (\w+) (\{.*?\})\]", re.S)
@@ -98,14 +101,32 @@ def _responses(
             }
         )
     words = len((text or "").split()) + 1
+    if body.get("model") == COMPLETE:
+        extra = {
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": body.get("tools") or [],
+        }
+        usage_details = {
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+    else:
+        extra, usage_details = {}, {}
     return {
+        **extra,
         "id": f"resp_{uuid.uuid4().hex[:12]}",
         "object": "response",
         "created_at": int(time.time()),
         "model": body.get("model", "double"),
         "status": "completed",
         "output": output,
-        "usage": {"input_tokens": 7, "output_tokens": words, "total_tokens": 7 + words},
+        "usage": {
+            "input_tokens": 7,
+            "output_tokens": words,
+            "total_tokens": 7 + words,
+            **usage_details,
+        },
     }
 
 

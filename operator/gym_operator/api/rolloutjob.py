@@ -342,6 +342,20 @@ class RetrySpec(ApiModel):
         return self
 
 
+class AgentSpec(ApiModel):
+    """A NeMo Gym agent server that runs each rollout itself (`POST /run`)."""
+
+    url: str = Field(
+        min_length=1,
+        description=(
+            "Base URL of a running NeMo Gym agent server (e.g. its simple_agent). Each rollout "
+            "is one POST /run with the task row (sampling.params applied to its "
+            "responses_create_params); the agent calls the model and resources servers of its "
+            "own config and answers the verified row. policy and verifier are then not called."
+        ),
+    )
+
+
 class FailurePolicySpec(ApiModel):
     """When a finished job counts as failed: too many of its rollouts ended as failure rows."""
 
@@ -390,6 +404,9 @@ class RolloutJobSpec(ApiModel):
     output: OutputSpec = Field(description="Where rollouts are written.")
     s3: S3Spec | None = Field(default=None, description="S3 connection settings.")
     retry: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy.")
+    agent: AgentSpec | None = Field(
+        default=None, description="Hand each rollout to a NeMo Gym agent instead of sampling here."
+    )
     failure_policy: FailurePolicySpec = Field(
         default_factory=FailurePolicySpec,
         description="How many failed rollouts a job may finish with and still succeed.",

@@ -26,6 +26,7 @@ from gym_operator.protocol import rows as protocol_rows
 from gym_operator.protocol.response import is_truncated
 from gym_operator.protocol.verify import Masked, Verdict
 from gym_operator.rollout import failure_policy, parts, requeue, tool_loop
+from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import (
     EndpointBreaker,
     EndpointDown,
@@ -118,6 +119,7 @@ class Clients:
 
     model: ModelClient
     verifier: VerifierClient
+    agent: AgentClient | None = None
 
 
 class ShardGenerator:
@@ -345,6 +347,9 @@ class ShardGenerator:
                 await self._commit()
 
     async def _rollout(self, task: Task, repeat: int) -> None:
+        if self.clients.agent is not None:
+            await self._agent_rollout(task, repeat)
+            return
         params = merge_params(task.row["responses_create_params"], self.overrides)
         if self.spec.sampling.seed_per_repeat:
             params["seed"] = repeat
@@ -397,6 +402,45 @@ class ShardGenerator:
             return
         reward, components = self.reward_fn(verdict.score, verdict.components, response)
         self._record_rollout(task, repeat, response, reward, components, verdict.extras)
+
+    async def _agent_rollout(self, task: Task, repeat: int) -> None:
+        """Agent mode: the agent samples and verifies; this shard retries, records, commits."""
+        params = merge_params(task.row["responses_create_params"], self.overrides)
+        try:
+            outcome = await call_with_retry(
+                lambda timeout: self._agent_attempt(task.row, params, timeout),
+                self.model_policy,
+                on_retry=lambda e: metrics.RETRIES.labels("model", e.error_class).inc(),
+            )
+        except RetriesExhausted as exc:
+            self._fail(task, repeat, exc.failure(), exc.last.message)
+            return
+        except _Dropped:
+            return
+        response, verdict = outcome.value
+        if isinstance(verdict, Masked):
+            failure = protocol_rows.failure(
+                f"verifier_{verdict.kind}", verdict.reason, 1, masked=True
+            )
+            self._fail(task, repeat, failure, verdict.reason)
+            return
+        reward, components = self.reward_fn(verdict.score, verdict.components, response)
+        self._record_rollout(task, repeat, response, reward, components, verdict.extras)
+
+    async def _agent_attempt(
+        self, row: dict[str, Any], params: dict[str, Any], timeout: float
+    ) -> tuple[dict[str, Any], Verdict | Masked]:
+        assert self.clients.agent is not None
+        await self.window.acquire()
+        if self._draining:
+            self.window.release()
+            raise _Dropped
+        try:
+            result = await self.clients.agent.run(row, params, timeout)
+        finally:
+            self.window.release()
+        self.window.on_success()
+        return result
 
     async def _sample(self, params: dict[str, Any]) -> dict[str, Any]:
         """One model call with retries (RetriesExhausted when it fails for good)."""

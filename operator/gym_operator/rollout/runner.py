@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout import failure_policy
+from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
@@ -215,6 +216,7 @@ async def run_job(
                 model_session, endpoint.base_url, endpoint.model, spec.policy.api, api_key
             ),
             verifier=VerifierClient(verify_session, verify_url),
+            agent=AgentClient(model_session, spec.agent.url) if spec.agent else None,
         )
         windows = shard_windows(ceiling, len(shards))
         result.shards = [ShardStats(shard) for shard in shards]
