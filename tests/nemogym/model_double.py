@@ -6,11 +6,12 @@ output is in the conversation) replies TEXT. A prompt holding `[garbage]` gets a
 is not JSON; `[garbage xN]` only for the first N requests of each (prompt, seed). A request for
 the model named DOWN gets 503 (a judge that is down). Responses answers leave out fields a
 minimal server leaves out, but for the model named COMPLETE (NeMo Gym's own model server, which
-validates them). Usage counts are words, never zero.
+validates them). `[wait: S]` delays the answer S seconds. Usage counts are words, never zero.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -22,6 +23,7 @@ from aiohttp import web
 DOWN = "down-judge"
 COMPLETE = "double-complete"
 GARBAGE = re.compile(r"\[garbage(?: x(\d+))?\]")
+WAIT = re.compile(r"\[wait: ([\d.]+)\]")
 SAY = re.compile(r"\[say: (.*?)\]", re.S)
 CALL = re.compile(r"\[call: (\w+) (\{.*?\})\]", re.S)
 
@@ -147,6 +149,9 @@ def app() -> web.Application:
             if body.get("model") == DOWN:
                 return web.json_response({"error": "judge unavailable"}, status=503)
             prompt, _ = _conversation(body)
+            wait = WAIT.search(prompt)
+            if wait:
+                await asyncio.sleep(float(wait.group(1)))
             if garbage(body, prompt):
                 return web.Response(body=b"<html>not json", content_type="application/json")
             text, call = _decide(body)
