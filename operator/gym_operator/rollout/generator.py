@@ -394,6 +394,12 @@ class ShardGenerator:
                 failure["class"] = f"verifier_{failure['class']}"
             self._fail(task, repeat, failure, exc.last.message)
             return
+        self._record_verdict(task, repeat, response, verdict)
+
+    def _record_verdict(
+        self, task: Task, repeat: int, response: dict[str, Any], verdict: Verdict | Masked
+    ) -> None:
+        """A real score becomes a rollout row; a masked one (judge down, ...) a failure row."""
         if isinstance(verdict, Masked):
             failure = protocol_rows.failure(
                 f"verifier_{verdict.kind}", verdict.reason, 1, masked=True
@@ -418,14 +424,7 @@ class ShardGenerator:
         except _Dropped:
             return
         response, verdict = outcome.value
-        if isinstance(verdict, Masked):
-            failure = protocol_rows.failure(
-                f"verifier_{verdict.kind}", verdict.reason, 1, masked=True
-            )
-            self._fail(task, repeat, failure, verdict.reason)
-            return
-        reward, components = self.reward_fn(verdict.score, verdict.components, response)
-        self._record_rollout(task, repeat, response, reward, components, verdict.extras)
+        self._record_verdict(task, repeat, response, verdict)
 
     async def _agent_attempt(
         self, row: dict[str, Any], params: dict[str, Any], timeout: float
