@@ -31,4 +31,5 @@ def test_a_judge_that_is_down_gives_failure_rows_never_zero_rewards(
     for row in out.failures:
         assert row["failure"]["class"] == "verifier_judge_failed"
         assert "reward" not in row
-        assert row["failure"]["message"]
+        assert row["failure"]["masked"] is True
+        assert "ClientResponseError: 500" in row["failure"]["message"]  # the judge server's answer
