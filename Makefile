@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local venv-formats lint crds chart-sync helm clean reference chromium
+.PHONY: demo test venv venv-local venv-formats venv-nemogym lint crds chart-sync helm clean reference chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ $(VENV)/.installed-formats: $(VENV)/.installed-base
 		--target $(VENV)/formats-compat antlr4-python3-runtime==4.9.3 omegaconf==2.3.0
 	touch $@
 
+# The real NeMo Gym (tests/nemogym) in a venv of its own: it needs Python 3.13, so pyenv's if no
+# python3.13 is on PATH. Pinned, --no-deps: its resource servers and agents need no Ray cluster.
+NG_VENV := .venv-nemogym
+NG_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+$(NG_VENV)/.installed: requirements-nemogym.txt
+	$(NG_PYTHON) -m venv $(NG_VENV)
+	$(NG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25"
+	$(NG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--ignore-requires-python -r requirements-nemogym.txt
+	touch $@
+
+venv-nemogym: $(NG_VENV)/.installed
+
 venv: $(VENV)/.installed-base
 venv-formats: $(VENV)/.installed-formats
 venv-local: $(VENV)/.installed-local
@@ -41,7 +54,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv venv-local venv-formats lint $(HELM) $(CHROMIUM)
+test: venv venv-local venv-formats venv-nemogym lint $(HELM) $(CHROMIUM)
 	$(BIN)/pytest
 
 demo: venv-local
@@ -72,7 +85,7 @@ $(CHROMIUM):
 chromium: $(CHROMIUM)
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) $(NG_VENV) demo-output
 
 reference: venv
 	$(BIN)/python -c "from gym_operator.api.reference import render_reference as r; open('docs/reference.md','w').write(r())"

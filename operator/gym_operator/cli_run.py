@@ -44,6 +44,7 @@ from gym_operator.rollout.entrypoint import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TOO_MANY_FAILURES,
 )
 from gym_operator.rollout.generator import ShardInterrupted, ShardStats
 from gym_operator.rollout.job import JobConflict, check_prefix
@@ -171,6 +172,10 @@ def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console)
         print_error(console, explained)
         return EXIT_ERROR
     _print_summary(console, spec, result, time.monotonic() - started)
+    if result.failed_reason:
+        print_error(console, f"Job failed: {result.failed_reason}")
+        console.print("No _SUCCESS was written; the committed rows are kept.")
+        return EXIT_TOO_MANY_FAILURES
     return EXIT_OK
 
 

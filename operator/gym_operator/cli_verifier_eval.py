@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gym_operator.api.verifiers import check_config
-from gym_operator.rollout.client import normalise_chat
+from gym_operator.protocol.response import from_chat_completion
 from gym_operator.verify.entrypoint import load_config
 from gym_operator.verify.server import VerifierSettings, available_cpus, start_server
 
@@ -119,7 +119,7 @@ def verify_body(row: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in row.items() if k not in EVAL_FIELDS and k != "_line"}
     if "response" not in body:
         message = {"role": "assistant", "content": row["response_text"]}
-        body["response"] = normalise_chat({"choices": [{"message": message}]})
+        body["response"] = from_chat_completion({"choices": [{"message": message}]}, {})
     return body
 
 

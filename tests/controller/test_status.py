@@ -196,3 +196,14 @@ def test_a_stuck_verifier_pod_is_reported_when_the_shards_are_fine() -> None:
     observed = st.job_state(job(active=2), [pod("gen-0")], support_pods=[verifier])
     assert observed.reason == "CrashLoopBackOff"
     assert observed.message.startswith("CrashLoopBackOff on verifier-x")
+
+
+def test_a_job_over_its_failure_policy_fails_with_the_generators_reason() -> None:
+    failed = job([{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}])
+    reason = (
+        "240 of 400 rollouts failed (60%; failurePolicy.maxFailedFraction is 0.1): malformed x240"
+    )
+    pods = [exited("gen-a0", 0, ""), exited("gen-a1", c.EXIT_CODE_TOO_MANY_FAILURES, reason)]
+    observed = st.job_state(failed, pods)
+    assert (observed.phase, observed.reason) == (c.FAILED, c.REASON_TOO_MANY_FAILURES)
+    assert observed.message == reason

@@ -86,6 +86,8 @@ def job_body(
                 "backoffBaseSeconds": 0.01,
                 "backoffMaxSeconds": 0.05,
             },
+            # These jobs fail on purpose and count the rows; tests/nemogym tests the policy.
+            "failurePolicy": {"maxFailedFraction": 1.0},
         },
     }
     for group, values in spec.items():

@@ -48,6 +48,8 @@ def job_body(*, tasks_uri: str, output_uri: str, base_url: str, **overrides: Any
             "backoffBaseSeconds": 0.01,
             "backoffMaxSeconds": 0.05,
         },
+        # These jobs fail rollouts on purpose and count the rows; tests/nemogym tests the policy.
+        "failurePolicy": {"maxFailedFraction": 1.0},
     }
     spec.update(overrides)
     return {"apiVersion": "gymops.dev/v1alpha1", "kind": "RolloutJob", "spec": spec}

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from gym_operator.rollout.client import (
-    ModelClient,
-    chat_request,
-    is_truncated,
-    make_session,
-    merge_params,
-)
+from gym_operator.protocol.response import is_truncated
+from gym_operator.rollout.client import ModelClient, chat_request, make_session, merge_params
 from gym_operator.testing.stub_model import StubModel
 from gym_operator.verify.base import response_text
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gym_operator.protocol import response as protocol
 from gym_operator.rollout.tool_loop import ToolLoopError, run_tool_loop
 from gym_operator.verify.base import response_text
 
@@ -25,12 +26,11 @@ TASK = {
 
 
 def call_item(name: str, arguments: str, call_id: str) -> dict[str, Any]:
-    return {"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id}
+    return protocol.function_call_item(call_id, name, arguments)
 
 
 def message_item(text: str) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text}]
-    return {"type": "message", "role": "assistant", "content": content}
+    return protocol.message_item(text)
 
 
 class ScriptedModel:
@@ -51,7 +51,7 @@ async def test_model_tool_model_then_verify(verifier_server, http) -> None:
     url = await verifier_server("math", workers=1)
     model = ScriptedModel(
         [
-            {"type": "reasoning", "summary": []},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
             call_item("calculator", '{"expression": "6*7"}', "c1"),
         ],
         [message_item("The calculator says 42, so \\boxed{42}.")],

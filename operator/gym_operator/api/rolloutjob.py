@@ -399,11 +399,73 @@ class RetrySpec(ApiModel):
         ),
     )
 
+    max_rollout_runs: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description=(
+            "Runs of one rollout across resumes. When a job that has not succeeded is run "
+            "again (or a pod restarts), its failure rows of a retryable class (timeouts, "
+            "connection errors, 5xx, 429, malformed answers, a verifier that said its "
+            "reward is not a measurement, e.g. a judge that was down) are sampled again, "
+            "until the rollout has failed this many runs. The attempt counts are kept in the "
+            "shard manifest; a retried rollout still ends as exactly one row. 1 never resamples."
+        ),
+    )
+
     @model_validator(mode="after")
     def _budget_covers_timeout(self) -> RetrySpec:
         if self.max_retry_seconds < self.request_timeout_seconds:
             raise ValueError("retry.maxRetrySeconds must be at least retry.requestTimeoutSeconds")
         return self
+
+
+class AgentSpec(ApiModel):
+    """A NeMo Gym agent server that runs each rollout itself (`POST /run`)."""
+
+    url: str = Field(
+        min_length=1,
+        description=(
+            "Base URL of a running NeMo Gym agent server (e.g. its simple_agent). Each rollout "
+            "is one POST /run with the task row (sampling.params applied to its "
+            "responses_create_params); the agent calls the model and resources servers of its "
+            "own config and answers the verified row. policy and verifier are then not called."
+        ),
+    )
+
+
+class FailurePolicySpec(ApiModel):
+    """When a finished job counts as failed: too many of its rollouts ended as failure rows."""
+
+    max_failed_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Highest fraction of finished rollouts (rewarded or failed) that may be failure "
+            "rows. Over it the job ends Failed naming its top failure classes, and no _SUCCESS "
+            "is written (the committed rows stay; a rerun retries the retryable failures)."
+        ),
+    )
+    min_finished: int = Field(
+        default=10,
+        ge=0,
+        le=1_000_000_000,
+        description=(
+            "Rollouts that must have finished before the fraction is judged, so one failure in "
+            "a three-rollout smoke test does not fail it. A job none of whose rollouts got a "
+            "reward fails whatever its size (unless maxFailedFraction is 1)."
+        ),
+    )
+
+    def exceeded(self, completed: int, failed: int) -> bool:
+        """Whether a finished job with these counts failed by this policy."""
+        finished = completed + failed
+        if failed and not completed:
+            return self.max_failed_fraction < 1
+        return (
+            finished >= max(self.min_finished, 1) and failed > self.max_failed_fraction * finished
+        )
 
 
 class RolloutJobSpec(ApiModel):
@@ -420,6 +482,13 @@ class RolloutJobSpec(ApiModel):
     output: OutputSpec = Field(description="Where rollouts are written.")
     s3: S3Spec | None = Field(default=None, description="S3 connection settings.")
     retry: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy.")
+    agent: AgentSpec | None = Field(
+        default=None, description="Hand each rollout to a NeMo Gym agent instead of sampling here."
+    )
+    failure_policy: FailurePolicySpec = Field(
+        default_factory=FailurePolicySpec,
+        description="How many failed rollouts a job may finish with and still succeed.",
+    )
     backoff_limit_per_index: int = Field(
         default=3, ge=0, le=100, description="Pod restarts allowed per shard before it fails."
     )

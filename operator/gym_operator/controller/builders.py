@@ -311,8 +311,8 @@ def generator_env(job: RolloutJob) -> list[Manifest]:
 
 
 def pod_failure_policy() -> Manifest:
-    """A bad spec or an output conflict fails the shard at once; node drains and preemption do
-    not count as failures."""
+    """A bad spec or an output conflict fails the shard at once, a job over its failurePolicy
+    fails the Job at once; node drains and preemption do not count as failures."""
     return {
         "rules": [
             {
@@ -321,6 +321,14 @@ def pod_failure_policy() -> Manifest:
                     "containerName": c.CONTAINER_GENERATOR,
                     "operator": "In",
                     "values": [c.EXIT_CODE_BAD_SPEC, c.EXIT_CODE_CONFLICT],
+                },
+            },
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": c.CONTAINER_GENERATOR,
+                    "operator": "In",
+                    "values": [c.EXIT_CODE_TOO_MANY_FAILURES],
                 },
             },
             {

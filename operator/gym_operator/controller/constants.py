@@ -42,6 +42,8 @@ EXIT_CODE_BAD_SPEC = 2
 """Exit code of a worker that cannot use its spec: retrying the shard cannot help."""
 EXIT_CODE_CONFLICT = 4
 """Exit code of a generator whose output prefix holds another spec's results: nor can it."""
+EXIT_CODE_TOO_MANY_FAILURES = 6
+"""Exit code of the generator that finished a job over its failurePolicy: the job failed."""
 
 MAX_NAME_LENGTH = 63
 """Job names become pod labels (job-name), so children are kept to a DNS label's length."""
@@ -78,6 +80,7 @@ REASON_PODS_PENDING = "PodsPending"
 REASON_SUSPENDED = "Suspended"
 REASON_COMPLETE = "JobComplete"
 REASON_JOB_FAILED = "JobFailed"
+REASON_TOO_MANY_FAILURES = "TooManyFailedRollouts"
 REASON_SPEC_CHANGE_REFUSED = "SpecChangeRefused"
 REASON_SPEC_CHANGE_APPLIED = "SpecChangeApplied"
 REASON_EXPIRED = "TTLExpired"

@@ -241,6 +241,16 @@ def exit_note(pod: Body) -> str:
     return f"{pod_label(pod)} exited: {why}" if why else ""
 
 
+def _too_many_failures(pods: list[Body]) -> str:
+    """The reason a generator gave for ending the job over its failurePolicy ('' if none did)."""
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode") == c.EXIT_CODE_TOO_MANY_FAILURES:
+                return termination_message(pod) or "too many rollouts failed (failurePolicy)"
+    return ""
+
+
 def _creation_order(pod: Body) -> tuple[str, int]:
     """creationTimestamp has second precision; the resourceVersion breaks ties."""
     meta = pod.get("metadata") or {}
@@ -263,6 +273,9 @@ def job_state(
         return Observed(c.SUCCEEDED, c.REASON_COMPLETE, f"all {what} completed")
     failed = _condition_true(job, "Failed") or _condition_true(job, "FailureTarget")
     if failed:
+        too_many = _too_many_failures(pods)
+        if too_many:
+            return Observed(c.FAILED, c.REASON_TOO_MANY_FAILURES, too_many)
         message = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".rstrip(": ")
         indexes = (job.get("status") or {}).get("failedIndexes")
         if indexes:

@@ -1,12 +1,10 @@
-"""Async model client for OpenAI-compatible endpoints, answers normalised to NeMo Gym `response`.
+"""Async model client for OpenAI-compatible endpoints; answers become NeMo Gym `response` objects.
 
 One `aiohttp.ClientSession` per process, its connection pool sized to the concurrency. Both the
 Chat Completions API (`/chat/completions`) and the Responses API (`/responses`) come back as a
-Responses-API object: `output[]` (message items with output_text parts, function_call items),
-`usage` {input_tokens, output_tokens, total_tokens}, `status` and `incomplete_details` (reason
-`max_output_tokens` when the model stopped at its token limit). The API key is sent as a Bearer
-token; an endpoint may echo it into any text of its answer, so the writers and the log redact it
-(`gym_operator.redaction`), not this client.
+Responses-API `Response` built by `gym_operator.protocol.response` (the openai SDK's types, which
+NeMo Gym validates against). The API key is sent as a Bearer token; an endpoint may echo it into
+any text of its answer, so the writers and the log redact it (`gym_operator.redaction`).
 """
 
 from __future__ import annotations
@@ -14,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from gym_operator.protocol import response as protocol
 from gym_operator.rollout.retry import (
     CONNECTION,
     HTTP_4XX,
@@ -84,72 +81,15 @@ def merge_params(task_params: dict[str, Any], overrides: dict[str, Any]) -> dict
     return merged
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content or []:
-        if isinstance(part, dict) and isinstance(part.get("text"), str):
-            parts.append(part["text"])
-        elif isinstance(part, str):
-            parts.append(part)
-    return "".join(parts)
-
-
-def _chat_messages(params: dict[str, Any]) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    if params.get("instructions"):
-        messages.append({"role": "system", "content": params["instructions"]})
-    source = params.get("input")
-    if isinstance(source, str):
-        messages.append({"role": "user", "content": source})
-        return messages
-    for item in source or []:
-        kind = item.get("type", "message")
-        if kind == "function_call":
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": item.get("call_id"),
-                            "type": "function",
-                            "function": {"name": item["name"], "arguments": item["arguments"]},
-                        }
-                    ],
-                }
-            )
-        elif kind == "function_call_output":
-            messages.append(
-                {"role": "tool", "tool_call_id": item.get("call_id"), "content": item["output"]}
-            )
-        else:
-            role = "system" if item.get("role") == "developer" else item.get("role", "user")
-            messages.append({"role": role, "content": _content_text(item.get("content"))})
-    return messages
-
-
-def _chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for tool in tools:
-        if tool.get("type") == "function" and "function" not in tool:
-            fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
-            out.append({"type": "function", "function": fn})
-        else:
-            out.append(tool)
-    return out
-
-
 def chat_request(params: dict[str, Any], model: str) -> dict[str, Any]:
     """A Chat Completions body from Responses-style params."""
     body = {k: v for k, v in params.items() if k not in _RESPONSES_ONLY}
     body["model"] = model
-    body["messages"] = _chat_messages(params)
+    body["messages"] = protocol.prompt_messages(params)
     if params.get("max_output_tokens") is not None:
         body["max_tokens"] = params["max_output_tokens"]
     if body.get("tools"):
-        body["tools"] = _chat_tools(body["tools"])
+        body["tools"] = protocol.chat_tools(body["tools"])
     return body
 
 
@@ -158,118 +98,6 @@ def responses_request(params: dict[str, Any], model: str) -> dict[str, Any]:
     body = dict(params)
     body["model"] = model
     return body
-
-
-def normalise_chat(answer: dict[str, Any]) -> dict[str, Any]:
-    """A Chat Completions answer as a Responses-API `response` object."""
-    choices = answer.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise RequestError(MALFORMED, "chat completion without choices")
-    choice = choices[0]
-    message = choice.get("message")
-    if not isinstance(message, dict):
-        raise RequestError(MALFORMED, "chat completion choice without message")
-    output: list[dict[str, Any]] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
-        output.append(
-            {
-                "type": "reasoning",
-                "id": f"rs_{uuid.uuid4().hex[:24]}",
-                "summary": [{"type": "summary_text", "text": reasoning}],
-            }
-        )
-    content = message.get("content")
-    if isinstance(content, list):
-        content = _content_text(content)
-    if content is not None and not isinstance(content, str):
-        raise RequestError(MALFORMED, f"message content is {type(content).__name__}, not text")
-    if content:
-        output.append(
-            {
-                "type": "message",
-                "id": f"msg_{uuid.uuid4().hex[:24]}",
-                "role": "assistant",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": content, "annotations": []}],
-            }
-        )
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        output.append(
-            {
-                "type": "function_call",
-                "id": f"fc_{uuid.uuid4().hex[:24]}",
-                "call_id": call.get("id"),
-                "name": fn.get("name"),
-                "arguments": fn.get("arguments", ""),
-                "status": "completed",
-            }
-        )
-    usage = _usage_object(answer.get("usage"))
-    truncated = choice.get("finish_reason") == "length"
-    prompt_tokens = token_count(usage, "prompt_tokens")
-    completion_tokens = token_count(usage, "completion_tokens")
-    return {
-        "id": answer.get("id") or f"resp_{uuid.uuid4().hex[:24]}",
-        "object": "response",
-        "created_at": answer.get("created") or int(time.time()),
-        "model": answer.get("model"),
-        "status": "incomplete" if truncated else "completed",
-        "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
-        "output": output,
-        "usage": {
-            "input_tokens": prompt_tokens,
-            "output_tokens": completion_tokens,
-            "total_tokens": token_count(usage, "total_tokens") or prompt_tokens + completion_tokens,
-        },
-        "finish_reason": choice.get("finish_reason"),
-    }
-
-
-def normalise_responses(answer: dict[str, Any]) -> dict[str, Any]:
-    """A Responses API answer, checked to have the fields rollout rows rely on."""
-    if not isinstance(answer.get("output"), list):
-        raise RequestError(MALFORMED, "response without an output list")
-    for item in answer["output"]:
-        parts = item.get("content") if isinstance(item, dict) else None
-        if not isinstance(item, dict) or not isinstance(parts, list | None):
-            raise RequestError(MALFORMED, "response output item of the wrong shape")
-        if any(
-            not isinstance(p, dict) or not isinstance(p.get("text", ""), str) for p in parts or []
-        ):
-            raise RequestError(MALFORMED, "response output text that is not a string")
-    answer.setdefault("status", "completed")
-    usage = _usage_object(answer.get("usage"))
-    answer["usage"] = {
-        **usage,
-        **{k: token_count(usage, k) for k in ("input_tokens", "output_tokens", "total_tokens")},
-    }
-    return answer
-
-
-def _usage_object(usage: Any) -> dict[str, Any]:
-    if usage is None:
-        return {}
-    if not isinstance(usage, dict):
-        raise RequestError(MALFORMED, f"usage is {type(usage).__name__}, not an object")
-    return usage
-
-
-def token_count(usage: dict[str, Any], key: str) -> int:
-    """`usage[key]` as a non-negative int (0 when absent); MALFORMED for anything else."""
-    value = usage.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**63:
-        raise RequestError(MALFORMED, f"usage.{key} is not a token count")
-    return int(value)
-
-
-def is_truncated(response: dict[str, Any]) -> bool:
-    """Whether the model stopped at its token limit."""
-    details = response.get("incomplete_details") or {}
-    return response.get("status") == "incomplete" and details.get("reason") == "max_output_tokens"
 
 
 class ModelClient:
@@ -308,8 +136,8 @@ class ModelClient:
         )
         try:
             if self.api == "chat":
-                return normalise_chat(answer)
-            return normalise_responses(answer)
+                return protocol.from_chat_completion(answer, body)
+            return protocol.from_responses_answer(answer, body)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # An answer of the wrong shape is this rollout's failure, never the shard's crash.
             raise RequestError(MALFORMED, f"unexpected answer shape: {exc!r}"[:300]) from None

@@ -7,7 +7,10 @@ committed, the rest resumes on restart; 4 the output prefix holds another spec's
 retry without --restart or another output URI); 5 the model or verifier endpoint failed
 `retry.endpointFailureLimit` rollouts in a row and was still down after
 `retry.endpointWaitSeconds` (retry the pod later: those rollouts are not recorded, the restart
-samples them again). On a non-zero exit other than 3 the reason goes to
+samples them again); 6 every shard finished but the job failed by `failurePolicy` (too many
+failure rows; no _SUCCESS; the reason names the top failure classes; do not retry the pod: a
+rerun of the job retries the retryable failures). On a non-zero exit other than 3 the reason
+goes to
 the termination-message file, which Kubernetes shows in the pod's status.
 """
 
@@ -36,6 +39,7 @@ EXIT_BAD_SPEC = 2
 EXIT_INTERRUPTED = 3
 EXIT_CONFLICT = 4
 EXIT_ENDPOINT_DOWN = 5
+EXIT_TOO_MANY_FAILURES = 6
 
 
 def resolve_shard(arg: str | None, parallelism: int) -> int:
@@ -76,7 +80,7 @@ def _main(args: argparse.Namespace) -> tuple[int, str]:
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     try:
-        asyncio.run(_generate(job, shard, args))
+        failed_reason = asyncio.run(_generate(job, shard, args))
     except ShardInterrupted as exc:
         log.warning("%s", exc)
         return EXIT_INTERRUPTED, str(exc)
@@ -91,6 +95,8 @@ def _main(args: argparse.Namespace) -> tuple[int, str]:
     except Exception as exc:
         log.exception("shard %d failed", shard)
         return EXIT_ERROR, f"shard {shard} failed: {type(exc).__name__}: {exc}"
+    if failed_reason:
+        return _failed(EXIT_TOO_MANY_FAILURES, failed_reason)
     return EXIT_OK, ""
 
 
@@ -99,7 +105,8 @@ def _failed(code: int, reason: str) -> tuple[int, str]:
     return code, reason
 
 
-async def _generate(job: RolloutJob, shard: int, args: argparse.Namespace) -> None:
+async def _generate(job: RolloutJob, shard: int, args: argparse.Namespace) -> str | None:
+    """Run the shard; why the job failed by its failurePolicy, when this shard finished it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,3 +128,4 @@ async def _generate(job: RolloutJob, shard: int, args: argparse.Namespace) -> No
         stats.input_errors,
         result.success,
     )
+    return result.failed_reason

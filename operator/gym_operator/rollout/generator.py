@@ -22,14 +22,18 @@ from typing import Any
 
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
-from gym_operator.rollout import parts, tool_loop
+from gym_operator.protocol import rows as protocol_rows
+from gym_operator.protocol.response import is_truncated
+from gym_operator.protocol.verify import Masked, Verdict
+from gym_operator.rollout import failure_policy, parts, requeue, tool_loop
+from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import (
     EndpointBreaker,
     EndpointDown,
     HeldFailure,
     is_endpoint_failure,
 )
-from gym_operator.rollout.client import ModelClient, is_truncated, merge_params
+from gym_operator.rollout.client import ModelClient, merge_params
 from gym_operator.rollout.retry import (
     HTTP_429,
     RequestError,
@@ -48,6 +52,7 @@ from gym_operator.storage.manifest import (
     commit_part,
     read_all_manifests,
     read_manifest,
+    read_success,
     write_manifest,
     write_success,
 )
@@ -114,6 +119,7 @@ class Clients:
 
     model: ModelClient
     verifier: VerifierClient
+    agent: AgentClient | None = None
 
 
 class ShardGenerator:
@@ -200,6 +206,8 @@ class ShardGenerator:
                 job_digest=self.digest,
                 num_repeats=self.repeats,
             )
+        elif await asyncio.to_thread(read_success, self.storage, self.prefix) is None:
+            manifest = await asyncio.to_thread(self._requeue, manifest)
         self._manifest = manifest
         self._done = manifest.done_slots()
         self._load_stats(manifest)
@@ -242,6 +250,11 @@ class ShardGenerator:
         self.stats.finished = True
         self._report()
         return self.stats
+
+    def _requeue(self, manifest: ShardManifest) -> ShardManifest:
+        """Retryable failure rows of a job that has not succeeded are sampled again."""
+        max_runs = self.spec.retry.max_rollout_runs
+        return requeue.requeue_failures(self.storage, self.prefix, manifest, max_runs, self.slot)
 
     def _count_lines(self) -> list[int]:
         """Non-empty input lines per shard (bytes only): each shard's tasks, good or bad."""
@@ -334,6 +347,9 @@ class ShardGenerator:
                 await self._commit()
 
     async def _rollout(self, task: Task, repeat: int) -> None:
+        if self.clients.agent is not None:
+            await self._agent_rollout(task, repeat)
+            return
         params = merge_params(task.row["responses_create_params"], self.overrides)
         if self.spec.sampling.seed_per_repeat:
             params["seed"] = repeat
@@ -362,14 +378,14 @@ class ShardGenerator:
         except _Dropped:
             return
         except tool_loop.ToolLoopError as exc:
-            failure = {"class": "verifier_tool", "message": str(exc)[:500], "attempts": 1}
+            failure = protocol_rows.failure("verifier_tool", str(exc), 1)
             self._fail(task, repeat, failure, str(exc))
             return
         # Let the worker that just got our window slot send its model request before we spend
         # CPU on verification: keeps the model's window full when answers arrive in bursts.
         await asyncio.sleep(0)
         try:
-            score, components = (
+            verdict = (
                 await call_with_retry(
                     lambda timeout: self._verify_attempt(task.row, response, timeout, session),
                     self.verify_policy,
@@ -382,8 +398,52 @@ class ShardGenerator:
                 failure["class"] = f"verifier_{failure['class']}"
             self._fail(task, repeat, failure, exc.last.message)
             return
-        reward, components = self.reward_fn(score, components, response)
-        self._record_rollout(task, repeat, response, reward, components)
+        self._record_verdict(task, repeat, response, verdict)
+
+    def _record_verdict(
+        self, task: Task, repeat: int, response: dict[str, Any], verdict: Verdict | Masked
+    ) -> None:
+        """A real score becomes a rollout row; a masked one (judge down, ...) a failure row."""
+        if isinstance(verdict, Masked):
+            failure = protocol_rows.failure(
+                f"verifier_{verdict.kind}", verdict.reason, 1, masked=True
+            )
+            self._fail(task, repeat, failure, verdict.reason)
+            return
+        reward, components = self.reward_fn(verdict.score, verdict.components, response)
+        self._record_rollout(task, repeat, response, reward, components, verdict.extras)
+
+    async def _agent_rollout(self, task: Task, repeat: int) -> None:
+        """Agent mode: the agent samples and verifies; this shard retries, records, commits."""
+        params = merge_params(task.row["responses_create_params"], self.overrides)
+        try:
+            outcome = await call_with_retry(
+                lambda timeout: self._agent_attempt(task.row, params, timeout),
+                self.model_policy,
+                on_retry=lambda e: metrics.RETRIES.labels("model", e.error_class).inc(),
+            )
+        except RetriesExhausted as exc:
+            self._fail(task, repeat, exc.failure(), exc.last.message)
+            return
+        except _Dropped:
+            return
+        response, verdict = outcome.value
+        self._record_verdict(task, repeat, response, verdict)
+
+    async def _agent_attempt(
+        self, row: dict[str, Any], params: dict[str, Any], timeout: float
+    ) -> tuple[dict[str, Any], Verdict | Masked]:
+        assert self.clients.agent is not None
+        await self.window.acquire()
+        if self._draining:
+            self.window.release()
+            raise _Dropped
+        try:
+            result = await self.clients.agent.run(row, params, timeout)
+        finally:
+            self.window.release()
+        self.window.on_success()
+        return result
 
     async def _sample(self, params: dict[str, Any]) -> dict[str, Any]:
         """One model call with retries (RetriesExhausted when it fails for good)."""
@@ -422,7 +482,7 @@ class ShardGenerator:
         response: dict[str, Any],
         timeout: float,
         session: dict[str, str] | None,
-    ) -> tuple[float, dict[str, float] | None]:
+    ) -> Verdict | Masked:
         started = time.perf_counter()
         try:
             return await self.clients.verifier.verify(row, response, timeout, session)
@@ -436,14 +496,10 @@ class ShardGenerator:
         response: dict[str, Any],
         reward: float,
         components: dict[str, float] | None,
+        extras: dict[str, Any],
     ) -> None:
-        row = dict(task.row)
-        row["response"] = response
-        row["reward"] = reward
-        if components:
-            row["reward_components"] = components
-        row["_ng_task_index"] = task.index
-        row["_ng_rollout_index"] = repeat
+        identity = (task.index, repeat)
+        row = protocol_rows.rollout_row(task.row, identity, response, reward, components, extras)
         self._release_held()
         buf = self._buffer
         buf.rows.append(row)
@@ -488,13 +544,11 @@ class ShardGenerator:
             self._record_failure(held)
 
     def _record_failure(self, held: HeldFailure) -> None:
-        self._buffer.failures.append(
-            {
-                "_ng_task_index": held.task_index,
-                "_ng_rollout_index": held.repeat,
-                "failure": held.failure,
-            }
-        )
+        identity = (held.task_index, held.repeat)
+        slot = self.slot(held.task_index, held.repeat)
+        runs = self._manifest.runs.get(slot, 0) + 1 if self._manifest else 1
+        failure = {**held.failure, "runs": runs}
+        self._buffer.failures.append(protocol_rows.failure_row(identity, failure))
         self._buffer.slots.add(self.slot(held.task_index, held.repeat))
         self.stats.failed += 1
         self.stats.failures_by_class[str(held.failure["class"])] += 1
@@ -553,6 +607,10 @@ class ShardGenerator:
         committed = commit_part(self.storage, self.prefix, self._manifest, files, entry, buf.slots)
         committed.completed += len(buf.rows)
         committed.failed += len(buf.failures)
+        for row in buf.failures:
+            name = str(row["failure"]["class"])
+            committed.failure_classes[name] = committed.failure_classes.get(name, 0) + 1
+            committed.failure_examples.setdefault(name, str(row["failure"].get("message", "")))
         committed.input_errors += len(buf.errors)
         committed.truncated += buf.truncated
         committed.passed += buf.passed
@@ -578,9 +636,14 @@ class ShardGenerator:
         complete = len(manifests) == self.num_shards and all(
             m.finished and m.job_digest == self.digest for m in manifests
         )
-        if complete:
-            write_success(self.storage, self.prefix, manifests)
-            log.info("all %d shards finished; wrote %s", self.num_shards, layout.SUCCESS)
+        if not complete:
+            return
+        failed = failure_policy.verdict(self.spec.failure_policy, manifests, self.num_shards)
+        if failed:
+            log.error("all %d shards finished, but the job failed: %s", self.num_shards, failed)
+            return
+        write_success(self.storage, self.prefix, manifests)
+        log.info("all %d shards finished; wrote %s", self.num_shards, layout.SUCCESS)
 
 
 def _take(source: Iterator[Task | BadRow], count: int) -> list[Task | BadRow]:

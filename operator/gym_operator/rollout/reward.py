@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gym_operator.api.rolloutjob import RewardSpec
-from gym_operator.verify.base import response_text
+from gym_operator.protocol.response import response_text
 
 Components = dict[str, float] | None
 RewardFn = Callable[[float, Components, dict[str, Any]], tuple[float, Components]]

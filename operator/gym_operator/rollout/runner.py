@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from gym_operator import metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
+from gym_operator.rollout import failure_policy
+from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
 from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
@@ -27,7 +29,7 @@ from gym_operator.rollout.preflight import PreflightFailed, first_task, run_pref
 from gym_operator.rollout.tasks import count_shard_lines
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
-from gym_operator.storage.manifest import read_success
+from gym_operator.storage.manifest import read_all_manifests, read_success
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
 
@@ -42,6 +44,8 @@ class JobResult:
     digest: str
     shards: list[ShardStats] = field(default_factory=list)
     success: bool = False
+    failed_reason: str | None = None
+    """Set when every shard finished but the job failed by spec.failurePolicy."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ async def run_job(
                 max_answer_bytes=spec.policy.max_answer_bytes,
             ),
             verifier=VerifierClient(verify_session, verify_url),
+            agent=AgentClient(model_session, spec.agent.url) if spec.agent else None,
         )
         if preflight:
             await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
@@ -241,6 +246,11 @@ async def run_job(
             ]
         )
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
+    if not result.success:
+        manifests = await asyncio.to_thread(read_all_manifests, storage, prefix)
+        result.failed_reason = failure_policy.verdict(
+            spec.failure_policy, manifests, spec.parallelism
+        )
     return result
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from gym_operator.protocol import response as protocol
+
 ModelCall = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 SESSION_HEADER = "X-Session-Id"
 TOOL_OUTPUT_CHARS = 64 * 1024
@@ -137,16 +139,6 @@ async def read_prefix(resp: aiohttp.ClientResponse, max_bytes: int) -> str:
     return b"".join(chunks)[:max_bytes].decode("utf-8", errors="replace")
 
 
-def _sum_usage(total: dict[str, int], usage: dict[str, Any] | None) -> None:
-    for key in ("input_tokens", "output_tokens", "total_tokens"):
-        total[key] = total.get(key, 0) + int((usage or {}).get(key) or 0)
-
-
-def _truncated(response: dict[str, Any]) -> bool:
-    details = response.get("incomplete_details") or {}
-    return response.get("status") == "incomplete" and bool(details.get("reason"))
-
-
 async def run_tool_loop(
     call_model: ModelCall,
     http: aiohttp.ClientSession,
@@ -167,7 +159,7 @@ async def run_tool_loop(
     headers = await seed_session(http, verifier_url, task, tool_timeout)
     conversation = _input_items(params)
     trajectory: list[dict[str, Any]] = []
-    usage: dict[str, int] = {}
+    usages: list[dict[str, Any] | None] = []
     response: dict[str, Any] = {}
     turns = 0
     limits = limits or ToolLimits()
@@ -176,28 +168,25 @@ async def run_tool_loop(
     while turns < max_turns and not over_limit:
         response = await call_model({**params, "input": conversation})
         turns += 1
-        _sum_usage(usage, response.get("usage"))
+        usages.append(response.get("usage"))
         output = [item for item in response.get("output") or [] if isinstance(item, dict)]
         trajectory.extend(output)
         conversation.extend(item for item in output if item.get("type") != "reasoning")
         calls = [item for item in output if item.get("type") == "function_call"]
-        if not calls or _truncated(response):
+        if not calls or protocol.is_truncated(response):
             break
         allowed = min(limits.per_turn, calls_left)
         over_limit = len(calls) > allowed
         calls_left -= min(len(calls), allowed)
         for call in calls[:allowed]:
             result = await call_tool(http, verifier_url, call, headers, tool_timeout)
-            item = {
-                "type": "function_call_output",
-                "call_id": call.get("call_id"),
-                "output": result,
-            }
+            item = protocol.function_call_output_item(str(call.get("call_id")), result)
             trajectory.append(item)
             conversation.append(item)
-    final = dict(response)
-    final["output"] = trajectory
-    final["usage"] = usage
+    try:
+        final = protocol.with_trajectory(response, trajectory, usages, params)
+    except protocol.ProtocolError as exc:
+        raise ToolLoopError(f"trajectory is not a valid response: {exc}") from None
     if over_limit:
         final["status"] = "incomplete"
         final["incomplete_details"] = {"reason": OVER_LIMIT_REASON}

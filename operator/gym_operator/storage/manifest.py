@@ -47,6 +47,16 @@ class ShardManifest(BaseModel):
     )
     completed: int = 0
     failed: int = 0
+    failure_classes: dict[str, int] = Field(
+        default_factory=dict, description="Committed failure rows by failure class."
+    )
+    failure_examples: dict[str, str] = Field(
+        default_factory=dict, description="The first message seen of each failure class."
+    )
+    runs: dict[int, int] = Field(
+        default_factory=dict,
+        description="Failed runs so far of the slots sampled again on resume (slot -> runs).",
+    )
     input_errors: int = 0
     truncated: int = 0
     passed: int = 0

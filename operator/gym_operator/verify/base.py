@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gym_operator.protocol.response import response_text as response_text  # re-exported
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -124,21 +126,6 @@ def get_tools(name: str) -> dict[str, ToolFunction]:
 def is_async_check(func: Any) -> bool:
     """True when the check is a coroutine function (runs on the event loop, not the pool)."""
     return inspect.iscoroutinefunction(func)
-
-
-def response_text(response: dict[str, Any]) -> str:
-    """The final assistant text of a Responses-API `response` object (output_text parts)."""
-    texts: list[str] = []
-    for item in response.get("output") or []:
-        if not isinstance(item, dict):
-            continue
-        if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
-            for part in item.get("content") or []:
-                if not isinstance(part, dict):
-                    continue
-                if part.get("type") in ("output_text", "text") and part.get("text"):
-                    texts.append(part["text"])
-    return "".join(texts)
 
 
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)

@@ -1,0 +1,77 @@
+"""A job that mostly failed is not a success: `gymops run` exits 6 naming why, and no _SUCCESS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ngkit import NemoGym, ask, gymops_run, output_of, write_job, write_tasks
+
+EXIT_TOO_MANY_FAILURES = 6
+
+
+def _string_tasks(count: int, garbage: set[int]) -> list[dict]:
+    rows = []
+    for i in range(count):
+        tag = "[garbage]" if i in garbage else "[say: \\boxed{Paris}]"
+        rows.append(
+            ask(f"Capital of France? {tag}", expected_answer="Paris", extraction_mode="boxed")
+        )
+    return rows
+
+
+@pytest.mark.slow
+def test_an_endpoint_answering_garbage_fails_the_job_with_the_reason(
+    tmp_path: Path, nemo_gym: NemoGym, model_url: str
+) -> None:
+    job = write_job(
+        tmp_path / "job.yaml",
+        tasks=write_tasks(tmp_path / "tasks.jsonl", _string_tasks(6, set(range(6)))),
+        model_url=model_url,
+        verifier_url=nemo_gym.urls["string_match"],
+    )
+    done = gymops_run(job)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == EXIT_TOO_MANY_FAILURES, text
+    assert "12 of 12 rollouts failed" in text
+    assert "malformed x12" in text and "not JSON" in text
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+    out = output_of(job)
+    assert out.rollouts == [] and len(out.failures) == 12
+
+
+@pytest.mark.slow
+def test_a_few_failures_within_the_policy_still_succeed(
+    tmp_path: Path, nemo_gym: NemoGym, model_url: str
+) -> None:
+    job = write_job(
+        tmp_path / "job.yaml",
+        tasks=write_tasks(tmp_path / "tasks.jsonl", _string_tasks(12, {5})),
+        model_url=model_url,
+        verifier_url=nemo_gym.urls["string_match"],
+        failurePolicy={"maxFailedFraction": 0.1, "minFinished": 10},
+    )
+    done = gymops_run(job)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    out = output_of(job)
+    assert len(out.rollouts) == 22 and all(r["reward"] == 1.0 for r in out.rollouts)
+    assert {f["_ng_task_index"] for f in out.failures} == {5}
+
+
+@pytest.mark.slow
+def test_the_same_failures_over_a_stricter_policy_fail_and_keep_the_rows(
+    tmp_path: Path, nemo_gym: NemoGym, model_url: str
+) -> None:
+    job = write_job(
+        tmp_path / "job.yaml",
+        tasks=write_tasks(tmp_path / "tasks.jsonl", _string_tasks(12, {5})),
+        model_url=model_url,
+        verifier_url=nemo_gym.urls["string_match"],
+        failurePolicy={"maxFailedFraction": 0.05, "minFinished": 10},
+    )
+    done = gymops_run(job)
+    assert done.returncode == EXIT_TOO_MANY_FAILURES, done.stdout + done.stderr
+    assert "2 of 24 rollouts failed" in " ".join(done.stdout.split())
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+    assert len(output_of(job).rollouts) == 22
