@@ -26,18 +26,36 @@ def test_an_endpoint_answering_garbage_fails_the_job_with_the_reason(
 ) -> None:
     job = write_job(
         tmp_path / "job.yaml",
-        tasks=write_tasks(tmp_path / "tasks.jsonl", _string_tasks(6, set(range(6)))),
+        # The first task answers well, so the preflight passes; the other five get garbage.
+        tasks=write_tasks(tmp_path / "tasks.jsonl", _string_tasks(6, set(range(1, 6)))),
         model_url=model_url,
         verifier_url=nemo_gym.urls["string_match"],
     )
     done = gymops_run(job)
     text = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == EXIT_TOO_MANY_FAILURES, text
-    assert "12 of 12 rollouts failed" in text
-    assert "malformed x12" in text and "not JSON" in text
+    assert "10 of 12 rollouts failed" in text
+    assert "malformed x10" in text and "not JSON" in text
     assert not (tmp_path / "out" / "_SUCCESS").exists()
     out = output_of(job)
-    assert out.rollouts == [] and len(out.failures) == 12
+    assert len(out.rollouts) == 2 and len(out.failures) == 10
+
+
+@pytest.mark.slow
+def test_an_endpoint_answering_only_garbage_is_stopped_before_anything_is_written(
+    tmp_path: Path, nemo_gym: NemoGym, model_url: str
+) -> None:
+    job = write_job(
+        tmp_path / "job.yaml",
+        tasks=write_tasks(tmp_path / "tasks.jsonl", _string_tasks(6, set(range(6)))),
+        model_url=model_url,
+        verifier_url=nemo_gym.urls["string_match"],
+    )
+    done = gymops_run(job)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 5, text
+    assert "preflight" in text and "not JSON" in text and "nothing was written" in text
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
 
 @pytest.mark.slow

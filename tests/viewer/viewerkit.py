@@ -166,6 +166,8 @@ def write_specs(workdir: Path, base_url: str) -> tuple[Path, Path]:
             "verifier": {"builtin": "math"},
             "parallelism": 2,
             "output": {"uri": f"file://{out}/", "partRows": 6},
+            # The job fails a fifth of its rollouts on purpose, for the viewer to show.
+            "failurePolicy": {"maxFailedFraction": 1.0},
             "retry": {
                 "maxAttempts": 2,
                 "requestTimeoutSeconds": 10,

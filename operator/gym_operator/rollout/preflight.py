@@ -12,6 +12,7 @@ import itertools
 from typing import Any
 
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.protocol import verify as protocol_verify
 from gym_operator.rollout import tool_loop
 from gym_operator.rollout.breaker import hint
 from gym_operator.rollout.client import ModelClient, merge_params
@@ -140,8 +141,14 @@ async def _verify(
         raise PreflightFailed(
             _verifier_failure(exc, task, verifier.url), unavailable=_unavailable(exc.last)
         ) from None
-    score, _ = outcome.value
-    return score
+    verdict = outcome.value
+    if isinstance(verdict, protocol_verify.Masked):
+        raise PreflightFailed(
+            f"preflight: the verifier ({verifier.url}) answered that task {task.index}'s score is "
+            f"not a measurement ({verdict.kind}: {verdict.reason}); check the verifier's own "
+            "dependencies (e.g. its judge)"
+        )
+    return verdict.score
 
 
 def _model_failure(exc: RetriesExhausted, url: str) -> str:

@@ -113,7 +113,8 @@ def write_manifest(storage: Storage, prefix: StorageURI, manifest: ShardManifest
     """Write the manifest atomically (the commit point)."""
     manifest.updated_at = time.time()
     storage.write_bytes(
-        layout.manifest_uri(prefix, manifest.shard), manifest.model_dump_json().encode()
+        layout.manifest_uri(prefix, manifest.shard),
+        redaction.redact_text(manifest.model_dump_json()).encode(),
     )
 
 
