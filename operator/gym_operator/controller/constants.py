@@ -79,6 +79,7 @@ REASON_JOB_FAILED = "JobFailed"
 REASON_SPEC_CHANGE_REFUSED = "SpecChangeRefused"
 REASON_SPEC_CHANGE_APPLIED = "SpecChangeApplied"
 REASON_EXPIRED = "TTLExpired"
+REASON_FORBIDDEN = "Forbidden"
 
 POD_PROBLEM_REASONS: frozenset[str] = frozenset(
     {
