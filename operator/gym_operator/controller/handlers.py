@@ -310,8 +310,11 @@ def finished_meanwhile(rt: Runtime, body: kopf.Body) -> bool:
         return False
     if was_invalid(live):
         return False
-    if (live.get("status") or {}).get("phase") in TERMINAL:
+    phase = (live.get("status") or {}).get("phase")
+    if phase in TERMINAL:
         return True
+    if not phase:  # the Job finished before a first status was written: write it now, so the
+        return False  # timer takes over (no timer ran, so it deleted no verifier)
     gen = rt.kube.get("Job", namespace, c.generator_job_name(str(name)))
     return gen is not None and st.job_state(gen, []).phase in TERMINAL
 
