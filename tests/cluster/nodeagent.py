@@ -263,8 +263,11 @@ class NodeAgent:
 
     def _sync_pods(self) -> None:
         listed = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={self.node}")
+        pods = self.api.sanitize_for_serialization(listed.items)
+        if any(pod["metadata"]["uid"] not in self.pods for pod in pods):
+            self._sync_services()  # a new pod sees every Service made before it
         seen = set()
-        for pod in self.api.sanitize_for_serialization(listed.items):
+        for pod in pods:
             uid = pod["metadata"]["uid"]
             seen.add(uid)
             box = self.pods.get(uid)

@@ -67,7 +67,7 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
     api_proxy.faults = ApiFaults(error_5xx_every=25, lost_create_every=5, watch_max_seconds=2.0)
     canary = f"sk-operator-canary-{uuid.uuid4().hex}"
     cluster.secret("openai", {"api-key": canary})
-    world.stub.config.latency = 0.3
+    world.stub.config.latency = 1.0  # each shard runs for seconds: the faults land mid-run
     try:
         uids = {}
         for name in NAMES:
@@ -77,9 +77,15 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
         wait_for(lambda: cluster.job(f"{NAMES[0]}-gen"), "the first Job", timeout=60)
         operator.kill()  # mid-reconcile: some children made, some not
         operator.start()
-        for name in NAMES:
-            cluster.wait_phase("RolloutJob", name, "Running", timeout=120)
-        victim = cluster.pods_of(f"{NAMES[0]}-gen")[0]["metadata"]["name"]
+        victim = wait_for(
+            lambda: next(
+                (p["metadata"]["name"] for p in cluster.pods_of(f"{NAMES[-1]}-gen")
+                 if p["status"].get("phase") == "Running"),
+                None,
+            ),
+            "a running generator pod",
+            timeout=120,
+        )  # fmt: skip
         cluster.core.delete_namespaced_pod(victim, cluster.namespace)
         operator.kill()
         cluster.kube.plane.restart_apiserver()
@@ -96,7 +102,10 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
                 timeout=90,
             )
     except BaseException:
-        print(operator.log()[-20000:])
+        for name in NAMES:
+            print(name, json.dumps(cluster.status("RolloutJob", name))[:1500])
+            print(cluster.job(f"{name}-gen"))
+        print("\n".join(x for x in operator.log().splitlines() if "Timer" not in x)[-20000:])
         print(cluster.kube.agent.logs(cluster.namespace)[-10000:])
         raise
     finally:
