@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import ssl
 import sys
 import tempfile
@@ -34,6 +35,9 @@ from kubeproxy import KubeFaultProxy
 from gym_operator.testing.loopback import run_in_thread
 from gym_operator.testing.stub_model import StubModel, serve_in_thread
 from gym_operator.verify.server import VerifierSettings, start_server
+
+MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1"}  # fmt: skip
 
 
 def proc_stats(pid: int) -> tuple[float, float]:
@@ -64,8 +68,7 @@ def run(jobs: int, kube: Any, moto: str, model_url: str, verifier_url: str) -> d
     token = yaml.safe_load(identity.read_text())["users"][0]["user"]["token"]
     context = ssl.create_default_context(cafile=str(kube.plane.ca))
     proxy = KubeFaultProxy(kube.plane.server, ssl_context=context).start()
-    env = {"AWS_ENDPOINT_URL": moto, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}  # fmt: skip
+    env = {"AWS_ENDPOINT_URL": moto, **MOTO_ENV}
     operator = Operator(
         proxy.write_kubeconfig(work / "proxy.kubeconfig", namespace, token),
         namespace, work / "operator.log", env,
@@ -111,6 +114,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="10,100", help="Comma-separated job counts.")
     args = parser.parse_args()
+    for key, value in MOTO_ENV.items():  # the bench's own boto3 clients talk to moto
+        os.environ.setdefault(key, value)
     from moto.server import ThreadedMotoServer
 
     moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
