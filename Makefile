@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local venv-formats venv-nemogym lint crds chart-sync helm clean reference chromium
+.PHONY: demo test venv venv-local venv-formats venv-nemogym lint crds chart-sync helm clean reference chromium cluster cluster-bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,18 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv venv-local venv-formats venv-nemogym lint $(HELM) $(CHROMIUM)
+test: venv venv-local venv-formats venv-nemogym lint $(HELM) $(CHROMIUM) cluster-bin
 	$(BIN)/pytest
+
+# The real control plane of the e2e tests (etcd, kube-apiserver, controller manager, scheduler),
+# built once from the versions pinned in tests/cluster/controlplane/go.mod into
+# ~/.cache/gym-operator (about 25 minutes cold on 2 cores; instant when cached).
+cluster-bin:
+	bash tests/cluster/controlplane/build.sh >/dev/null
+
+# The test control plane in the foreground, with one node agent; prints the kubeconfig, Ctrl-C stops.
+cluster: venv cluster-bin
+	PYTHONPATH=tests $(BIN)/python -m cluster
 
 demo: venv-local
 	$(BIN)/gymops demo

@@ -86,6 +86,7 @@ REASON_SPEC_CHANGE_APPLIED = "SpecChangeApplied"
 REASON_EXPIRED = "TTLExpired"
 REASON_PROGRESS_READ = "ProgressRead"
 REASON_PROGRESS_UNREADABLE = "ProgressUnreadable"
+REASON_FORBIDDEN = "Forbidden"
 
 POD_PROBLEM_REASONS: frozenset[str] = frozenset(
     {

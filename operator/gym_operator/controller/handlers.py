@@ -34,6 +34,8 @@ TIMERS = OperatorConfig.from_env().timers
 TERMINAL = (c.SUCCEEDED, c.FAILED)
 TIMER_EXIT_WAIT_SECONDS = 1.0
 TIMER_EXIT_POLL_SECONDS = 5.0
+FORBIDDEN_RETRY_SECONDS = 30.0
+"""How soon a child the operator was not allowed to create is tried again (RBAC fixed)."""
 DATASET_RESULT_FILE = "_DATASET.json"
 """Written last by the dataset builder under the output prefix (data.builder.RESULT_FILE):
 counts, splits, files, card. Not imported: the builder's dependencies stay out of the operator."""
@@ -219,12 +221,24 @@ def log_phase_change(
             )
 
 
-def create_children(rt: Runtime, body: kopf.Body, manifests: list[dict[str, Any]]) -> int:
-    """Adopt and create each child unless it exists; the number actually created."""
+def create_children(
+    rt: Runtime, body: kopf.Body, patch: kopf.Patch, manifests: list[dict[str, Any]]
+) -> int:
+    """Adopt and create each child unless it exists; the number actually created. A child the
+    operator may not create (RBAC) is named in status.message and a Warning event, then retried."""
     created = 0
     for manifest in manifests:
         kopf.adopt(manifest, owner=body)
-        if rt.kube.create_if_absent(manifest):
+        try:
+            made = rt.kube.create_if_absent(manifest)
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            message = f"the operator may not create {manifest['kind']}: {exc.reason}"
+            kopf.warn(body, reason=c.REASON_FORBIDDEN, message=message)
+            patch.status.update({"reason": c.REASON_FORBIDDEN, "message": message})
+            raise kopf.TemporaryError(message, delay=FORBIDDEN_RETRY_SECONDS) from None
+        if made:
             created += 1
             metrics.OPERATOR_CHILDREN_CREATED.labels(child=manifest["kind"]).inc()
     return created
@@ -320,8 +334,11 @@ def finished_meanwhile(rt: Runtime, body: kopf.Body) -> bool:
         return False
     if was_invalid(live):
         return False
-    if (live.get("status") or {}).get("phase") in TERMINAL:
+    phase = (live.get("status") or {}).get("phase")
+    if phase in TERMINAL:
         return True
+    if not phase:  # the Job finished before a first status was written: write it now, so the
+        return False  # timer takes over (no timer ran, so it deleted no verifier)
     gen = rt.kube.get("Job", namespace, c.generator_job_name(str(name)))
     return gen is not None and st.job_state(gen, []).phase in TERMINAL
 
@@ -342,7 +359,7 @@ def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     with rt.lock(body["metadata"]["uid"]):
         if finished_meanwhile(rt, body):
             return
-        created = create_children(rt, body, rolloutjob_children(job, rt.cfg))
+        created = create_children(rt, body, patch, rolloutjob_children(job, rt.cfg))
     record_applied_spec(body, patch)
     if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_CREATED, f"created {created} child objects")
@@ -498,7 +515,7 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     gen_name = c.generator_job_name(meta["name"])
     gen = rt.kube.get("Job", namespace, gen_name)
     if gen is None:
-        create_children(rt, body, rolloutjob_children(job, rt.cfg))
+        create_children(rt, body, patch, rolloutjob_children(job, rt.cfg))
         gen = rt.kube.get("Job", namespace, gen_name)
     elif bool((gen.get("spec") or {}).get("suspend")) != job.spec.suspend:
         rt.kube.patch("Job", namespace, gen_name, {"spec": {"suspend": job.spec.suspend}})
@@ -660,7 +677,7 @@ def reconcile_dataset(rt: Runtime, body: kopf.Body, patch: kopf.Patch, dataset: 
             builders.build_spec_configmap(dataset),
             builders.build_dataset_job(dataset, uris, rt.cfg),
         ]
-        create_children(rt, body, children)
+        create_children(rt, body, patch, children)
         record_applied_spec(body, patch)  # from here on, the spec the builder runs is fixed
         builder = rt.kube.get("Job", namespace, job_name)
     labels = {c.LABEL_DATASET: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_BUILDER}
