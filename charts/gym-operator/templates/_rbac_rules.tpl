@@ -30,6 +30,9 @@
 - apiGroups: ["gymops.dev"]
   resources: ["rolloutjobs/status"]
   verbs: ["get", "patch"]
+- apiGroups: ["serving.kserve.io"]
+  resources: ["inferenceservices"]
+  verbs: ["get"]
 {{- end }}
 {{- define "gym-operator.rules.cluster" -}}
 - apiGroups: [""]

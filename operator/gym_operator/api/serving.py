@@ -94,9 +94,7 @@ class ServerSpec(ApiModel):
         description="HTTP GET path of the readiness probe: the server is ready when it answers "
         "2xx here (the OpenAI model list).",
     )
-    replicas: int = Field(
-        default=1, ge=1, le=64, description="Server replicas behind its Service."
-    )
+    replicas: int = Field(default=1, ge=1, le=64, description="Server replicas behind its Service.")
     resources: ResourceRequirements | None = Field(
         default=None,
         description="Requests and limits, GPUs included, e.g. limits: {nvidia.com/gpu: '1'}.",

@@ -48,6 +48,7 @@ RESOURCES: dict[str, ApiResource] = {
     "Job": ApiResource("batch", "v1", "jobs"),
     "RolloutJob": ApiResource(API_GROUP, API_VERSION, "rolloutjobs"),
     "Dataset": ApiResource(API_GROUP, API_VERSION, "datasets"),
+    "InferenceService": ApiResource("serving.kserve.io", "v1beta1", "inferenceservices"),
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -58,6 +59,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "Pod": frozenset({"list"}),
     "RolloutJob": frozenset({"get", "delete"}),
     "Dataset": frozenset({"delete"}),
+    "InferenceService": frozenset({"get"}),
 }
 """Kind -> verbs this client uses (create, get, list, patch, delete). rbac.py reads it."""
 
