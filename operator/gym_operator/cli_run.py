@@ -53,6 +53,11 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_BAD_SPEC
     if isinstance(resource, Dataset):
         return _run_dataset(resource, args.output, console)
+    policy = resource.spec.policy
+    if policy.server is not None or policy.endpoint_ref is not None:
+        field = "policy.server" if policy.server is not None else "policy.endpointRef"
+        print_error(console, f"{args.file}: {field} needs the operator; locally use baseURL")
+        return EXIT_BAD_SPEC
     return _run_rollout_job(resource, args, console)
 
 
