@@ -7,7 +7,7 @@ HELM := .cache/bin/helm
 # pip 23 backtracks for a long time on this dependency set: upgrade it first, install pinned.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test venv venv-local venv-formats lint crds chart-sync helm clean reference
+.PHONY: demo test venv venv-local venv-formats lint crds chart-sync helm clean reference cluster cluster-bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,18 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv venv-local venv-formats lint $(HELM)
+test: venv venv-local venv-formats lint $(HELM) cluster-bin
 	$(BIN)/pytest
+
+# The real control plane of the e2e tests (etcd, kube-apiserver, controller manager, scheduler),
+# built once from the versions pinned in tests/cluster/controlplane/go.mod into
+# ~/.cache/gym-operator (about 25 minutes cold on 2 cores; instant when cached).
+cluster-bin:
+	bash tests/cluster/controlplane/build.sh >/dev/null
+
+# The test control plane in the foreground, with one node agent; prints the kubeconfig, Ctrl-C stops.
+cluster: venv cluster-bin
+	PYTHONPATH=tests $(BIN)/python -m cluster
 
 demo: venv-local
 	$(BIN)/gymops demo

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# The real control plane (tests/cluster): one per session, started on first use; a fresh
+# namespace per test.
+from cluster.fixtures import kube, namespace, namespace_factory  # noqa: F401
+
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 

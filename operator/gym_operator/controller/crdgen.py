@@ -246,7 +246,8 @@ def resource_schema(info: CrdInfo) -> Schema:
                 "description": "APIVersion of the object: gymops.dev/v1alpha1.",
             },
             "kind": {"type": "string", "description": f"Kind of the object: {info.kind}."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # The API server owns metadata's schema: a CRD may give it nothing but its type.
+            "metadata": {"type": "object"},
             "spec": model_schema(info.spec_model),
             "status": model_schema(info.status_model),
         },

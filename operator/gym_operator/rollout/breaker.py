@@ -4,7 +4,8 @@ A rollout that fails on the endpoint itself (unreachable, timeouts, 5xx, 429 pas
 budget, 401/403/404, answers that are not JSON) is held back, not recorded. The next rollout
 that ends any other way shows the endpoint answers: the held ones are released as ordinary
 failure rows. `limit` held in a row trips the breaker: the shard stops, and the held rollouts
-are dropped, so a restarted shard samples them again instead of keeping them as failures.
+are dropped, so a restarted shard samples them again instead of keeping them as failures. A
+shard that ends with failures still held trips the breaker too: the endpoint never answered.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class EndpointBreaker:
             self.reason = self.describe()
             return True
         return False
+
+    def trip(self) -> None:
+        """Stop the shard on the failures held so far (it ended with no answer after them)."""
+        self.tripped = True
+        self.reason = self.describe()
 
     def release(self) -> list[HeldFailure]:
         """The held failures, to record now (the endpoint answered); the count restarts."""

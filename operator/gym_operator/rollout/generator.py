@@ -228,8 +228,11 @@ class ShardGenerator:
             for task in (work, committer, *stoppers):
                 task.cancel()
             await asyncio.gather(work, committer, *stoppers, return_exceptions=True)
-        if completed:
-            self._release_held()
+        if completed and self.breaker.held:
+            # Nothing answered after these: the endpoint may be down still (on a cluster, a
+            # verifier Service whose pods are not ready yet), so they are sampled again.
+            self.breaker.trip()
+            completed = False
         await self._commit()
         if not completed and self.breaker.tripped:
             raise EndpointDown(

@@ -17,6 +17,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from gym_operator import metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout.breaker import EndpointDown
@@ -31,6 +33,8 @@ from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
 
 log = logging.getLogger(__name__)
+VERIFIER_PROBE_SECONDS = 5.0
+"""How long one readiness probe of the verifier may take."""
 
 
 @dataclass
@@ -140,6 +144,28 @@ async def run_through_outages(
                 raise ShardInterrupted("stopped while waiting for the endpoint") from down
 
 
+async def wait_for_verifier(
+    session: aiohttp.ClientSession, url: str, retry: RetrySpec, stop: asyncio.Event | None
+) -> None:
+    """Wait until the verifier answers at all (any HTTP status), with a doubling backoff for up
+    to `retry.endpointWaitSeconds`. On a cluster the generator pods start beside the verifier
+    Deployment's; sampling before its pods are ready would fail rollouts on a server that is
+    only starting. Past the wait, sampling starts and the endpoint breaker takes over."""
+    deadline = time.monotonic() + retry.endpoint_wait_seconds
+    for attempt in itertools.count():
+        try:
+            async with asyncio.timeout(VERIFIER_PROBE_SECONDS), session.get(url) as answer:
+                await answer.read()
+            return
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            delay = min(retry.backoff_max_seconds, retry.backoff_base_seconds * 2**attempt)
+            if time.monotonic() + delay > deadline:
+                return
+            log.info("verifier %s not answering yet (%s); waiting %.1f s", url, exc, delay)
+        if await _stopped_within(stop, delay):
+            raise ShardInterrupted("stopped while waiting for the verifier")
+
+
 async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
     """Wait `seconds`; True at once if `stop` is set meanwhile."""
     if stop is None:
@@ -228,6 +254,7 @@ async def run_job(
             ),
             verifier=VerifierClient(verify_session, verify_url),
         )
+        await wait_for_verifier(verify_session, verify_url, spec.retry, stop)
         windows = shard_windows(ceiling, len(shards))
         result.shards = [ShardStats(shard) for shard in shards]
 
