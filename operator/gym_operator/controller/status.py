@@ -387,11 +387,13 @@ def server_state(
 
 
 def _unready_detail(pods: list[Body]) -> str:
-    """Why a running server pod is not ready: its last exit, else its Ready condition."""
+    """Why no server pod is ready: a container's (last) exit, else a Ready condition."""
     for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", "")):
         status = pod.get("status") or {}
         for cs in status.get("containerStatuses") or []:
-            last = (cs.get("lastState") or {}).get("terminated") or {}
+            last = (cs.get("state") or {}).get("terminated") or (
+                (cs.get("lastState") or {}).get("terminated") or {}
+            )
             if last:
                 return f"{pod_label(pod)} {_exit_text(last, cs.get('restartCount', 0))}"
         for cond in status.get("conditions") or []:
