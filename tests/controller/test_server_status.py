@@ -70,7 +70,13 @@ def test_crash_loop_fails_after_the_startup_timeout_with_the_pods_reason() -> No
                 "name": "server",
                 "restartCount": 4,
                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-                "lastState": {"terminated": {"exitCode": 1, "message": "CUDA out of memory"}},
+                "lastState": {
+                    "terminated": {
+                        "exitCode": 1,
+                        "message": "Traceback (most recent call last):\n  File x\n"
+                        "torch.OutOfMemoryError: CUDA out of memory\n",
+                    }
+                },
             }
         ],
     )
@@ -79,6 +85,23 @@ def test_crash_loop_fails_after_the_startup_timeout_with_the_pods_reason() -> No
     after = st.server_state(deployment(), [pod], 600, at(600))
     assert after.timed_out and after.reason == "CrashLoopBackOff"
     assert after.message.startswith("model server not ready after 600s: CrashLoopBackOff")
+
+
+def test_a_crashed_servers_last_line_is_its_reason() -> None:
+    pod = server_pod(
+        phase="Running",
+        containerStatuses=[
+            {
+                "name": "server",
+                "restartCount": 2,
+                "state": {"terminated": {"exitCode": 1, "message": "loading\nOSError: no GPU\n"}},
+            }
+        ],
+    )
+    state = st.server_state(deployment(), [pod], 600, at(30))
+    assert state.message == (
+        "waiting for the model server: j-server-abc exited with code 1, restarted 2x: OSError: no GPU"
+    )
 
 
 def test_a_server_that_never_answers_says_why_from_its_ready_condition() -> None:

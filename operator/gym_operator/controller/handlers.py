@@ -507,6 +507,7 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
         if blocked is not None:
             if blocked.phase == c.FAILED:
                 extra.update(finish_rolloutjob(rt, job, blocked))
+                server = st.ServerState(False, blocked.reason, blocked.message)
             desired = write_status(body, patch, blocked, extra, server)
             rt.record_phase("RolloutJob", uid, desired.get("phase"))
             return

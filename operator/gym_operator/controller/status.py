@@ -404,8 +404,9 @@ def _unready_detail(pods: list[Body]) -> str:
 
 
 def _exit_text(terminated: Body, restarts: int) -> str:
-    """`exited with code 1, restarted 3x: <why>`."""
-    why = str(terminated.get("message") or terminated.get("reason") or "").strip()
+    """`exited with code 1, restarted 3x: <the last line it wrote>`."""
+    lines = str(terminated.get("message") or terminated.get("reason") or "").strip().splitlines()
+    why = lines[-1].strip() if lines else ""  # a log's last line: the error a traceback ends in
     text = f"exited with code {terminated.get('exitCode')}, restarted {restarts}x"
     return f"{text}: {why[:TERMINATION_MESSAGE_SHOWN]}" if why else text
 
