@@ -100,7 +100,8 @@ def test_a_crashed_servers_last_line_is_its_reason() -> None:
     )
     state = st.server_state(deployment(), [pod], 600, at(30))
     assert state.message == (
-        "waiting for the model server: j-server-abc exited with code 1, restarted 2x: OSError: no GPU"
+        "waiting for the model server: j-server-abc exited with code 1, restarted 2x: "
+        "OSError: no GPU"
     )
 
 
