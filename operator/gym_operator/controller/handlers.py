@@ -34,6 +34,8 @@ TIMERS = OperatorConfig.from_env().timers
 TERMINAL = (c.SUCCEEDED, c.FAILED)
 TIMER_EXIT_WAIT_SECONDS = 1.0
 TIMER_EXIT_POLL_SECONDS = 5.0
+FORBIDDEN_RETRY_SECONDS = 30.0
+"""How soon a child the operator was not allowed to create is tried again (RBAC fixed)."""
 DATASET_RESULT_FILE = "_DATASET.json"
 """Written last by the dataset builder under the output prefix (data.builder.RESULT_FILE):
 counts, splits, files, card. Not imported: the builder's dependencies stay out of the operator."""
@@ -201,12 +203,24 @@ def log_phase_change(
             )
 
 
-def create_children(rt: Runtime, body: kopf.Body, manifests: list[dict[str, Any]]) -> int:
-    """Adopt and create each child unless it exists; the number actually created."""
+def create_children(
+    rt: Runtime, body: kopf.Body, patch: kopf.Patch, manifests: list[dict[str, Any]]
+) -> int:
+    """Adopt and create each child unless it exists; the number actually created. A child the
+    operator may not create (RBAC) is named in status.message and a Warning event, then retried."""
     created = 0
     for manifest in manifests:
         kopf.adopt(manifest, owner=body)
-        if rt.kube.create_if_absent(manifest):
+        try:
+            made = rt.kube.create_if_absent(manifest)
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            message = f"the operator may not create {manifest['kind']}: {exc.reason}"
+            kopf.warn(body, reason=c.REASON_FORBIDDEN, message=message)
+            patch.status.update({"reason": c.REASON_FORBIDDEN, "message": message})
+            raise kopf.TemporaryError(message, delay=FORBIDDEN_RETRY_SECONDS) from None
+        if made:
             created += 1
             metrics.OPERATOR_CHILDREN_CREATED.labels(child=manifest["kind"]).inc()
     return created
@@ -334,7 +348,8 @@ def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
         if finished_meanwhile(rt, body):
             return
         ready = not serving.generators_wait(job)
-        created = create_children(rt, body, rolloutjob_children(job, rt.cfg, ready=ready))
+        children = rolloutjob_children(job, rt.cfg, ready=ready)
+        created = create_children(rt, body, patch, children)
     record_applied_spec(body, patch)
     if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_CREATED, f"created {created} child objects")
@@ -499,7 +514,8 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     gen_name = c.generator_job_name(meta["name"])
     gen = rt.kube.get("Job", namespace, gen_name)
     pods = rt.kube.list("Pod", namespace, {c.LABEL_ROLLOUTJOB: meta["name"]})
-    server = sync_server(rt, body, job, [p for p in pods if component(p) == c.COMPONENT_SERVER])
+    servers = [p for p in pods if component(p) == c.COMPONENT_SERVER]
+    server = sync_server(rt, body, patch, job, servers)
     extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
     gen_suspended = gen is not None and bool((gen.get("spec") or {}).get("suspend"))
     if gen is None or (gen_suspended and not job.spec.suspend):
@@ -512,7 +528,7 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
             rt.record_phase("RolloutJob", uid, desired.get("phase"))
             return
         if gen is None:
-            create_children(rt, body, rolloutjob_children(job, rt.cfg, base_url))
+            create_children(rt, body, patch, rolloutjob_children(job, rt.cfg, base_url))
             gen = rt.kube.get("Job", namespace, gen_name)
     if gen is not None:
         queued = kueue.queued(job.metadata.labels)
@@ -536,7 +552,7 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
 
 
 def sync_server(
-    rt: Runtime, body: kopf.Body, job: RolloutJob, pods: list[dict[str, Any]]
+    rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: RolloutJob, pods: list[dict[str, Any]]
 ) -> st.ServerState | None:
     """The managed model server's state; it is deleted while the job is suspended and
     (re-)created otherwise. None without policy.server."""
@@ -551,7 +567,7 @@ def sync_server(
         return st.ServerState(False, c.REASON_SERVER_DELETED, "deleted while suspended")
     if deployment is None:
         children = [builders.build_server_deployment(job), builders.build_server_service(job)]
-        create_children(rt, body, children)
+        create_children(rt, body, patch, children)
     now = datetime.datetime.now(tz=datetime.UTC)
     return st.server_state(deployment, pods, server.startup_timeout_seconds, now)
 
@@ -715,7 +731,7 @@ def reconcile_dataset(rt: Runtime, body: kopf.Body, patch: kopf.Patch, dataset: 
             builders.build_spec_configmap(dataset),
             builders.build_dataset_job(dataset, uris, rt.cfg),
         ]
-        create_children(rt, body, children)
+        create_children(rt, body, patch, children)
         record_applied_spec(body, patch)  # from here on, the spec the builder runs is fixed
         builder = rt.kube.get("Job", namespace, job_name)
     labels = {c.LABEL_DATASET: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_BUILDER}
