@@ -2,7 +2,7 @@
 {{- define "gym-operator.rules.namespaced" -}}
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "delete", "get"]
+  verbs: ["create", "delete", "get", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

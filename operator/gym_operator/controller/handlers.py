@@ -280,10 +280,10 @@ def rolloutjob_children(
     job: RolloutJob, cfg: OperatorConfig, base_url: str | None = None, ready: bool = True
 ) -> list[dict[str, Any]]:
     """Every child of a RolloutJob, in creation order (the spec first, the generators last);
-    the spec and generators only once the endpoint's URL is known, the generators only when
-    it is `ready`; the model server unless the job is suspended."""
+    the generators only once the endpoint's URL is known and it is `ready`; the model server
+    unless the job is suspended."""
     base_url = base_url or serving.static_base_url(job)
-    children = [builders.build_spec_configmap(job, base_url)] if base_url else []
+    children = [builders.build_spec_configmap(job, base_url)]
     if builders.needs_verifier_server(job):
         children += [
             builders.build_verifier_deployment(job, cfg),
@@ -528,6 +528,10 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
             rt.record_phase("RolloutJob", uid, desired.get("phase"))
             return
         if gen is None:
+            if serving.generators_wait(job) and not serving.manages_server(job):
+                resolved = builders.build_spec_configmap(job, base_url)  # the URL found now
+                name = resolved["metadata"]["name"]
+                rt.kube.patch("ConfigMap", namespace, name, {"data": resolved["data"]})
             create_children(rt, body, patch, rolloutjob_children(job, rt.cfg, base_url))
             gen = rt.kube.get("Job", namespace, gen_name)
     if gen is not None:

@@ -52,7 +52,7 @@ RESOURCES: dict[str, ApiResource] = {
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "ConfigMap": frozenset({"create", "get", "delete"}),
+    "ConfigMap": frozenset({"create", "get", "patch", "delete"}),
     "Service": frozenset({"create", "get", "delete"}),
     "Deployment": frozenset({"create", "get", "delete"}),
     "Job": frozenset({"create", "get", "patch", "delete"}),
