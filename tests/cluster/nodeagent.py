@@ -66,6 +66,11 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def own_ports(spec: Manifest) -> set[int]:
+    """The container ports a pod declares."""
+    return {int(p["containerPort"]) for c in spec["containers"] for p in c.get("ports") or []}
+
+
 def default_images() -> dict[str, podspec.Image]:
     """Our worker image: its `gymops` is the venv's."""
     gymops = [str(Path(sys.executable).with_name("gymops"))]
@@ -357,7 +362,7 @@ class NodeAgent:
         document = {
             "podIP": box.ip,
             "restartPolicy": spec.get("restartPolicy", "Always"),
-            "outbound": self._outbound(box.namespace),
+            "outbound": self._outbound(own_ports(spec)),
             "inbound": [
                 [port, str(box.dir / f"port-{port}.sock")]
                 for c in spec["containers"]
@@ -636,8 +641,8 @@ class NodeAgent:
 
     def _route(self, key: tuple[str, int]) -> Connect | None:
         if key == (API_SERVICE_IP, 443):
-            # The API server's address is loopback, which no EndpointSlice may hold: this is
-            # the one route kube-proxy would take from the apiserver's own endpoint reconciler.
+            # The `kubernetes` Service: its endpoint, the API server, is on loopback, which no
+            # EndpointSlice may hold (the API server runs with --endpoint-reconciler-type=none).
             server = urlsplit(self.api.configuration.host)
             return tcp(server.hostname or "127.0.0.1", server.port or 443)
         backends = [(ip, port) for ip, port in self.backends.get(key, []) if ip in self.by_ip]
@@ -646,14 +651,20 @@ class NodeAgent:
         ip, port = backends[next(self._rr) % len(backends)]
         return unix(self.by_ip[ip].dir / f"port-{port}.sock")
 
-    def _outbound(self, namespace: str) -> list[list[Any]]:
+    def _outbound(self, skip: set[int]) -> list[list[Any]]:
+        """The pod's listeners for Service IPs and the exposed test servers, except on ports the
+        pod serves itself: a server binding 0.0.0.0:port would collide with a listener on a
+        Service IP and that port (kube-proxy rewrites packets instead; this agent has no
+        iptables). So a pod cannot call a Service on a port it listens on itself."""
         out: list[list[Any]] = [
             [ip, port, str(self.root / "services" / f"{ip}_{port}.sock")]
             for ip, port in self.services
+            if port not in skip
         ]
         out += [
             ["127.0.0.1", port, str(self.root / "external" / f"{port}.sock")]
             for port in self.exposed
+            if port not in skip
         ]
         return out
 

@@ -227,15 +227,16 @@ class ControlPlane:
         self._scheduler()
         return self
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until /readyz answers ok (fails naming the log of a process that died)."""
+    def wait_ready(self, timeout: float = 120.0, watched: tuple[str, ...] | None = None) -> None:
+        """Wait until /readyz answers ok (fails naming the log of a `watched` process that died;
+        every process when None)."""
         context = ssl.create_default_context(cafile=str(self.ca))
         admin = self._authority_admin()
         context.load_cert_chain(str(admin.cert), str(admin.key))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
-                if proc.poll() is not None:
+                if (watched is None or name in watched) and proc.poll() is not None:
                     log = (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
                     raise RuntimeError(f"{name} exited {proc.returncode}:\n{log}")
             try:
@@ -253,10 +254,17 @@ class ControlPlane:
         return pki.Pair(self.pki_dir / f"{ADMIN}.crt", self.pki_dir / f"{ADMIN}.key")
 
     def restart_apiserver(self) -> None:
-        """Stop the API server (SIGTERM) and start it again on the same port."""
+        """Stop the API server (SIGTERM) and start it again on the same port; a controller
+        manager or scheduler that gave up meanwhile is started again too."""
         self._stop("kube-apiserver")
         self._apiserver()
-        self.wait_ready()
+        self.wait_ready(watched=("etcd", "kube-apiserver"))
+        for name, start in (
+            ("kube-controller-manager", self._controller_manager),
+            ("kube-scheduler", self._scheduler),
+        ):
+            if self.procs[name].poll() is not None:
+                start()
 
     def _stop(self, name: str, grace: float = 10.0) -> None:
         proc = self.procs.pop(name, None)

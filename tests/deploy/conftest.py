@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from deploykit import BIN, CHART, NAMESPACE, RELEASE, Manifest, documents, find_helm, run
+from deploykit import BIN, CHART, NAMESPACE, RELEASE, ROOT, Manifest, documents, find_helm, run
+
+# The install tests run the chart's operator on the real control plane with the e2e helpers and
+# fixtures (`clusterkit`, `opfixtures`); appended, so nothing of this folder is shadowed.
+if str(ROOT / "tests" / "e2e") not in sys.path:
+    sys.path.append(str(ROOT / "tests" / "e2e"))
+
+from opfixtures import cluster, world  # noqa: F401
 
 
 @pytest.fixture(scope="session")

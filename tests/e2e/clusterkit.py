@@ -1,36 +1,40 @@
-"""Helpers of the e2e tests: a test cluster (emulator + official client), the kubelet, the operator.
+"""Helpers of the e2e tests on the real control plane: the test's namespace, the operator process.
 
-Import as `clusterkit` (pytest puts this folder on sys.path).
+Import as `clusterkit` (pytest puts this folder on sys.path). Tests never write Job or pod status:
+the Job controller and the node agent (tests/cluster) do.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from emulator import EmulatorThread
-from kubernetes import client, config
+import yaml
+from cluster.fixtures import KubeCluster
+from kubernetes import client
 
+from gym_operator.controller import rbac
 from gym_operator.testing.loopback import free_port
+from gym_operator.testing.stub_model import StubModel
 
 ROOT = Path(__file__).resolve().parents[2]
 GYMOPS = str(Path(sys.executable).with_name("gymops"))
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 GROUP, VERSION = "gymops.dev", "v1alpha1"
 PLURALS = {"RolloutJob": "rolloutjobs", "Dataset": "datasets"}
 JOB_INDEX = "batch.kubernetes.io/job-completion-index"
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    """Poll `check` every 0.1 s until it returns something truthy; fail naming `what`."""
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
+    """Poll `check` every 0.2 s until it returns something truthy; fail naming `what`."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -42,23 +46,22 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = 20.0) ->
                 raise
         if last and not isinstance(last, Exception):
             return last
-        time.sleep(0.1)
+        time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 class Cluster:
-    """One emulator, one namespace, the official client, and the kubelet's part."""
+    """One namespace of the session's control plane, through the official client (as admin)."""
 
-    def __init__(self, emulator: EmulatorThread, kubeconfig: Path, namespace: str) -> None:
-        self.emulator = emulator
-        self.kubeconfig = kubeconfig
+    def __init__(self, kube: KubeCluster, namespace: str) -> None:
+        self.kube = kube
+        self.kubeconfig = kube.kubeconfig
         self.namespace = namespace
-        self.api_client = config.new_client_from_config(str(kubeconfig))
+        self.api_client = kube.api
         self.custom = client.CustomObjectsApi(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
-        self.core.create_namespace({"metadata": {"name": namespace}})
 
     # ------------------------------------------------------------- resources
 
@@ -82,7 +85,7 @@ class Cluster:
         )
 
     def delete(self, kind: str, name: str) -> None:
-        """Delete a RolloutJob or Dataset."""
+        """Delete a RolloutJob or Dataset (foreground: children first, as kubectl --cascade)."""
         self.custom.delete_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURALS[kind], name
         )
@@ -101,7 +104,7 @@ class Cluster:
         """The resource's status ({} when none yet)."""
         return dict(self.get(kind, name).get("status") or {})
 
-    def wait_phase(self, kind: str, name: str, phase: str, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_phase(self, kind: str, name: str, phase: str, timeout: float = 90.0) -> dict[str, Any]:
         """Wait until status.phase is `phase`; returns the status."""
 
         def check() -> dict[str, Any] | None:
@@ -115,15 +118,14 @@ class Cluster:
         return self._raw("GET", f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{name}")
 
     def raw_list(self, path: str) -> list[dict[str, Any]]:
-        """Items of a collection path under this namespace, e.g. `api/v1/.../configmaps`."""
+        """Items of a collection path, e.g. `/api/v1/namespaces/ns/configmaps`."""
         found = self._raw("GET", path)
         return list((found or {}).get("items") or [])
 
-    def _raw(self, method: str, path: str, body: Any = None, patch: bool = False) -> Any:
+    def _raw(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
-            ctype = "application/merge-patch+json" if patch else "application/json"
-            headers["Content-Type"] = ctype
+            headers["Content-Type"] = "application/merge-patch+json"
         request = self.api_client.param_serialize(
             method=method, resource_path=path, header_params=headers, body=body,
             auth_settings=["BearerToken"],
@@ -134,8 +136,6 @@ class Cluster:
             return None
         if response.status >= 400:
             raise client.ApiException(status=response.status, reason=data.decode())
-        import json
-
         return json.loads(data) if data else None
 
     def events(self, name: str) -> list[dict[str, Any]]:
@@ -164,130 +164,125 @@ class Cluster:
                     out.setdefault(kind, []).append(item)
         return out
 
-    # ------------------------------------------------------------- the kubelet's part
-
-    def start_pods(self, job_name: str, indexes: list[int] | None = None) -> list[str]:
-        """Create the Job's pods (as the Job controller would) and mark them Running."""
-        job = wait_for(lambda: self.job(job_name), f"Job {job_name}")
-        completions = int(job["spec"].get("completions") or 1)
-        names = []
-        for index in indexes if indexes is not None else range(completions):
-            names.append(self.run_pod(job, index))
-        self.set_job_status(job_name, {"active": len(names), "ready": len(names)})
-        return names
-
-    def run_pod(self, job: dict[str, Any], index: int, phase: str = "Running") -> str:
-        """One pod of the Job for shard `index`, in `phase`."""
-        template = copy.deepcopy(job["spec"]["template"])
-        name = f"{job['metadata']['name']}-{index}-{uuid.uuid4().hex[:5]}"
-        labels = dict(template["metadata"].get("labels") or {})
-        labels["job-name"] = job["metadata"]["name"]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "labels": labels,
-                "annotations": {JOB_INDEX: str(index)},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "name": job["metadata"]["name"],
-                        "uid": job["metadata"]["uid"],
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": template["spec"],
-        }
-        self.core.create_namespaced_pod(self.namespace, pod)
-        self.set_pod_phase(name, phase)
-        return name
-
-    def set_pod_phase(
-        self, name: str, phase: str, waiting: str | None = None, exit: tuple[int, str] = (1, "")
-    ) -> None:
-        """Set a pod's phase (and a waiting reason of its container; a failed one's exit code and
-        termination message, as the kubelet reports them)."""
-        state: dict[str, Any] = (
-            {"waiting": {"reason": waiting, "message": "simulated"}} if waiting else {"running": {}}
-        )
-        if phase == "Succeeded":
-            state = {"terminated": {"exitCode": 0}}
-        elif phase == "Failed":
-            code, message = exit
-            state = {"terminated": {"exitCode": code, **({"message": message} if message else {})}}
-        status = {
-            "phase": phase,
-            "containerStatuses": [{"name": "main", "ready": phase == "Running", "state": state}],
-        }
-        self._raw(
-            "PATCH", f"/api/v1/namespaces/{self.namespace}/pods/{name}/status",
-            {"status": status}, patch=True,
-        )  # fmt: skip
-
-    def set_job_status(self, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch a Job's status."""
-        self._raw(
-            "PATCH", f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{name}/status",
-            {"status": status}, patch=True,
-        )  # fmt: skip
-
-    def complete_job(self, name: str) -> None:
-        """Every pod Succeeded, the Job Complete."""
-        job = self.job(name)
-        assert job is not None
-        for pod in self.pods_of(name):
-            if pod["status"].get("phase") == "Running":
-                self.set_pod_phase(pod["metadata"]["name"], "Succeeded")
-        completions = int(job["spec"].get("completions") or 1)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.set_job_status(
-            name,
-            {
-                "active": 0,
-                "ready": 0,
-                "succeeded": completions,
-                "completionTime": now,
-                "conditions": [
-                    {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
-                    {"type": "Complete", "status": "True", "lastTransitionTime": now},
-                ],
-            },
-        )
-
-    def fail_job(self, name: str, reason: str, message: str, failed_indexes: str) -> None:
-        """The Job Failed (e.g. a shard exhausted backoffLimitPerIndex)."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        condition = {
-            "status": "True",
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": now,
-        }
-        self.set_job_status(
-            name,
-            {
-                "active": 0,
-                "failedIndexes": failed_indexes,
-                "conditions": [
-                    {"type": "FailureTarget", **condition},
-                    {"type": "Failed", **condition},
-                ],
-            },
-        )
-
     def pods_of(self, job_name: str) -> list[dict[str, Any]]:
-        """Pods created for a Job."""
-        items = self.raw_list(
+        """Pods of a Job (label `job-name`, set by the Job controller)."""
+        return self.raw_list(
             f"/api/v1/namespaces/{self.namespace}/pods?labelSelector=job-name%3D{job_name}"
         )
-        return items
+
+    def creations(self, resource: str, name: str) -> int:
+        """How many times the API server created `resource`/`name` in this namespace (audit)."""
+        return sum(
+            1
+            for e in self.kube.plane.audit()
+            if e.get("verb") == "create"
+            and (e.get("objectRef") or {}).get("resource") == resource
+            and (e.get("objectRef") or {}).get("namespace") == self.namespace
+            and (e.get("objectRef") or {}).get("name") == name
+            and (e.get("responseStatus") or {}).get("code") == 201
+        )
+
+    def history(self, resource: str, name: str) -> list[tuple[str, str, int]]:
+        """(verb, user, response code) of every write to `resource`/`name` (audit), oldest first."""
+        return [
+            (e.get("verb"), (e.get("user") or {}).get("username"),
+             (e.get("responseStatus") or {}).get("code"))
+            for e in self.kube.plane.audit()
+            if (e.get("objectRef") or {}).get("resource") == resource
+            and (e.get("objectRef") or {}).get("namespace") == self.namespace
+            and (e.get("objectRef") or {}).get("name") == name
+        ]  # fmt: skip
+
+    def delete_resources(self, timeout: float = 60) -> None:
+        """Delete every RolloutJob and Dataset of the namespace and wait until they are gone
+        (while an operator still runs to release its finalizers)."""
+        for plural in PLURALS.values():
+            self.custom.delete_collection_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural
+            )
+        wait_for(
+            lambda: (
+                not any(
+                    self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, p)[
+                        "items"
+                    ]
+                    for p in PLURALS.values()
+                )
+            ),
+            "the test's resources to be deleted",
+            timeout,
+        )
+
+    def secret(self, name: str, data: dict[str, str]) -> None:
+        """Create a Secret from plain strings."""
+        self.core.create_namespaced_secret(
+            self.namespace, {"metadata": {"name": name}, "stringData": data}
+        )
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """kubectl as the admin, in this namespace."""
+        base = [KUBECTL, "--kubeconfig", str(self.kubeconfig), "-n", self.namespace]
+        return subprocess.run(
+            [*base, *args], input=stdin, capture_output=True, text=True, timeout=120
+        )
+
+
+def operator_identity(cluster: Cluster, path: Path) -> Path:
+    """A ServiceAccount with exactly the operator's RBAC rules (controller/rbac.py) in the
+    test's namespace, and a kubeconfig holding its token: the operator runs under RBAC."""
+    ns, name = cluster.namespace, "gym-operator"
+    rbac_api = client.RbacAuthorizationV1Api(cluster.api_client)
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
+    rules = rbac.rules()
+    cluster_scoped = {"customresourcedefinitions", "namespaces"}
+    local = [r for r in rules if r["resources"][0] not in cluster_scoped]
+    wide = [r for r in rules if r["resources"][0] in cluster_scoped]
+    subject = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
+    rbac_api.create_namespaced_role(ns, {"metadata": {"name": name}, "rules": local})
+    rbac_api.create_namespaced_role_binding(ns, {
+        "metadata": {"name": name}, "subjects": subject,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+    })  # fmt: skip
+    wide_name = f"gym-operator-{ns}"
+    rbac_api.create_cluster_role({"metadata": {"name": wide_name}, "rules": wide})
+    rbac_api.create_cluster_role_binding({
+        "metadata": {"name": wide_name}, "subjects": subject,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": wide_name},
+    })  # fmt: skip
+    return token_kubeconfig(cluster, name, path)
+
+
+def token_kubeconfig(cluster: Cluster, account: str, path: Path) -> Path:
+    """A kubeconfig with a fresh token (TokenRequest) of a ServiceAccount in the namespace."""
+    request = {"spec": {"expirationSeconds": 7200}}
+    token = cluster.core.create_namespaced_service_account_token(
+        account, cluster.namespace, request
+    ).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    body = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": account,
+                "context": {
+                    "cluster": admin["clusters"][0]["name"],
+                    "user": account,
+                    "namespace": cluster.namespace,
+                },
+            }
+        ],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(body))
+    return path
 
 
 class Operator:
-    """`gymops operator` as a subprocess against the emulator, namespaced to one namespace."""
+    """`gymops operator` as a subprocess, namespaced to one namespace."""
 
     def __init__(
         self, kubeconfig: Path, namespace: str, log_path: Path, env: dict[str, str]
@@ -305,8 +300,8 @@ class Operator:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
-            "GYMOPS_RECONCILE_SECONDS": "0.3",
-            "GYMOPS_PROGRESS_SECONDS": "0.3",
+            "GYMOPS_RECONCILE_SECONDS": "0.5",
+            "GYMOPS_PROGRESS_SECONDS": "0.5",
             **self.env,
         }
         args = [
@@ -316,7 +311,7 @@ class Operator:
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(self.healthy, "the operator's liveness endpoint", timeout=30)
+        wait_for(self.healthy, "the operator's liveness endpoint", timeout=60)
         return self
 
     def healthy(self) -> bool:
@@ -380,3 +375,91 @@ def rolloutjob(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": body_spec,
     }
+
+
+def math_task(i: int) -> dict[str, Any]:
+    """The stub answers i + (i + 1), and one more for odd seeds (so half the repeats fail)."""
+    return {
+        "responses_create_params": {
+            "input": [{"role": "user", "content": f"What is {i} + {i + 1}?"}]
+        },
+        "expected_answer": str(2 * i + 1),
+    }
+
+
+class World:
+    """What real pods need from the test: tasks in moto S3, the S3 Secret, the stub model."""
+
+    def __init__(
+        self, cluster: Cluster, bucket: str, s3_url: str, model_url: str, stub: StubModel
+    ) -> None:
+        self.cluster = cluster
+        self.stub = stub
+        self.bucket = bucket
+        self.s3_url = s3_url
+        self.model_url = model_url
+        cluster.secret("s3", {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+
+    def put_tasks(self, key: str, count: int) -> str:
+        """`count` math tasks as JSONL at s3://bucket/key; returns the URI."""
+        import boto3
+
+        rows = "".join(json.dumps(math_task(i)) + "\n" for i in range(count))
+        s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1")
+        s3.put_object(Bucket=self.bucket, Key=key, Body=rows.encode())
+        return f"s3://{self.bucket}/{key}"
+
+    def s3(self) -> dict[str, Any]:
+        """spec.s3 of resources that run in this world."""
+        return {
+            "endpointURL": self.s3_url,
+            "region": "us-east-1",
+            "credentialsSecretRef": {"name": "s3"},
+        }
+
+    def rolloutjob(self, name: str, tasks: int = 4, **spec: Any) -> dict[str, Any]:
+        """A RolloutJob whose pods really run against the stub model and moto S3."""
+        fields: dict[str, Any] = {
+            "input": {"uri": self.put_tasks(f"tasks/{name}.jsonl", tasks)},
+            "policy": {"baseURL": self.model_url, "model": "stub"},
+            "sampling": {"numRepeats": 2, "concurrency": 4},
+            "output": {"uri": f"s3://{self.bucket}/rollouts/{name}/", "partRows": 2},
+            "s3": self.s3(),
+            "parallelism": 2,
+        }
+        fields.update(spec)
+        return rolloutjob(name, **fields)
+
+
+def _paths(node: Any, prefix: str) -> tuple[set[str], set[str]]:
+    """(paths set to a value, paths set to null) of a merge-patch body; lists are leaves."""
+    if not isinstance(node, dict):
+        return ({prefix}, set()) if node is not None else (set(), {prefix})
+    kept: set[str] = set()
+    dropped: set[str] = set()
+    for key, value in node.items():
+        more_kept, more_dropped = _paths(value, f"{prefix}.{key}")
+        kept |= more_kept
+        dropped |= more_dropped
+    return kept, dropped
+
+
+def assert_status_survived(cluster: Cluster, kind: str, name: str) -> None:
+    """Every status field the operator sent (audit log request bodies) is in the object read
+    back, unless a later write removed it: the server pruned nothing the operator meant to keep."""
+    written: set[str] = set()
+    for event in cluster.kube.plane.audit():
+        ref = event.get("objectRef") or {}
+        if (ref.get("resource"), ref.get("namespace"), ref.get("name")) != (
+            PLURALS[kind], cluster.namespace, name,
+        ) or event.get("verb") != "patch":  # fmt: skip
+            continue
+        request = event.get("requestObject")
+        body = request.get("status") if isinstance(request, dict) else None
+        if isinstance(body, dict):
+            kept, dropped = _paths(body, "status")
+            written = (written - dropped) | kept
+    assert written, f"no status write of {kind} {name} in the audit log"
+    stored, _ = _paths(cluster.get(kind, name).get("status") or {}, "status")
+    missing = {path for path in written if path not in stored}
+    assert not missing, f"pruned by the server: {sorted(missing)}"

@@ -1,4 +1,4 @@
-"""Datasets wait for their RolloutJobs, then run one builder Job and report its result."""
+"""Datasets wait for their RolloutJobs, then one real builder pod writes the dataset."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ import json
 from typing import Any
 
 import boto3
-from clusterkit import GROUP, VERSION, Cluster, Operator, rolloutjob, wait_for
+from clusterkit import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Operator,
+    World,
+    wait_for,
+)
 
 
-def dataset(name: str, *sources: dict[str, str], output: str) -> dict[str, Any]:
+def dataset(name: str, *sources: dict[str, str], output: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Dataset",
@@ -19,18 +26,28 @@ def dataset(name: str, *sources: dict[str, str], output: str) -> dict[str, Any]:
             "kind": "sft",
             "format": "trl",
             "output": {"uri": output},
+            **spec,
         },
     }
 
 
-def test_dataset_waits_for_its_rolloutjob_then_builds(
-    cluster: Cluster, operator: Operator, s3_bucket: str, s3_env: str
+def lines_of(world: World, uri: str) -> int:
+    """How many JSON lines the object at `uri` holds."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3", endpoint_url=world.s3_url, region_name="us-east-1")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return sum(1 for line in body.splitlines() if line.strip())
+
+
+def test_dataset_waits_for_its_rolloutjob_then_a_real_builder_writes_it(
+    cluster: Cluster, operator: Operator, world: World
 ) -> None:
-    cluster.create(rolloutjob("src1", output={"uri": f"s3://{s3_bucket}/rollouts/src1/"}))
-    out = f"s3://{s3_bucket}/datasets/sft1/"
-    ds_uid = cluster.create(
-        dataset("sft1", {"rolloutJobRef": "src1"}, {"uri": "s3://old/run/"}, output=out)
-    )["metadata"]["uid"]
+    world.stub.config.latency = 0.5
+    cluster.create(world.rolloutjob("src1", tasks=6, sampling={"numRepeats": 2, "concurrency": 1}))
+    out = f"s3://{world.bucket}/datasets/sft1/"
+    ds_uid = cluster.create(dataset("sft1", {"rolloutJobRef": "src1"}, output=out, s3=world.s3()))[
+        "metadata"
+    ]["uid"]
 
     def waiting() -> dict | None:
         status = cluster.status("Dataset", "sft1")
@@ -41,59 +58,36 @@ def test_dataset_waits_for_its_rolloutjob_then_builds(
     assert cluster.job("sft1-build") is None
     cluster.patch_spec("Dataset", "sft1", {"filters": {"minReward": 0.5}})  # allowed: not started
 
-    cluster.start_pods("src1-gen")
-    cluster.complete_job("src1-gen")
-    cluster.wait_phase("RolloutJob", "src1", "Succeeded")
+    world.stub.config.latency = 0.0
+    cluster.wait_phase("RolloutJob", "src1", "Succeeded", timeout=180)
     builder = wait_for(lambda: cluster.job("sft1-build"), "the builder Job")
     (ref,) = builder["metadata"]["ownerReferences"]
     assert ref["uid"] == ds_uid and ref["kind"] == "Dataset"
-    args = builder["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == [
-        "build-dataset",
-        "--spec",
-        "/etc/gymops/spec.json",
-        "--source-uri",
-        f"s3://{s3_bucket}/rollouts/src1/",
-    ]
-
     spec = json.loads(
         cluster.core.read_namespaced_config_map("sft1-spec", cluster.namespace).data["spec.json"]
     )
     assert spec["spec"]["filters"]["minReward"] == 0.5
-    assert "SpecAccepted" not in {
-        c["type"] for c in cluster.status("Dataset", "sft1")["conditions"]
-    }
-    cluster.patch_spec("Dataset", "sft1", {"filters": {"minReward": 0.9}})  # refused: building
-    wait_for(
-        lambda: "SpecChangeRefused" in cluster.event_reasons("sft1"), "the refusal of the change"
-    )
 
-    cluster.start_pods("sft1-build")
-    cluster.wait_phase("Dataset", "sft1", "Running")
-    result = {
-        "counts": {"input": 40, "kept": 30, "dropped": {"low_reward": 10}},
-        "splits": {"train": 28, "validation": 2},
-        "files": [f"{out}train/part-00000.jsonl"],
-        "card": f"{out}README.md",
-        "seconds": 1.5,
-    }
-    boto3.client("s3", endpoint_url=s3_env).put_object(
-        Bucket=s3_bucket, Key="datasets/sft1/_DATASET.json", Body=json.dumps(result).encode()
-    )
-    cluster.complete_job("sft1-build")
-    status = cluster.wait_phase("Dataset", "sft1", "Succeeded")
-    assert status["counts"] == result["counts"]
-    assert status["splits"] == result["splits"]
-    assert status["files"] == result["files"] and status["card"] == result["card"]
+    status = cluster.wait_phase("Dataset", "sft1", "Succeeded", timeout=180)
     assert {c["type"]: c["status"] for c in status["conditions"]}["Complete"] == "True"
+    counts = status["counts"]
+    assert counts["input"] == 12
+    assert counts["kept"] == 6  # the stub is right for half the repeats
+    assert counts["kept"] + sum(counts["dropped"].values()) == counts["input"]
+    assert sum(status["splits"].values()) == counts["kept"]
+    assert status["card"].startswith(out)
+    assert (
+        sum(lines_of(world, f) for f in status["files"] if f.endswith(".jsonl")) == counts["kept"]
+    )
 
 
-def test_dataset_fails_when_its_source_fails(cluster: Cluster, operator: Operator) -> None:
-    cluster.create(rolloutjob("src2"))
-    cluster.create(dataset("sft2", {"rolloutJobRef": "src2"}, output="s3://bucket/d/"))
-    cluster.start_pods("src2-gen")
-    cluster.fail_job("src2-gen", "BackoffLimitExceeded", "Job has reached the backoff limit", "0")
-    cluster.wait_phase("RolloutJob", "src2", "Failed")
+def test_dataset_fails_when_its_source_fails(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    bad_input = {"uri": f"s3://{world.bucket}/no/such/tasks.jsonl"}
+    cluster.create(world.rolloutjob("src2", parallelism=1, input=bad_input))
+    cluster.create(dataset("sft2", {"rolloutJobRef": "src2"}, output=f"s3://{world.bucket}/d/"))
+    cluster.wait_phase("RolloutJob", "src2", "Failed", timeout=120)
     status = cluster.wait_phase("Dataset", "sft2", "Failed")
     assert status["reason"] == "SourceFailed"
     assert "source RolloutJob src2 failed" in status["message"]

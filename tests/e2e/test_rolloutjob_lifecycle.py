@@ -1,8 +1,23 @@
-"""A real operator process reconciles RolloutJobs on the emulator: children, status, cleanup."""
+"""RolloutJobs on the real control plane: the operator's children, run by the real Job controller
+and the node agent's real `gymops` processes, take the resource through its phases."""
 
 from __future__ import annotations
 
-from clusterkit import Cluster, Operator, rolloutjob, wait_for
+from clusterkit import (
+    JOB_INDEX,
+    Cluster,
+    Operator,
+    World,
+    assert_status_survived,
+    rolloutjob,
+    wait_for,
+)
+
+from gym_operator.data.reader import GroupReader
+from gym_operator.storage.store import S3Settings, Storage
+from gym_operator.testing.loopback import free_port
+
+OWNER_KEYS = {"apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"}
 
 
 def conditions(status: dict) -> dict[str, dict]:
@@ -18,113 +33,70 @@ def timer_runs(operator: Operator) -> float:
     return 0.0
 
 
-def assert_no_writes_while_idle(cluster: Cluster, operator: Operator, name: str) -> None:
-    """Status is written only when it changes: several timer runs leave the object as it is."""
-    wait_for(
-        lambda: cluster.status("RolloutJob", name).get("reason") == "PodsPending",
-        "the first timer run's status",
-    )
-    before = cluster.get("RolloutJob", name)["metadata"]["resourceVersion"]
-    start = timer_runs(operator)
-    wait_for(lambda: timer_runs(operator) >= start + 3, "three more timer runs")
-    assert cluster.get("RolloutJob", name)["metadata"]["resourceVersion"] == before
+def rows(world: World, prefix: str) -> list[dict]:
+    """Every committed rollout row under s3://bucket/prefix, read as the dataset builder does."""
+    store = Storage(S3Settings(endpoint_url=world.s3_url, region="us-east-1"))
+    try:
+        reader = GroupReader(store, [f"s3://{world.bucket}/{prefix}"])
+        return [row for group in reader.groups() for row in group.rollouts]
+    finally:
+        store.close()
 
 
-def test_success_creates_adopted_children_and_reaches_succeeded(
-    cluster: Cluster, operator: Operator
+def test_real_shards_take_a_rolloutjob_to_succeeded(
+    cluster: Cluster, operator: Operator, world: World
 ) -> None:
-    created = cluster.create(rolloutjob("run1"))
+    tasks, repeats = 6, 2
+    created = cluster.create(world.rolloutjob("run1", tasks=tasks))
     uid = created["metadata"]["uid"]
-    status = cluster.wait_phase("RolloutJob", "run1", "Pending")
-    assert status["observedGeneration"] == 1
-    assert status["output"] == {"uri": "s3://bucket/rollouts/run1/"}
-    assert conditions(status)["Pending"]["status"] == "True"
 
-    children = cluster.children(uid)
-    assert sorted(children) == ["ConfigMap", "Deployment", "Job", "Service"]
+    children = wait_for(
+        lambda: (found := cluster.children(uid)) and len(found) >= 4 and found,
+        "the ConfigMap, Deployment, Service and Job",
+    )
     for items in children.values():
         (ref,) = items[0]["metadata"]["ownerReferences"]
-        assert ref == {
-            "apiVersion": "gymops.dev/v1alpha1",
-            "kind": "RolloutJob",
-            "name": "run1",
-            "uid": uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
+        assert set(ref) == OWNER_KEYS and ref["uid"] == uid and ref["controller"] is True
     job = children["Job"][0]
     assert job["metadata"]["name"] == "run1-gen"
-    assert job["spec"]["completionMode"] == "Indexed"
-    assert job["spec"]["completions"] == 2
-    assert children["Deployment"][0]["metadata"]["name"] == "run1-verifier"
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 2
 
-    assert_no_writes_while_idle(cluster, operator, "run1")
-
-    cluster.start_pods("run1-gen")
-    status = cluster.wait_phase("RolloutJob", "run1", "Running")
-    assert status["startTime"]
-    assert conditions(status)["Running"]["status"] == "True"
-    assert conditions(status)["Pending"]["status"] == "False"
-
-    cluster.complete_job("run1-gen")
-    status = cluster.wait_phase("RolloutJob", "run1", "Succeeded")
+    running = cluster.wait_phase("RolloutJob", "run1", "Running")
+    assert running["startTime"] and conditions(running)["Running"]["status"] == "True"
+    status = cluster.wait_phase("RolloutJob", "run1", "Succeeded", timeout=180)
     assert status["completionTime"] >= status["startTime"]
+    assert status["observedGeneration"] == 1
     assert conditions(status)["Complete"]["status"] == "True"
     assert conditions(status)["Running"]["status"] == "False"
-    assert status["output"]["manifest"] == "s3://bucket/rollouts/run1/_SUCCESS"
+    assert status["progress"]["total"] == tasks * repeats
+    assert status["progress"]["completed"] + status["progress"]["failed"] == tasks * repeats
+    assert status["rewards"]["passRate"] == 0.5
+    assert status["output"]["manifest"] == f"s3://{world.bucket}/rollouts/run1/_SUCCESS"
+
+    # The Job controller ran one pod per completion index, each to success.
+    pods = cluster.pods_of("run1-gen")
+    assert sorted(p["metadata"]["annotations"][JOB_INDEX] for p in pods) == ["0", "1"]
+    assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
+    written = rows(world, "rollouts/run1/")
+    identities = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in written]
+    assert sorted(identities) == [(t, r) for t in range(tasks) for r in range(repeats)]
+
     wait_for(lambda: "Deployment" not in cluster.children(uid), "the verifier to be deleted")
     assert "Service" not in cluster.children(uid)
     reasons = cluster.event_reasons("run1")
     assert "ChildrenCreated" in reasons and "JobComplete" in reasons
-    assert len(reasons) <= 4, reasons  # phase moves only, no per-tick log events
     metrics = operator.metrics()
     assert 'gymops_operator_resources{kind="RolloutJob",phase="Succeeded"} 1.0' in metrics
     assert 'gymops_operator_children_created_total{child="Job"} 1.0' in metrics
-    assert "gymops_operator_job_duration_seconds_count" in metrics
-    assert 'gymops_operator_reconcile_seconds_count{handler="timer",kind="RolloutJob"}' in metrics
+    assert cluster.creations("jobs", "run1-gen") == 1
+    assert_status_survived(cluster, "RolloutJob", "run1")
 
 
-def test_failed_shard_is_retried_then_a_failed_job_fails_the_resource(
+def test_a_stuck_pod_is_lifted_into_status_and_idle_timers_write_nothing(
     cluster: Cluster, operator: Operator
 ) -> None:
-    uid = cluster.create(rolloutjob("run2"))["metadata"]["uid"]
-    first, second = cluster.start_pods("run2-gen")
-    cluster.wait_phase("RolloutJob", "run2", "Running")
-
-    why = "shard 1: endpoint unavailable: 50 rollouts in a row failed (connection x50)"
-    cluster.set_pod_phase(second, "Failed", exit=(5, why))
-    job = cluster.job("run2-gen")
-    assert job is not None
-    retry = cluster.run_pod(job, 1)
-    cluster.set_job_status("run2-gen", {"active": 2, "failed": 1})
-    wait_for(
-        lambda: "1 failed attempt(s) retried" in cluster.status("RolloutJob", "run2")["message"],
-        "the retry to show in status.message",
-    )
-    running = cluster.status("RolloutJob", "run2")
-    assert running["phase"] == "Running"
-    assert f"last: {second} (shard 1) exited: {why}" in running["message"]
-
-    cluster.set_pod_phase(retry, "Failed")
-    cluster.fail_job("run2-gen", "FailedIndexes", "Job has failed indexes", "1")
-    status = cluster.wait_phase("RolloutJob", "run2", "Failed")
-    assert status["reason"] == "JobFailed"
-    assert "FailedIndexes" in status["message"] and "failed shards: 1" in status["message"]
-    assert f"kubectl logs pod/{retry}" in status["message"]
-    assert conditions(status)["Failed"]["status"] == "True"
-    wait_for(lambda: "Deployment" not in cluster.children(uid), "the verifier to be deleted")
-    assert {p["metadata"]["name"] for p in cluster.children(uid).get("Pod", [])} == set()
-    assert retry in {p["metadata"]["name"] for p in cluster.pods_of("run2-gen")}
-    assert first
-
-
-def test_stuck_pod_reason_is_lifted_into_status_and_events(
-    cluster: Cluster, operator: Operator
-) -> None:
-    cluster.create(rolloutjob("run3"))
-    job = wait_for(lambda: cluster.job("run3-gen"), "the generator Job")
-    pod = cluster.run_pod(job, 0, phase="Pending")
-    cluster.set_pod_phase(pod, "Pending", waiting="ImagePullBackOff")
+    template = {"image": "registry.invalid/no-such-image:1"}
+    cluster.create(rolloutjob("run3", template=template, parallelism=1))
 
     def lifted() -> dict | None:
         status = cluster.status("RolloutJob", "run3")
@@ -132,33 +104,97 @@ def test_stuck_pod_reason_is_lifted_into_status_and_events(
 
     status = wait_for(lifted, "ImagePullBackOff in status")
     assert status["phase"] == "Pending"
-    assert status["message"].startswith(f"ImagePullBackOff on {pod} (shard 0)")
+    assert status["message"].startswith("ImagePullBackOff on run3-")
+    assert "registry.invalid/no-such-image:1" in status["message"]
     wait_for(lambda: "ImagePullBackOff" in cluster.event_reasons("run3"), "a Warning event")
     warning = [e for e in cluster.events("run3") if e["reason"] == "ImagePullBackOff"][0]
     assert warning["type"] == "Warning"
 
+    before = cluster.get("RolloutJob", "run3")["metadata"]["resourceVersion"]
+    start = timer_runs(operator)
+    wait_for(lambda: timer_runs(operator) >= start + 3, "three more timer runs")
+    assert cluster.get("RolloutJob", "run3")["metadata"]["resourceVersion"] == before
 
-def test_suspend_and_resume(cluster: Cluster, operator: Operator) -> None:
-    cluster.create(rolloutjob("run4"))
-    cluster.start_pods("run4-gen")
-    cluster.wait_phase("RolloutJob", "run4", "Running")
 
+def test_an_endpoint_down_shard_is_retried_then_its_index_fails_the_job(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    closed = free_port()  # nothing listens there, in the pod's network or anywhere
+    body = world.rolloutjob(
+        "run2",
+        tasks=2,
+        parallelism=1,
+        backoffLimitPerIndex=1,
+        policy={"baseURL": f"http://127.0.0.1:{closed}/v1", "model": "stub"},
+        retry={"endpointFailureLimit": 1, "endpointWaitSeconds": 0, "maxAttempts": 1},
+    )
+    uid = cluster.create(body)["metadata"]["uid"]
+    status = cluster.wait_phase("RolloutJob", "run2", "Failed", timeout=180)
+    assert status["reason"] == "JobFailed"
+    assert "failed shards: 0" in status["message"]
+    pods = cluster.pods_of("run2-gen")
+    assert len(pods) == 2, "the index is retried once (backoffLimitPerIndex 1), then failed"
+    for pod in pods:
+        (container,) = pod["status"]["containerStatuses"]
+        terminated = container["state"]["terminated"]
+        assert terminated["exitCode"] == 5
+        assert "endpoint" in terminated["message"]
+    last = max(pods, key=lambda p: p["metadata"]["creationTimestamp"])["metadata"]["name"]
+    assert f"kubectl logs pod/{last}" in status["message"] or "kubectl logs" in status["message"]
+    assert conditions(status)["Failed"]["status"] == "True"
+    wait_for(lambda: "Deployment" not in cluster.children(uid), "the verifier to be deleted")
+
+
+def test_a_bad_input_fails_its_index_at_once(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    body = world.rolloutjob(
+        "run8", parallelism=1, input={"uri": f"s3://{world.bucket}/no/such/tasks.jsonl"}
+    )
+    cluster.create(body)
+    status = cluster.wait_phase("RolloutJob", "run8", "Failed", timeout=120)
+    assert "failed shards: 0" in status["message"]
+    (pod,) = cluster.pods_of("run8-gen")  # exit 2: podFailurePolicy FailIndex, no retry
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 2 and "not found" in terminated["message"]
+    job = cluster.job("run8-gen")
+    assert job is not None and job["status"].get("failedIndexes") == "0"
+
+
+def test_suspend_stops_the_pods_and_resume_finishes_exactly_once(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    world.stub.config.latency = 1.0
+    tasks, repeats = 6, 2
+    cluster.create(
+        world.rolloutjob("run4", tasks=tasks, sampling={"numRepeats": 2, "concurrency": 1})
+    )
+    wait_for(
+        lambda: any(p["status"].get("phase") == "Running" for p in cluster.pods_of("run4-gen")),
+        "a running generator pod",
+    )
     cluster.patch_spec("RolloutJob", "run4", {"suspend": True})
-    wait_for(lambda: (cluster.job("run4-gen") or {})["spec"]["suspend"] is True, "Job suspended")
     status = cluster.wait_phase("RolloutJob", "run4", "Suspended")
     assert conditions(status)["Suspended"]["status"] == "True"
-    assert "SpecAccepted" not in conditions(status)
+    wait_for(lambda: cluster.pods_of("run4-gen") == [], "the Job controller to remove the pods")
 
+    world.stub.config.latency = 0.0
     cluster.patch_spec("RolloutJob", "run4", {"suspend": False})
-    wait_for(lambda: (cluster.job("run4-gen") or {})["spec"]["suspend"] is False, "Job resumed")
-    status = cluster.wait_phase("RolloutJob", "run4", "Running")
+    status = cluster.wait_phase("RolloutJob", "run4", "Succeeded", timeout=180)
     assert conditions(status)["Suspended"]["status"] == "False"
     assert status["observedGeneration"] == 3
+    identities = [
+        (r["_ng_task_index"], r["_ng_rollout_index"]) for r in rows(world, "rollouts/run4/")
+    ]
+    assert sorted(identities) == [(t, r) for t in range(tasks) for r in range(repeats)]
+    assert cluster.creations("jobs", "run4-gen") == 1
 
 
-def test_spec_change_while_running_is_refused(cluster: Cluster, operator: Operator) -> None:
-    cluster.create(rolloutjob("run5"))
-    cluster.start_pods("run5-gen")
+def test_spec_change_while_running_is_refused(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    world.stub.config.latency = 2.0
+    cluster.create(world.rolloutjob("run5", sampling={"numRepeats": 2, "concurrency": 1}))
     cluster.wait_phase("RolloutJob", "run5", "Running")
 
     cluster.patch_spec("RolloutJob", "run5", {"parallelism": 4, "ttlSecondsAfterFinished": 600})
@@ -183,22 +219,29 @@ def test_spec_change_while_running_is_refused(cluster: Cluster, operator: Operat
     )
 
 
-def test_deletion_mid_run_removes_every_child(cluster: Cluster, operator: Operator) -> None:
-    uid = cluster.create(rolloutjob("run6"))["metadata"]["uid"]
-    cluster.start_pods("run6-gen")
+def test_deletion_mid_run_removes_every_child_and_stops_the_pods(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    world.stub.config.latency = 2.0
+    uid = cluster.create(world.rolloutjob("run6", sampling={"numRepeats": 2, "concurrency": 1}))[
+        "metadata"
+    ]["uid"]
     cluster.wait_phase("RolloutJob", "run6", "Running")
     assert sorted(cluster.children(uid)) == ["ConfigMap", "Deployment", "Job", "Service"]
 
     cluster.delete("RolloutJob", "run6")
     wait_for(lambda: not cluster.exists("RolloutJob", "run6"), "the RolloutJob to go")
-    assert cluster.children(uid) == {}
-    assert cluster.pods_of("run6-gen") == []
-    operator.healthy()
+    wait_for(lambda: cluster.children(uid) == {}, "the garbage collector to remove the children")
+    wait_for(lambda: cluster.pods_of("run6-gen") == [], "the generator pods to stop", timeout=90)
+    assert operator.healthy()
 
 
-def test_ttl_deletes_a_finished_job(cluster: Cluster, operator: Operator) -> None:
-    cluster.create(rolloutjob("run7", ttlSecondsAfterFinished=1))
-    cluster.start_pods("run7-gen")
-    cluster.complete_job("run7-gen")
-    cluster.wait_phase("RolloutJob", "run7", "Succeeded")
-    wait_for(lambda: not cluster.exists("RolloutJob", "run7"), "TTL deletion", timeout=15)
+def test_ttl_removes_a_finished_rolloutjob_and_the_gc_its_children(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    uid = cluster.create(world.rolloutjob("run7", tasks=2, ttlSecondsAfterFinished=1))["metadata"][
+        "uid"
+    ]
+    cluster.wait_phase("RolloutJob", "run7", "Succeeded", timeout=180)
+    wait_for(lambda: not cluster.exists("RolloutJob", "run7"), "TTL deletion", timeout=60)
+    wait_for(lambda: cluster.children(uid) == {}, "the garbage collector", timeout=90)

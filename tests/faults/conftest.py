@@ -29,8 +29,10 @@ def clean_storage(s3_env: str) -> Iterator[Storage]:
     store.close()
 
 
-# The operator-fault tests reuse the e2e emulator and its helpers (imported as `emulator` and
-# `clusterkit`); appended, so nothing of this folder is shadowed.
+# The operator-fault tests reuse the e2e helpers and fixtures (`clusterkit`, `opfixtures`);
+# appended, so nothing of this folder is shadowed.
 E2E_DIR = str(Path(__file__).resolve().parents[1] / "e2e")
 if E2E_DIR not in sys.path:
     sys.path.append(E2E_DIR)
+
+from opfixtures import cluster, operator_env, world  # noqa: E402, F401

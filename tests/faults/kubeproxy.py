@@ -1,7 +1,8 @@
-"""A streaming HTTP proxy in front of the Kubernetes API emulator that injects API faults.
+"""A streaming HTTP proxy in front of the real kube-apiserver that injects API faults.
 
-The operator talks to the proxy; the test (the kubelet's part, assertions) talks to the emulator
-directly. Faults, by count (every n-th request of a kind, see ApiFaults):
+The operator talks to the proxy over plain HTTP with its bearer token; the proxy talks TLS to the
+API server (trusting the test CA). The test (assertions) talks to the API server directly.
+Faults, by count (every n-th request of a kind, see ApiFaults):
 - a non-watch request answered 500 InternalError without reaching the API;
 - a POST forwarded and applied, then answered 500 (the answer was lost), so a retry meets a real
   409 AlreadyExists;
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -59,8 +61,15 @@ def status_body(code: int, reason: str, message: str) -> bytes:
 class KubeFaultProxy:
     """Runs on its own loop in a thread; `stats` counts requests and injected faults."""
 
-    def __init__(self, upstream: str, faults: ApiFaults | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        faults: ApiFaults | None = None,
+        seed: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.ssl_context = ssl_context
         self.faults = faults or ApiFaults()
         self.stats: Counter[str] = Counter()
         self.url = ""
@@ -83,13 +92,13 @@ class KubeFaultProxy:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
-    def write_kubeconfig(self, path: Path, namespace: str) -> Path:
-        """A kubeconfig that reaches the API through this proxy."""
+    def write_kubeconfig(self, path: Path, namespace: str, token: str) -> Path:
+        """A kubeconfig that reaches the API through this proxy with a bearer token."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "faulty", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
+            "users": [{"name": "tester", "user": {"token": token}}],
             "contexts": [
                 {
                     "name": "faulty",
@@ -110,7 +119,10 @@ class KubeFaultProxy:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context or False)
+        async with aiohttp.ClientSession(
+            timeout=timeout, auto_decompress=False, connector=connector
+        ) as session:
             self._session = session
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
             await runner.setup()

@@ -8,7 +8,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 k8s_version="$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$here/go.mod")"
 etcd_version="$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3" {print $3}' "$here/go.mod")"
 cache="${GYMOPS_CACHE:-$HOME/.cache/gym-operator}"
-bin="$cache/k8s-$k8s_version-etcd-$etcd_version/bin"
+# -r2: the binaries report their release (version ldflags), which helm's kubeVersion check reads.
+bin="$cache/k8s-$k8s_version-etcd-$etcd_version-r2/bin"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
 all_present() {
@@ -45,8 +46,15 @@ start=$SECONDS
   cd "$work"
   export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
   go build -trimpath -ldflags="-s -w" -o "$bin.partial/etcd" ./etcd
+  minor="${k8s_version#v1.}"
+  minor="${minor%%.*}"
+  version_flags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    version_flags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
-    go build -trimpath -ldflags="-s -w" -o "$bin.partial/$b" "k8s.io/kubernetes/cmd/$b"
+    go build -trimpath -ldflags="-s -w$version_flags" -o "$bin.partial/$b" "k8s.io/kubernetes/cmd/$b"
   done
 ) >&2
 rm -rf "$bin"
