@@ -47,7 +47,11 @@ class ServerVolume(ApiModel):
         default=None,
         description="An emptyDir on the node's disk, or in memory (Memory: e.g. at /dev/shm).",
     )
-    read_only: bool = Field(default=False, description="Mount read-only.")
+    read_only: bool | None = Field(
+        default=None,
+        description="Mount read-only (unset: false; no default in the schema, so a re-applied "
+        "list reads back unchanged).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ServerVolume:

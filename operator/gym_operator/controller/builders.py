@@ -428,7 +428,11 @@ def _server_volumes(job: RolloutJob) -> tuple[list[Manifest], list[Manifest]]:
             source = {"emptyDir": medium}
         volumes.append({"name": volume.name, **source})
         mounts.append(
-            {"name": volume.name, "mountPath": volume.mount_path, "readOnly": volume.read_only}
+            {
+                "name": volume.name,
+                "mountPath": volume.mount_path,
+                "readOnly": bool(volume.read_only),
+            }
         )
     return volumes, mounts
 
