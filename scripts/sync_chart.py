@@ -58,6 +58,7 @@ NAMESPACED_RESOURCES: frozenset[tuple[str, str]] = frozenset(
         ("gymops.dev", "rolloutjobs/status"),
         ("gymops.dev", "datasets"),
         ("gymops.dev", "datasets/status"),
+        ("serving.kserve.io", "inferenceservices"),
     }
 )
 """Namespaced resources the operator may be declared to use; anything else must be classified."""

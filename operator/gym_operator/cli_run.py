@@ -69,10 +69,23 @@ def main(args: argparse.Namespace) -> int:
         if isinstance(resource, Dataset):
             code = _run_dataset(resource, args.output if len(jobs) == 1 else None, console)
         else:
-            code = run_rollout_job(resource, args, console)
+            code = _refuse_cluster_only(resource, args.file, console) or run_rollout_job(
+                resource, args, console
+            )
         if code != EXIT_OK:
             return code
     return EXIT_OK
+
+
+def _refuse_cluster_only(job: RolloutJob, source: str, console: Console) -> int:
+    """EXIT_BAD_SPEC (after saying why) for a job whose model endpoint only the operator can
+    provide (`policy.server`, `policy.endpointRef`); 0 when it can run here."""
+    policy = job.spec.policy
+    if policy.server is None and policy.endpoint_ref is None:
+        return 0
+    field = "policy.server" if policy.server is not None else "policy.endpointRef"
+    print_error(console, f"{source}: {field} needs the operator; locally use baseURL")
+    return EXIT_BAD_SPEC
 
 
 def _run_order(resources: list[Resource], source: str, output: str | None) -> list[Resource]:

@@ -135,7 +135,45 @@ def changed(body: dict[str, Any], **spec: Any) -> dict[str, Any]:
         (
             changed(JOB, policy={"baseURL": "http://v/v1", "model": "m", "embedded": "smollm2"}),
             ".spec.policy",
-            "set exactly one of policy.baseURL and policy.embedded",
+            "set exactly one of policy.baseURL, policy.embedded, policy.server and "
+            "policy.endpointRef",
+        ),
+        (
+            changed(
+                JOB,
+                policy={
+                    "server": {"image": "vllm", "model": "m"},
+                    "baseURL": "http://v/v1",
+                    "model": "m",
+                },
+            ),
+            ".spec.policy",
+            "set exactly one of policy.baseURL, policy.embedded, policy.server and "
+            "policy.endpointRef",
+        ),
+        (
+            changed(JOB, policy={"endpointRef": {"name": "vllm", "port": 8000}}),
+            ".spec.policy",
+            "policy.model is required with policy.endpointRef",
+        ),
+        (
+            changed(JOB, policy={"endpointRef": {"name": "vllm"}, "model": "m"}),
+            ".spec.policy.endpointRef",
+            "endpointRef.port is required for a Service",
+        ),
+        (
+            changed(
+                JOB,
+                policy={
+                    "server": {
+                        "image": "vllm",
+                        "model": "m",
+                        "volumes": [{"name": "cache", "mountPath": "/c"}],
+                    }
+                },
+            ),
+            ".spec.policy.server.volumes[0]",
+            "set exactly one of claimName and emptyDir",
         ),
         (
             changed(JOB, policy={"baseURL": "http://v/v1"}),

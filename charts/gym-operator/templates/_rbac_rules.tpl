@@ -2,7 +2,7 @@
 {{- define "gym-operator.rules.namespaced" -}}
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "delete", "get"]
+  verbs: ["create", "delete", "get", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
@@ -33,6 +33,9 @@
 - apiGroups: ["gymops.dev"]
   resources: ["rolloutjobs/status"]
   verbs: ["get", "patch"]
+- apiGroups: ["serving.kserve.io"]
+  resources: ["inferenceservices"]
+  verbs: ["get"]
 {{- end }}
 {{- define "gym-operator.rules.cluster" -}}
 - apiGroups: [""]

@@ -26,6 +26,7 @@ from gym_operator.api.common import (
     SecretKeyRef,
     cel,
 )
+from gym_operator.api.serving import EndpointRef, ServerSpec
 from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config, config_cel_rules
 
 BUILTIN_VERIFIERS: tuple[str, ...] = (
@@ -100,19 +101,30 @@ class InputSpec(ApiModel):
     )
 
 
+POLICY_SOURCES_MESSAGE = (
+    "set exactly one of policy.baseURL, policy.embedded, policy.server and policy.endpointRef"
+)
+
+
 class PolicySpec(ApiModel):
-    """The policy model to sample from: an OpenAI-compatible endpoint or an embedded model."""
+    """The policy model to sample from: an OpenAI-compatible endpoint (a URL, a Service or
+    InferenceService, or a server the operator runs) or an embedded model."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "has(self.baseURL) != has(self.embedded)",
-                    "set exactly one of policy.baseURL and policy.embedded",
+                    "[has(self.baseURL), has(self.embedded), has(self.server), "
+                    "has(self.endpointRef)].filter(x, x).size() == 1",
+                    POLICY_SOURCES_MESSAGE,
                 ),
                 cel(
                     "!has(self.baseURL) || has(self.model)",
                     "policy.model is required with policy.baseURL",
+                ),
+                cel(
+                    "!has(self.endpointRef) || has(self.model)",
+                    "policy.model is required with policy.endpointRef",
                 ),
             ]
         }
@@ -139,6 +151,13 @@ class PolicySpec(ApiModel):
         default=None,
         description="Local mode only: run this bundled model (SmolLM2-135M-Instruct) on loopback.",
     )
+    server: ServerSpec | None = Field(
+        default=None,
+        description="Let the operator run an OpenAI-compatible model server for this job.",
+    )
+    endpoint_ref: EndpointRef | None = Field(
+        default=None, description="Use a model server that runs already: a Service or KServe."
+    )
     max_concurrency: int | None = Field(
         default=None,
         ge=1,
@@ -157,11 +176,20 @@ class PolicySpec(ApiModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> PolicySpec:
-        if (self.base_url is None) == (self.embedded is None):
-            raise ValueError("set exactly one of policy.baseURL and policy.embedded")
+        sources = (self.base_url, self.embedded, self.server, self.endpoint_ref)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(POLICY_SOURCES_MESSAGE)
         if self.base_url is not None and not self.model:
             raise ValueError("policy.model is required with policy.baseURL")
+        if self.endpoint_ref is not None and not self.model:
+            raise ValueError("policy.model is required with policy.endpointRef")
         return self
+
+    def model_name(self) -> str | None:
+        """The model name requested: policy.model, else the managed server's model."""
+        if self.model:
+            return self.model
+        return self.server.model if self.server is not None else None
 
 
 class SamplingParams(BaseModel):
@@ -497,6 +525,13 @@ class RolloutJobSpec(ApiModel):
         default=None, ge=0, description="Delete the resource this long after it finished."
     )
     template: PodTemplate | None = Field(default=None, description="Worker pod settings.")
+    job_managed_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="Set as spec.managedBy of the generator Job, e.g. kueue.x-k8s.io/multikueue "
+        "(then that controller, not the Job controller, runs it).",
+    )
 
 
 class Progress(ApiModel):

@@ -8,6 +8,7 @@ from typing import Any
 from gym_operator.api import Dataset, RolloutJob
 from gym_operator.api.common import EnvVar, PodTemplate, S3Spec
 from gym_operator.controller import constants as c
+from gym_operator.controller import kueue, serving
 from gym_operator.controller.config import OperatorConfig
 
 Manifest = dict[str, Any]
@@ -31,24 +32,31 @@ def _meta(name: str, namespace: str | None, labels: dict[str, str]) -> Manifest:
     return meta
 
 
-def resource_document(resource: RolloutJob | Dataset) -> dict[str, Any]:
-    """The resource as the worker reads it: apiVersion, kind, name/namespace and the spec."""
+def resource_document(
+    resource: RolloutJob | Dataset, base_url: str | None = None
+) -> dict[str, Any]:
+    """The resource as the worker reads it: apiVersion, kind, name/namespace and the spec; a
+    policy.server or policy.endpointRef becomes the baseURL it resolved to."""
     meta = {"name": resource.metadata.name}
     if resource.metadata.namespace:
         meta["namespace"] = resource.metadata.namespace
+    spec = resource.spec.wire()
+    if isinstance(resource, RolloutJob) and base_url is not None:
+        spec["policy"] = serving.worker_policy(resource, base_url)
     return {
         "apiVersion": resource.api_version,
         "kind": resource.kind,
         "metadata": meta,
-        "spec": resource.spec.wire(),
+        "spec": spec,
     }
 
 
-def build_spec_configmap(resource: RolloutJob | Dataset) -> Manifest:
+def build_spec_configmap(resource: RolloutJob | Dataset, base_url: str | None = None) -> Manifest:
     """The ConfigMap the worker pods mount at /etc/gymops: spec.json (+ verifier.json)."""
     name = resource.metadata.name
     kind_label = c.LABEL_ROLLOUTJOB if isinstance(resource, RolloutJob) else c.LABEL_DATASET
-    data = {c.SPEC_FILE: json.dumps(resource_document(resource), indent=2, sort_keys=True)}
+    document = resource_document(resource, base_url)
+    data = {c.SPEC_FILE: json.dumps(document, indent=2, sort_keys=True)}
     if isinstance(resource, RolloutJob) and resource.spec.verifier.builtin:
         data[c.VERIFIER_CONFIG_FILE] = json.dumps(resource.spec.verifier.config, sort_keys=True)
     return {
@@ -353,23 +361,27 @@ def build_generator_job(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
     )
     if port:
         container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
-    return {
+    queue = kueue.labels(job.metadata.labels)
+    manifest: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(c.generator_job_name(name), job.metadata.namespace, labels),
+        "metadata": _meta(c.generator_job_name(name), job.metadata.namespace, {**queue, **labels}),
         "spec": {
             "completionMode": "Indexed",
             "completions": spec.parallelism,
             "parallelism": spec.parallelism,
             "backoffLimitPerIndex": spec.backoff_limit_per_index,
             "podFailurePolicy": pod_failure_policy(),
-            "suspend": spec.suspend,
+            "suspend": spec.suspend or kueue.queued(job.metadata.labels),
             "template": {
                 "metadata": pod_metadata(labels, spec.template),
                 "spec": pod_spec([container], spec.template, _volumes(name)),
             },
         },
     }
+    if spec.job_managed_by:
+        manifest["spec"]["managedBy"] = spec.job_managed_by
+    return manifest
 
 
 def build_dataset_job(dataset: Dataset, source_uris: list[str], cfg: OperatorConfig) -> Manifest:
@@ -382,18 +394,145 @@ def build_dataset_job(dataset: Dataset, source_uris: list[str], cfg: OperatorCon
         args += ["--source-uri", uri]
     env = s3_env(spec.s3) + template_env(spec.template)
     container = worker_container(c.CONTAINER_BUILDER, args, env, spec.template, cfg)
+    queue = kueue.labels(dataset.metadata.labels)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(c.builder_job_name(name), dataset.metadata.namespace, labels),
+        "metadata": _meta(
+            c.builder_job_name(name), dataset.metadata.namespace, {**queue, **labels}
+        ),
         "spec": {
             "completions": 1,
             "parallelism": 1,
             "backoffLimit": cfg.worker.builder_backoff_limit,
-            "suspend": False,
+            "suspend": kueue.queued(dataset.metadata.labels),
             "template": {
                 "metadata": pod_metadata(labels, spec.template),
                 "spec": pod_spec([container], spec.template, _volumes(name)),
             },
+        },
+    }
+
+
+def _server_args(job: RolloutJob) -> list[str]:
+    """The server's arguments: the user's, else vLLM's (`vllm serve` is the image's entrypoint)."""
+    server = job.spec.policy.server
+    assert server is not None
+    if server.args is not None:
+        return list(server.args)
+    name = job.spec.policy.model_name() or server.model
+    return ["--model", server.model, "--port", str(server.port), "--served-model-name", name]
+
+
+def _server_volumes(job: RolloutJob) -> tuple[list[Manifest], list[Manifest]]:
+    """(volumes, mounts): a writable /tmp (the root file system is read-only) and the user's."""
+    server = job.spec.policy.server
+    assert server is not None
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": c.TMP_DIR}]
+    for volume in server.volumes or []:
+        if volume.claim_name is not None:
+            source = {"persistentVolumeClaim": {"claimName": volume.claim_name}}
+        else:
+            medium = {"medium": "Memory"} if volume.empty_dir == "Memory" else {}
+            source = {"emptyDir": medium}
+        volumes.append({"name": volume.name, **source})
+        mounts.append(
+            {
+                "name": volume.name,
+                "mountPath": volume.mount_path,
+                "readOnly": bool(volume.read_only),
+            }
+        )
+    return volumes, mounts
+
+
+def _server_env(job: RolloutJob) -> list[Manifest]:
+    """The user's variables (Secrets by reference); HOME on /tmp unless the user sets it."""
+    server = job.spec.policy.server
+    assert server is not None
+    env = [_env_var(var) for var in server.env or []]
+    if not any(var["name"] == "HOME" for var in env):
+        env.append({"name": "HOME", "value": c.TMP_DIR})
+    return env
+
+
+def server_container(job: RolloutJob) -> Manifest:
+    """The hardened model server container, ready when the OpenAI endpoint answers."""
+    server = job.spec.policy.server
+    assert server is not None
+    _, mounts = _server_volumes(job)
+    container: Manifest = {
+        "name": c.CONTAINER_SERVER,
+        "image": server.image,
+        "args": _server_args(job),
+        "env": _server_env(job),
+        "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": server.readiness_path, "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": mounts,
+        "securityContext": container_security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if server.command is not None:
+        container["command"] = list(server.command)
+    if server.image_pull_policy is not None:
+        container["imagePullPolicy"] = server.image_pull_policy
+    if server.resources is not None:
+        container["resources"] = server.resources.model_dump(exclude_none=True)
+    return container
+
+
+def build_server_deployment(job: RolloutJob) -> Manifest:
+    """The model server Deployment (policy.server); it carries the job's Kueue labels, so a
+    Kueue with the Deployment integration admits it, and one without ignores them."""
+    server = job.spec.policy.server
+    assert server is not None
+    name = job.metadata.name
+    labels = labels_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER)
+    volumes, _ = _server_volumes(job)
+    spec = pod_spec([server_container(job)], None, volumes)
+    spec["restartPolicy"] = "Always"
+    if server.node_selector:
+        spec["nodeSelector"] = dict(server.node_selector)
+    if server.tolerations:
+        spec["tolerations"] = [t.wire() for t in server.tolerations]
+    if server.priority_class_name:
+        spec["priorityClassName"] = server.priority_class_name
+    queue = kueue.labels(job.metadata.labels)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(c.server_name(name), job.metadata.namespace, {**queue, **labels}),
+        "spec": {
+            "replicas": server.replicas,
+            "selector": {"matchLabels": _selector(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER)},
+            "template": {"metadata": {"labels": {**queue, **labels}}, "spec": spec},
+        },
+    }
+
+
+def build_server_service(job: RolloutJob) -> Manifest:
+    """The ClusterIP Service the generators call the model server through."""
+    server = job.spec.policy.server
+    assert server is not None
+    name = job.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(
+            c.server_name(name),
+            job.metadata.namespace,
+            labels_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER),
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER),
+            "ports": [
+                {"name": "http", "port": server.port, "targetPort": "http", "protocol": "TCP"}
+            ],
         },
     }

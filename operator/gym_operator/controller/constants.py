@@ -25,10 +25,19 @@ COMPONENT_GENERATOR = "generator"
 COMPONENT_VERIFIER = "verifier"
 COMPONENT_SPEC = "spec"
 COMPONENT_BUILDER = "dataset-builder"
+COMPONENT_SERVER = "model-server"
 
 CONTAINER_GENERATOR = "generator"
 CONTAINER_VERIFIER = "verifier"
 CONTAINER_BUILDER = "builder"
+CONTAINER_SERVER = "server"
+
+KUEUE_PREFIX = "kueue.x-k8s.io/"
+"""Kueue's label keys (queue-name, priority-class): copied from a RolloutJob or Dataset to the
+Jobs (and the model server Deployment) it makes."""
+KUEUE_QUEUE_LABEL = f"{KUEUE_PREFIX}queue-name"
+"""A resource with this label has its Jobs admitted by Kueue: created suspended, and never
+un-suspended by the operator."""
 
 SPEC_DIR = "/etc/gymops"
 SPEC_FILE = "spec.json"
@@ -87,6 +96,16 @@ REASON_EXPIRED = "TTLExpired"
 REASON_PROGRESS_READ = "ProgressRead"
 REASON_PROGRESS_UNREADABLE = "ProgressUnreadable"
 REASON_FORBIDDEN = "Forbidden"
+REASON_WAITING_FOR_ADMISSION = "WaitingForAdmission"
+REASON_SERVER_STARTING = "ServerStarting"
+REASON_SERVER_NOT_READY = "ServerNotReady"
+REASON_SERVER_READY = "ServerReady"
+REASON_SERVER_TIMEOUT = "ServerStartupTimeout"
+REASON_SERVER_DELETED = "ServerDeleted"
+REASON_ENDPOINT_PENDING = "EndpointNotReady"
+
+CONDITION_SERVER_READY = "ServerReady"
+"""True while a managed model server (spec.policy.server) has a ready replica."""
 
 POD_PROBLEM_REASONS: frozenset[str] = frozenset(
     {
@@ -123,6 +142,11 @@ def generator_job_name(job: str) -> str:
 def verifier_name(job: str) -> str:
     """Name of the verifier Deployment and Service of a RolloutJob."""
     return child_name(job, "verifier")
+
+
+def server_name(job: str) -> str:
+    """Name of the model server Deployment and Service of a RolloutJob (policy.server)."""
+    return child_name(job, "server")
 
 
 def spec_configmap_name(owner: str) -> str:

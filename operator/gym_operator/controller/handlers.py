@@ -23,7 +23,7 @@ from kubernetes.client import ApiException
 from gym_operator import metrics
 from gym_operator.api import API_GROUP, API_VERSION, Dataset, RolloutJob, SpecError, parse_resource
 from gym_operator.api.common import S3Spec
-from gym_operator.controller import builders, kube, progress
+from gym_operator.controller import builders, kube, kueue, progress, serving
 from gym_operator.controller import constants as c
 from gym_operator.controller import status as st
 from gym_operator.controller.config import OperatorConfig
@@ -140,7 +140,11 @@ def parse(body: Mapping[str, Any]) -> RolloutJob | Dataset:
     doc = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": meta.get("labels"),
+        },
         "spec": dict(body.get("spec") or {}),
     }
     return parse_resource(doc, f"{body.get('kind')} {meta.get('namespace')}/{meta.get('name')}")
@@ -161,6 +165,7 @@ def write_status(
     patch: kopf.Patch,
     observed: st.Observed,
     extra: Mapping[str, Any] | None = None,
+    server: st.ServerState | None = None,
     progress_problem: str | None = None,
 ) -> dict[str, Any]:
     """Patch only the status fields that change; post an Event when the phase moves.
@@ -170,7 +175,7 @@ def write_status(
     current = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
     refused = refused_fields(body) if observed.phase not in TERMINAL else None
-    desired = st.desired_status(current, observed, generation, st.now_iso(), extra, refused)
+    desired = st.desired_status(current, observed, generation, st.now_iso(), extra, refused, server)
     desired["conditions"] = progress_condition(desired["conditions"], progress_problem, generation)
     changes = st.status_patch(current, desired)
     if changes:
@@ -294,15 +299,24 @@ def on_spec_update(rt: Runtime, body: kopf.Body, patch: kopf.Patch) -> None:
 # ----------------------------------------------------------------------------- RolloutJob
 
 
-def rolloutjob_children(job: RolloutJob, cfg: OperatorConfig) -> list[dict[str, Any]]:
-    """Every child of a RolloutJob, in creation order (the spec first, the generators last)."""
-    children = [builders.build_spec_configmap(job)]
+def rolloutjob_children(
+    job: RolloutJob, cfg: OperatorConfig, base_url: str | None = None, ready: bool = True
+) -> list[dict[str, Any]]:
+    """Every child of a RolloutJob, in creation order (the spec first, the generators last);
+    the generators only once the endpoint's URL is known and it is `ready`; the model server
+    unless the job is suspended."""
+    base_url = base_url or serving.static_base_url(job)
+    children = [builders.build_spec_configmap(job, base_url)]
     if builders.needs_verifier_server(job):
         children += [
             builders.build_verifier_deployment(job, cfg),
             builders.build_verifier_service(job, cfg),
         ]
-    return [*children, builders.build_generator_job(job, cfg)]
+    if serving.manages_server(job) and not job.spec.suspend:
+        children += [builders.build_server_deployment(job), builders.build_server_service(job)]
+    if base_url and ready:
+        children.append(builders.build_generator_job(job, cfg))
+    return children
 
 
 def rolloutjob_total_hint(job: RolloutJob) -> int | None:
@@ -359,7 +373,9 @@ def ensure_rolloutjob(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     with rt.lock(body["metadata"]["uid"]):
         if finished_meanwhile(rt, body):
             return
-        created = create_children(rt, body, patch, rolloutjob_children(job, rt.cfg))
+        ready = not serving.generators_wait(job)
+        children = rolloutjob_children(job, rt.cfg, ready=ready)
+        created = create_children(rt, body, patch, children)
     record_applied_spec(body, patch)
     if not status.get("phase") or was_invalid(body):
         observed = st.Observed(c.PENDING, c.REASON_CREATED, f"created {created} child objects")
@@ -404,8 +420,14 @@ def rolloutjob_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: 
         meta = body["metadata"]
         if (body.get("status") or {}).get("phase") not in TERMINAL:
             suspend = bool(spec.get("suspend", False))
+            queued = kueue.queued(meta.get("labels"))
+            has_server = bool((spec.get("policy") or {}).get("server"))
+            value = kueue.suspend_patch(None, suspend, queued, server_ready=not has_server)
             name = c.generator_job_name(meta["name"])
-            rt.kube.patch("Job", meta["namespace"], name, {"spec": {"suspend": suspend}})
+            if value is not None:
+                rt.kube.patch("Job", meta["namespace"], name, {"spec": {"suspend": value}})
+            if suspend and has_server:
+                delete_server(rt, meta["namespace"], meta["name"])
 
 
 @kopf.on.delete(*ROLLOUTJOBS, optional=True)
@@ -469,9 +491,17 @@ def read_progress(
     return {"progress": report.progress, "rewards": report.rewards or None}
 
 
+def delete_server(rt: Runtime, namespace: str, job_name: str) -> None:
+    """Delete the managed model server (its pods go with the Deployment), freeing its GPUs."""
+    rt.kube.delete("Deployment", namespace, c.server_name(job_name))
+    rt.kube.delete("Service", namespace, c.server_name(job_name))
+
+
 def finish_rolloutjob(rt: Runtime, job: RolloutJob, observed: st.Observed) -> dict[str, Any]:
-    """On a finish: remove the verifier; on success, point at the _SUCCESS marker."""
+    """On a finish: remove the verifier and model server; on success, point at _SUCCESS."""
     namespace = str(job.metadata.namespace)
+    if serving.manages_server(job):
+        delete_server(rt, namespace, job.metadata.name)
     if builders.needs_verifier_server(job):
         name = c.verifier_name(job.metadata.name)
         rt.kube.delete("Deployment", namespace, name)
@@ -514,26 +544,93 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     namespace, uid = meta["namespace"], meta["uid"]
     gen_name = c.generator_job_name(meta["name"])
     gen = rt.kube.get("Job", namespace, gen_name)
-    if gen is None:
-        create_children(rt, body, patch, rolloutjob_children(job, rt.cfg))
-        gen = rt.kube.get("Job", namespace, gen_name)
-    elif bool((gen.get("spec") or {}).get("suspend")) != job.spec.suspend:
-        rt.kube.patch("Job", namespace, gen_name, {"spec": {"suspend": job.spec.suspend}})
-        gen["spec"]["suspend"] = job.spec.suspend
     pods = rt.kube.list("Pod", namespace, {c.LABEL_ROLLOUTJOB: meta["name"]})
+    servers = [p for p in pods if component(p) == c.COMPONENT_SERVER]
+    server = sync_server(rt, body, patch, job, servers)
+    extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
+    gen_suspended = gen is not None and bool((gen.get("spec") or {}).get("suspend"))
+    if gen is None or (gen_suspended and not job.spec.suspend):
+        blocked, base_url = gate_generators(rt, job, server)
+        if blocked is not None:
+            if blocked.phase == c.FAILED:
+                extra.update(finish_rolloutjob(rt, job, blocked))
+                server = st.ServerState(False, blocked.reason, blocked.message)
+            desired = write_status(body, patch, blocked, extra, server)
+            rt.record_phase("RolloutJob", uid, desired.get("phase"))
+            return
+        if gen is None:
+            if serving.generators_wait(job) and not serving.manages_server(job):
+                resolved = builders.build_spec_configmap(job, base_url)  # the URL found now
+                name = resolved["metadata"]["name"]
+                rt.kube.patch("ConfigMap", namespace, name, {"data": resolved["data"]})
+            create_children(rt, body, patch, rolloutjob_children(job, rt.cfg, base_url))
+            gen = rt.kube.get("Job", namespace, gen_name)
+    if gen is not None:
+        queued = kueue.queued(job.metadata.labels)
+        ready = server is None or server.ready
+        value = kueue.suspend_patch(gen_suspended, job.spec.suspend, queued, ready)
+        if value is not None:
+            rt.kube.patch("Job", namespace, gen_name, {"spec": {"suspend": value}})
+            gen["spec"]["suspend"] = value
     generators = [p for p in pods if component(p) == c.COMPONENT_GENERATOR]
     verifiers = [p for p in pods if component(p) == c.COMPONENT_VERIFIER]
     observed = st.job_state(gen, generators, "shards", support_pods=verifiers)
+    queue = (job.metadata.labels or {}).get(c.KUEUE_QUEUE_LABEL)
+    observed = st.admission_state(observed, job.spec.suspend, queue)
     finished = observed.phase in TERMINAL
-    extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
     extra.update(read_progress(rt, job, uid, finished, body.get("status") or {}))
     if finished:
         extra.update(finish_rolloutjob(rt, job, observed))
+        server = st.ServerState(False, c.REASON_SERVER_DELETED, "deleted: the job finished")
     problem = rt.read_errors.get(uid)
     if problem:
         observed = replace(observed, message=f"{observed.message}; {problem}")
-    desired = write_status(body, patch, observed, extra, progress_problem=problem)
+    desired = write_status(body, patch, observed, extra, server, progress_problem=problem)
     rt.record_phase("RolloutJob", uid, desired.get("phase"))
+
+
+def sync_server(
+    rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: RolloutJob, pods: list[dict[str, Any]]
+) -> st.ServerState | None:
+    """The managed model server's state; it is deleted while the job is suspended and
+    (re-)created otherwise. None without policy.server."""
+    server = job.spec.policy.server
+    if server is None:
+        return None
+    namespace, name = str(job.metadata.namespace), job.metadata.name
+    deployment = rt.kube.get("Deployment", namespace, c.server_name(name))
+    if job.spec.suspend:
+        if deployment is not None:
+            delete_server(rt, namespace, name)
+        return st.ServerState(False, c.REASON_SERVER_DELETED, "deleted while suspended")
+    if deployment is None:
+        children = [builders.build_server_deployment(job), builders.build_server_service(job)]
+        create_children(rt, body, patch, children)
+    now = datetime.datetime.now(tz=datetime.UTC)
+    return st.server_state(deployment, pods, server.startup_timeout_seconds, now)
+
+
+def gate_generators(
+    rt: Runtime, job: RolloutJob, server: st.ServerState | None
+) -> tuple[st.Observed | None, str | None]:
+    """(why the generators may not run yet, or None; the base URL they call)."""
+    if job.spec.suspend:
+        message = "suspended; set spec.suspend false to resume"
+        return st.Observed(c.SUSPENDED, c.REASON_SUSPENDED, message), None
+    if server is not None and not server.ready:
+        if server.timed_out:
+            return st.Observed(c.FAILED, c.REASON_SERVER_TIMEOUT, server.message), None
+        return st.Observed(c.PENDING, server.reason, server.message), None
+    ref = job.spec.policy.endpoint_ref
+    if ref is not None and ref.kind == "InferenceService":
+        namespace = ref.namespace or str(job.metadata.namespace)
+        found = rt.kube.get("InferenceService", namespace, ref.name)
+        url = serving.inference_service_url(ref, found)
+        if url is None:
+            message = f"waiting for InferenceService {namespace}/{ref.name} to publish status.url"
+            return st.Observed(c.PENDING, c.REASON_ENDPOINT_PENDING, message), None
+        return None, url
+    return None, serving.static_base_url(job)
 
 
 # ----------------------------------------------------------------------------- Dataset
@@ -683,6 +780,8 @@ def reconcile_dataset(rt: Runtime, body: kopf.Body, patch: kopf.Patch, dataset: 
     labels = {c.LABEL_DATASET: meta["name"], c.LABEL_COMPONENT: c.COMPONENT_BUILDER}
     pods = rt.kube.list("Pod", namespace, labels)
     observed = st.job_state(builder, pods, "builder pods")
+    queue = (dataset.metadata.labels or {}).get(c.KUEUE_QUEUE_LABEL)
+    observed = st.admission_state(observed, False, queue)
     extra = read_dataset_result(rt, dataset) if observed.phase == c.SUCCEEDED else {}
     desired = write_status(body, patch, observed, extra)
     rt.record_phase("Dataset", uid, desired.get("phase"))

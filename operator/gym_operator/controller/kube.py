@@ -49,10 +49,11 @@ RESOURCES: dict[str, ApiResource] = {
     "Job": ApiResource("batch", "v1", "jobs"),
     "RolloutJob": ApiResource(API_GROUP, API_VERSION, "rolloutjobs"),
     "Dataset": ApiResource(API_GROUP, API_VERSION, "datasets"),
+    "InferenceService": ApiResource("serving.kserve.io", "v1beta1", "inferenceservices"),
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "ConfigMap": frozenset({"create", "get", "delete"}),
+    "ConfigMap": frozenset({"create", "get", "patch", "delete"}),
     "Service": frozenset({"create", "get", "delete"}),
     "Deployment": frozenset({"create", "get", "delete"}),
     "Job": frozenset({"create", "get", "patch", "delete"}),
@@ -60,6 +61,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "Secret": frozenset({"get"}),
     "RolloutJob": frozenset({"get", "delete"}),
     "Dataset": frozenset({"delete"}),
+    "InferenceService": frozenset({"get"}),
 }
 """Kind -> verbs this client uses (create, get, list, patch, delete). rbac.py reads it."""
 
