@@ -54,11 +54,10 @@ BAD = [
 
 
 @pytest.mark.parametrize(("verifier", "field"), BAD)
-def test_model_and_crd_refuse_a_bad_config(verifier: dict[str, Any], field: str) -> None:
+def test_the_model_refuses_a_bad_config(verifier: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as caught:
         parse_resource(_body(verifier))
     assert field in str(caught.value)
-    assert _cel_refusals(verifier), "the CRD's CEL rules let it through"
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from gym_operator.api.common import (
     cel,
 )
 from gym_operator.api.serving import EndpointRef, ServerSpec
-from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config, config_cel_rules
+from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config
 
 BUILTIN_VERIFIERS: tuple[str, ...] = (
     "math",
@@ -247,7 +247,6 @@ class VerifierSpec(ApiModel):
                     "[has(self.builtin), has(self.image), has(self.url)].filter(x, x).size() == 1",
                     "set exactly one of verifier.builtin, verifier.image and verifier.url",
                 ),
-                *config_cel_rules(),
             ]
         }
     )

@@ -2,20 +2,23 @@
 
 One model per built-in (keys camelCase, as in `spec.verifier.config`). `check_config` is used by
 the RolloutJob model (so `gymops run`, the generator, the operator and `gymops validate` refuse a
-bad config before any request), and `config_cel_rules` derives the CRD's CEL rules from the
-same models (known keys and enum values), so `kubectl apply` refuses it too.
+bad config before any request; the operator turns such a resource Failed with reason InvalidSpec).
+
+The CRD does not check these keys: `config` keeps unknown fields (a NeMo Gym server's config is
+free-form), and the real API server does not let CEL enumerate or read the fields of such an
+object, so per-verifier rules there do not compile (found on the real control plane). The CRD
+checks only the numeric limits it can type (see `CONFIG_LIMITS` in rolloutjob.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import typing
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from gym_operator.api.common import ApiModel, cel
+from gym_operator.api.common import ApiModel
 
 MAX_CONFIG_KEYS = 32
 """Bound on top-level config keys (keeps the CRD's CEL cost estimate small)."""
@@ -181,42 +184,3 @@ def _describe(builtin: str, item: Any) -> str:
         return f"{where}: unknown key for the {builtin} verifier{guess}; known: {', '.join(keys)}"
     message = str(item["msg"]).removeprefix("Value error, ")
     return f"{where}: {message} (got {item.get('input')!r})"
-
-
-def _enum_values(annotation: Any) -> list[str] | None:
-    if typing.get_origin(annotation) is Literal:
-        return [str(v) for v in typing.get_args(annotation)]
-    return None
-
-
-def config_cel_rules() -> list[dict[str, str]]:
-    """CEL rules for VerifierSpec: per built-in, its known keys and its enum values."""
-    rules = []
-    for builtin, model in CONFIG_MODELS.items():
-        guard = f"!has(self.builtin) || self.builtin != '{builtin}' || !has(self.config)"
-        keys = known_keys(builtin)
-        rules.append(
-            cel(
-                f"{guard} || self.config.all(k, k in {_cel_list(keys)})",
-                f"verifier.config: unknown key for the {builtin} verifier; known: "
-                + ", ".join(keys),
-            )
-        )
-        for name, field in model.model_fields.items():
-            values = _enum_values(field.annotation)
-            if values is None:
-                continue
-            key = field.alias or name
-            rules.append(
-                cel(
-                    f"{guard} || !has(self.config.{key}) "
-                    f"|| self.config.{key} in {_cel_list(values)}",
-                    f"verifier.config.{key} of the {builtin} verifier must be one of "
-                    + ", ".join(values),
-                )
-            )
-    return rules
-
-
-def _cel_list(values: list[str]) -> str:
-    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
