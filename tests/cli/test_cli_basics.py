@@ -133,7 +133,7 @@ def test_validate_names_every_problem_offline(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "spec.sampling.numRepeats" in text
     assert "config.extraction" in text
-    assert "CRD rule: spec.verifier: verifier.config.extraction of the math verifier" in text
+    assert "CRD schema: spec.sampling.numRepeats" in text  # what kubectl apply would refuse
 
 
 def test_status_and_show_read_a_finished_job(tmp_path: Path, stub: tuple[StubModel, str]) -> None:

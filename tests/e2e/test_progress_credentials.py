@@ -81,7 +81,6 @@ def test_progress_comes_from_a_job_whose_credentials_only_the_job_has(
     s3 = {"endpointURL": moto_server, "credentialsSecretRef": {"name": "job-s3"}}
     cluster.create(rolloutjob("own", parallelism=1, s3=s3, output={"uri": output}))
     cluster.wait_phase("RolloutJob", "own", "Pending")
-    cluster.start_pods("own-gen")
 
     def counted() -> dict | None:
         status = cluster.status("RolloutJob", "own")
@@ -99,7 +98,6 @@ def test_a_missing_secret_shows_in_a_condition_and_the_message(
     s3 = {"endpointURL": moto_server, "credentialsSecretRef": {"name": "absent"}}
     cluster.create(rolloutjob("nosecret", parallelism=1, s3=s3))
     cluster.wait_phase("RolloutJob", "nosecret", "Pending")
-    cluster.start_pods("nosecret-gen")
 
     def flagged() -> dict | None:
         status = cluster.status("RolloutJob", "nosecret")

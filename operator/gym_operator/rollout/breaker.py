@@ -5,8 +5,9 @@ budget, 401/403/404, answers that are not JSON, any 4xx of the verifier) is held
 recorded. The next rollout that ends any other way shows the endpoint answers: the held ones
 are released as ordinary failure rows. `limit` held in a row trips the breaker: the shard
 stops, and the held rollouts are dropped, so a restarted shard samples them again instead of
-keeping them as failures. A shard that ends with failures still held trips the breaker too: the
-endpoint never answered.
+keeping them as failures. A shard that ends with failures still held, having had no answer at
+all, trips the breaker too: the endpoint never answered (on a cluster, a verifier whose pods are
+not ready yet).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class EndpointBreaker:
         self.limit = limit
         self.held: list[HeldFailure] = []
         self.tripped = False
+        self.answered = False
+        """Whether any rollout of this run ended other than on the endpoint (it answers)."""
         self.reason = ""
         """What the held failures were when the breaker tripped (see `describe`)."""
 

@@ -236,11 +236,13 @@ class ShardGenerator:
             for task in (work, committer, *stoppers):
                 task.cancel()
             await asyncio.gather(work, committer, *stoppers, return_exceptions=True)
-        if completed and self.breaker.held:
-            # Nothing answered after these: the endpoint may be down still (on a cluster, a
-            # verifier Service whose pods are not ready yet), so they are sampled again.
+        if completed and self.breaker.held and not self.breaker.answered:
+            # Nothing ever answered: the endpoint may be down still (on a cluster, a verifier
+            # Service whose pods are not ready yet), so they are sampled again.
             self.breaker.trip()
             completed = False
+        elif completed:
+            self._release_held()
         await self._commit()
         if not completed and self.breaker.tripped:
             raise EndpointDown(
@@ -541,6 +543,7 @@ class ShardGenerator:
 
     def _release_held(self) -> None:
         """The endpoint answered: failures held by the breaker become failure rows."""
+        self.breaker.answered = True
         if not self.breaker.held:  # the usual case, once per rollout: no list swap
             return
         for held in self.breaker.release():
