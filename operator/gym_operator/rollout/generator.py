@@ -209,7 +209,7 @@ class ShardGenerator:
             return self.stats
         if self._line_counts is None:
             self._line_counts = asyncio.ensure_future(asyncio.to_thread(self._count_lines))
-        concurrency = self.spec.sampling.concurrency
+        concurrency = self.window.ceiling
         queue: asyncio.Queue[tuple[Task, int] | None] = asyncio.Queue(maxsize=concurrency * 2)
         work = asyncio.create_task(self._work(queue, workers=concurrency * 2))
         committer = asyncio.create_task(self._committer())
@@ -408,10 +408,11 @@ class ShardGenerator:
                 self.window.on_throttle(exc.retry_after)
             raise
         finally:
-            metrics.MODEL_LATENCY.observe(time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            metrics.MODEL_LATENCY.observe(latency)
             self.window.release()
-        self.window.on_success()
         usage = response.get("usage") or {}
+        self.window.on_success(latency, usage.get("output_tokens"))
         metrics.PROMPT_TOKENS.inc(usage.get("input_tokens") or 0)
         metrics.COMPLETION_TOKENS.inc(usage.get("output_tokens") or 0)
         return response
