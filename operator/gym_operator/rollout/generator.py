@@ -85,6 +85,8 @@ class ShardStats:
     valid_tasks: int = 0
     failures_by_class: Counter[str] = field(default_factory=Counter)
     finished: bool = False
+    concurrency_limit: int = 0
+    """Model requests this shard may have in flight now (fixed, cut on 429s, or auto)."""
 
     @property
     def done(self) -> int:
@@ -503,6 +505,7 @@ class ShardGenerator:
         self._report()
 
     def _report(self) -> None:
+        self.stats.concurrency_limit = int(self.window.limit)
         if self.on_progress is not None:
             self.on_progress(self.stats)
 
