@@ -59,7 +59,7 @@ class GradientLimit:
     slow_start_exit: float = 0.5
     step_down: float = 0.15
     latency_cap: float | None = None
-    tolerance: float = 4.0
+    tolerance: float = 8.0
     limit: float = field(init=False)
     slow_start: bool = field(init=False, default=True)
     _changed_at: float = field(init=False, default=float("-inf"))
