@@ -49,6 +49,8 @@ class Scenario:
     stub_args: list[str] = field(default_factory=list)
     repeats: int = 4
     note: str = ""
+    local: bool = False
+    """`gymops run` with the built-in regex verifier (its child process too), not `generate`."""
 
 
 SCENARIOS = {
@@ -82,7 +84,9 @@ SCENARIOS = {
         note="5% 429 with Retry-After 2 s, long enough that the 2 s tail is not the whole story",
     ),
 }
-ALL = ["S1-256", "S1-64", "S2", "S3", "S3-long", "S4", "S5"]
+SCENARIOS["L1-256"] = replace(SCENARIOS["S1-256"], name="L1-256", local=True)
+SCENARIOS["L2"] = replace(SCENARIOS["S2"], name="L2", local=True)
+ALL = ["S1-256", "S1-64", "S2", "S3", "S3-long", "S4", "S5", "L1-256", "L2"]
 QUICK_ROLLOUTS = {"S4": 100_000, "S3-long": 16_000}
 
 
@@ -139,7 +143,11 @@ def write_inputs(
             "input": {"uri": str(tasks)},
             "policy": {"baseURL": stub_url, "model": "stub"},
             "sampling": {"numRepeats": scenario.repeats, "concurrency": scenario.concurrency},
-            "verifier": {"url": verifier_url.removesuffix("/v1")},
+            "verifier": (
+                {"builtin": "regex", "config": {"pattern": "#### \\d+"}}
+                if scenario.local
+                else {"url": verifier_url.removesuffix("/v1")}
+            ),
             "output": {"uri": str(workdir / "out"), "partRows": part_rows, "partSeconds": 1},
             "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 60, "maxRetrySeconds": 600},
         },
@@ -177,8 +185,19 @@ class Measured:
         return self.rate / (self.scenario.concurrency / self.scenario.latency)
 
 
+def tree_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of a process and its live descendants (the local verifier server)."""
+    total = 0.0
+    for each in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> Measured:
-    """Run a client process to its end against a fresh stub; CPU and RSS from its own rusage."""
+    """Run a client process to its end against a fresh stub; CPU and RSS from its own rusage
+    (which includes the children it waited for: `gymops run`'s verifier server)."""
     total = scenario.rollouts
     started = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -192,8 +211,7 @@ def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> M
             break
         stats = stub_stats(stub_url)
         if cpu_at_first is None and stats["requests"] > 0:
-            times = watcher.cpu_times()
-            cpu_at_first = times.user + times.system
+            cpu_at_first = tree_cpu(watcher)
         if t99 is None and stats["requests"] >= 0.99 * total:
             t99 = time.time()
         for mark in (0.2, 0.9):
@@ -253,7 +271,8 @@ def run_scenario(scenario: Scenario) -> list[Measured]:
     """Baseline, then gymops generate, each against a fresh stub."""
     results = []
     verifier, verifier_url = start_stub(None, core=1)
-    for client in ("raw aiohttp", "gymops generate"):
+    ours = "gymops run" if scenario.local else "gymops generate"
+    for client in ("raw aiohttp", ours):
         stub, url = start_stub(scenario)
         try:
             with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
@@ -270,6 +289,9 @@ def run_scenario(scenario: Scenario) -> list[Measured]:
                     ]
                 else:
                     spec = write_inputs(Path(tmp), scenario, url, verifier_url)
+                    cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "run"]
+                    cmd += [str(spec), "--no-progress"]
+                if client == "gymops generate":
                     cmd = [
                         PYTHON,
                         "-m",

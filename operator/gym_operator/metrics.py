@@ -30,7 +30,10 @@ IN_FLIGHT = Gauge(
     "gymops_model_requests_in_flight",
     "Model requests currently in flight (read from the AIMD window at scrape time).",
 )
-WINDOW = Gauge("gymops_concurrency_window", "Current AIMD limit of model requests in flight.")
+WINDOW = Gauge(
+    "gymops_concurrency_window",
+    "Current limit of model requests in flight (the fixed setting cut on 429s, or auto's).",
+)
 VERIFIER_LATENCY = Histogram(
     "gymops_verifier_request_seconds",
     "Latency of one /verify request attempt.",

@@ -100,7 +100,8 @@ def walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, An
 def test_schema_is_structural_and_documented(plural: str) -> None:
     for path, node in walk(schema_of(plural)):
         assert "$ref" not in node and "anyOf" not in node and "allOf" not in node, path
-        assert node.get("type") or node.get("x-kubernetes-preserve-unknown-fields"), path
+        untyped = ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
+        assert node.get("type") or any(node.get(key) for key in untyped), path
         assert node.get("type") != "null", path
         # metadata is the API server's ObjectMeta: a CRD may give it no description.
         documented = path != ".metadata" and not path.endswith(("*", "[]"))

@@ -206,12 +206,26 @@ class SamplingParams(BaseModel):
     )
 
 
+def _int_or_auto_schema(schema: dict[str, Any]) -> None:
+    """A number or "auto" as the API server checks it: int-or-string, where minimum and
+    maximum bound only numbers and the pattern only strings."""
+    schema.pop("anyOf", None)
+    schema.update(
+        {"x-kubernetes-int-or-string": True, "minimum": 1, "maximum": 8192, "pattern": "^auto$"}
+    )
+
+
 class SamplingSpec(ApiModel):
     """How many responses per task, and how many requests in flight."""
 
     num_repeats: int = Field(default=1, ge=1, le=1024, description="Responses sampled per task.")
-    concurrency: int = Field(
-        default=64, ge=1, le=8192, description="Requests in flight per generator pod."
+    concurrency: Annotated[int, Field(ge=1, le=8192)] | Literal["auto"] = Field(
+        default=64,
+        description=(
+            "Requests in flight per generator pod: a number, or auto (found from observed "
+            "latencies, up to policy.maxConcurrency / parallelism, or 1024)."
+        ),
+        json_schema_extra=_int_or_auto_schema,
     )
     seed_per_repeat: bool = Field(
         default=True, description="Send seed = repeat index so each repeat is reproducible."

@@ -213,7 +213,8 @@ def structural(node: Schema, defs: dict[str, Schema], path: str = "") -> Schema:
         _fix_object(node, defs, path)
     if node.get("type") == "array" and "items" in node:
         node["items"] = structural(node["items"], defs, f"{path}[]")
-    if "type" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+    untyped = ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
+    if "type" not in node and not any(node.get(key) for key in untyped):
         raise ValueError(f"{path or '(root)'}: schema has no type: {node!r}")
     return node
 

@@ -90,6 +90,8 @@ class ShardStats:
     valid_tasks: int = 0
     failures_by_class: Counter[str] = field(default_factory=Counter)
     finished: bool = False
+    concurrency_limit: int = 0
+    """Model requests this shard may have in flight now (fixed, cut on 429s, or auto)."""
 
     @property
     def done(self) -> int:
@@ -217,7 +219,7 @@ class ShardGenerator:
             return self.stats
         if self._line_counts is None:
             self._line_counts = asyncio.ensure_future(asyncio.to_thread(self._count_lines))
-        concurrency = self.spec.sampling.concurrency
+        concurrency = self.window.ceiling
         queue: asyncio.Queue[tuple[Task, int] | None] = asyncio.Queue(maxsize=concurrency * 2)
         work = asyncio.create_task(self._work(queue, workers=concurrency * 2))
         committer = asyncio.create_task(self._committer())
@@ -473,10 +475,11 @@ class ShardGenerator:
                 self.window.on_throttle(exc.retry_after)
             raise
         finally:
-            metrics.MODEL_LATENCY.observe(time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            metrics.MODEL_LATENCY.observe(latency)
             self.window.release()
-        self.window.on_success()
         usage = response.get("usage") or {}
+        self.window.on_success(latency, usage.get("output_tokens"))
         metrics.PROMPT_TOKENS.inc(usage.get("input_tokens") or 0)
         metrics.COMPLETION_TOKENS.inc(usage.get("output_tokens") or 0)
         return response
@@ -562,6 +565,7 @@ class ShardGenerator:
         self._report()
 
     def _report(self) -> None:
+        self.stats.concurrency_limit = int(self.window.limit)
         if self.on_progress is not None:
             self.on_progress(self.stats)
 

@@ -21,7 +21,7 @@ import aiohttp
 
 from gym_operator import metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
-from gym_operator.rollout import failure_policy
+from gym_operator.rollout import concurrency, failure_policy
 from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
@@ -73,7 +73,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def window_ceiling(spec: RolloutJobSpec) -> int:
     """Requests in flight per shard: sampling.concurrency, capped by policy.maxConcurrency / N."""
-    ceiling = spec.sampling.concurrency
+    ceiling = concurrency.base_ceiling(spec.sampling.concurrency)
     if spec.policy.max_concurrency:
         ceiling = min(ceiling, max(1, math.ceil(spec.policy.max_concurrency / spec.parallelism)))
     return ceiling
@@ -98,14 +98,18 @@ async def verifier_endpoint(spec: RolloutJobSpec, url: str | None) -> AsyncItera
         yield started
 
 
-def shard_windows(ceiling: int, count: int) -> list[AimdWindow]:
+def shard_windows(ceiling: int, count: int, spec: RolloutJobSpec) -> list[AimdWindow]:
     """One AIMD window per shard; the metrics show their sums (one shard in a pod)."""
     windows: list[AimdWindow] = []
 
     def publish(_: float) -> None:
         metrics.WINDOW.set(sum(w.limit for w in windows))
 
-    windows.extend(AimdWindow(ceiling, on_change=publish) for _ in range(count))
+    auto, timeout = spec.sampling.concurrency == "auto", spec.retry.request_timeout_seconds
+    windows.extend(
+        concurrency.make_window(ceiling, auto, request_timeout=timeout, on_change=publish)
+        for _ in range(count)
+    )
     publish(ceiling)
     metrics.IN_FLIGHT.set_function(lambda: sum(w.in_flight for w in windows))
     return windows
@@ -226,7 +230,7 @@ async def run_job(
     async with (
         verifier_endpoint(spec, verifier_url) as verify_url,
         make_session(ceiling * len(shards)) as model_session,
-        make_session(spec.sampling.concurrency * len(shards)) as verify_session,
+        make_session(ceiling * len(shards)) as verify_session,
     ):
         clients = Clients(
             model=ModelClient(
@@ -247,7 +251,7 @@ async def run_job(
         digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
         result = JobResult(output_uri=str(prefix), digest=digest)
         line_counts = _count_lines(spec, storage, shards, on_total)
-        windows = shard_windows(ceiling, len(shards))
+        windows = shard_windows(ceiling, len(shards), spec)
         result.shards = [ShardStats(shard) for shard in shards]
 
         def make_generator(index: int) -> ShardGenerator:

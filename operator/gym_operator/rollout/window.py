@@ -72,9 +72,13 @@ class AimdWindow:
         self.in_flight -= 1
         self._wake()
 
-    def on_success(self) -> None:
-        """Additive increase, never above the ceiling."""
+    def on_success(self, latency: float | None = None, tokens: int | None = None) -> None:
+        """A model answer: `latency` seconds, `tokens` output tokens (for adaptive subclasses)."""
         self.throttled_share -= self.smoothing * self.throttled_share
+        self._grow(latency, tokens)
+
+    def _grow(self, latency: float | None, tokens: int | None) -> None:
+        """Additive increase, never above the ceiling."""
         if self.limit >= self.ceiling:
             return
         self.limit = min(float(self.ceiling), self.limit + self.increase)
@@ -92,7 +96,11 @@ class AimdWindow:
             return
         self._last_decrease = now
         self.limit = max(float(self.floor), self.limit * self.decrease)
+        self._decreased()
         self._notify()
+
+    def _decreased(self) -> None:
+        """Hook: the limit was cut on a 429."""
 
     def _take(self) -> None:
         self.in_flight += 1
