@@ -95,14 +95,19 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def describe_errors(error: ValidationError) -> list[str]:
-    """One line per problem: `field.path: message`."""
-    lines = []
+    """One line per field: `field.path: message` (a union's members joined with "or")."""
+    by_field: dict[str, list[str]] = {}
     for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and "[" in p))
+        loc = tuple(p for p in item["loc"] if not _is_union_tag(p))
         where = field_path(loc) or "(top level)"
-        msg = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {msg}")
-    return lines
+        by_field.setdefault(where, []).append(item["msg"].removeprefix("Value error, "))
+    return [f"{where}: {' or '.join(msgs)}" for where, msgs in by_field.items()]
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Whether a `loc` part names a union member (`literal['auto']`, `constrained-int`), not a
+    field: pydantic adds these for fields such as `concurrency: int | "auto"`."""
+    return isinstance(part, str) and ("[" in part or part.startswith(("constrained-", "function-")))
 
 
 def parse_resource(body: dict[str, Any], source: str = "<resource>") -> Resource:
