@@ -38,6 +38,9 @@ def spec_for(
         sampling={"numRepeats": REPEATS, "concurrency": 4},
         verifier={"timeoutSeconds": 0.3, "maxAttempts": ATTEMPTS, **verifier},
         reward={"components": {"acc": 1.0}} if weighted else {},
+        # A verifier broken for every request would stop the shard (the endpoint breaker);
+        # these tests look at the failure row each fault becomes, so the breaker is off.
+        retry={"endpointFailureLimit": 0},
     )
     return parse_resource(body).spec
 

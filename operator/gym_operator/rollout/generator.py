@@ -238,7 +238,7 @@ class ShardGenerator:
             for task in (work, committer, *stoppers):
                 task.cancel()
             await asyncio.gather(work, committer, *stoppers, return_exceptions=True)
-        if completed and self.breaker.held and not self.breaker.answered:
+        if completed and self.breaker.held and self.breaker.limit and not self.breaker.answered:
             # Nothing ever answered: the endpoint may be down still (on a cluster, a verifier
             # Service whose pods are not ready yet), so they are sampled again.
             self.breaker.trip()
