@@ -97,3 +97,19 @@ def test_schema_refuses_a_wrong_viewer_value(helm: str) -> None:
         + ["--set", "viewer.enabled=true", "--set", "viewer.port=http"]
     )
     assert result.returncode != 0 and "/viewer/port" in result.stderr
+
+
+def operator_env(objects: list[Manifest]) -> dict[str, str]:
+    """The plain env values of the operator's container (the Deployment that is not the viewer)."""
+    viewers = viewer_objects(objects)
+    (operator,) = [d for d in of_kind(objects, "Deployment") if d not in viewers]
+    (container,) = operator["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_the_operator_learns_which_namespace_the_viewer_lists(
+    render: Callable[..., list[Manifest]],
+) -> None:
+    assert operator_env(render(sets=ON))["GYMOPS_VIEWER_NAMESPACE"] == "team-a"
+    assert operator_env(render(sets=ON[:1]))["GYMOPS_VIEWER_NAMESPACE"] == NAMESPACE
+    assert "GYMOPS_VIEWER_NAMESPACE" not in operator_env(render())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,34 @@ def get(url: str) -> tuple[int, Any]:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def starter(catalog: Catalog) -> Callable[[], Awaitable[tuple[web.AppRunner, str]]]:
+    """What run_in_thread starts: the viewer's app over `catalog` on a free loopback port."""
+
+    async def start() -> tuple[web.AppRunner, str]:
+        runner = web.AppRunner(make_app(catalog))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+
+    return start
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def location(url: str) -> tuple[int, str]:
+    """(status, Location or body) of a GET that is not followed."""
+    opener = urllib.request.build_opener(_NoRedirects)
+    try:
+        with opener.open(url, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Location") or exc.read().decode()
 
 
 def test_resources_become_entries() -> None:
@@ -57,16 +86,8 @@ def test_catalog_lists_on_each_look_and_opens_on_first_use(
     ]
     catalog = Catalog(Storage(), tmp_path, refresh=0.5)
     catalog.lister = lambda: list(listed)
-
-    async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(make_app(catalog))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
-
     try:
-        with run_in_thread(start, name="viewer") as url:
+        with run_in_thread(starter(catalog), name="viewer") as url:
             _, views = get(url + "api/views")
             assert [(v["id"], v["name"], v["phase"]) for v in views] == [
                 (0, "ns/math", "Succeeded"),
@@ -83,5 +104,27 @@ def test_catalog_lists_on_each_look_and_opens_on_first_use(
             assert status == 404 and "not built yet" in body["error"]
             status, body = get(url + "api/v/7/overview")
             assert status == 404
+    finally:
+        catalog.stop()
+
+
+def test_a_resource_path_opens_its_page_and_follows_a_rerun(
+    outputs: viewerkit.Outputs, tmp_path: Path
+) -> None:
+    listed = [
+        Entry("job", f"file://{outputs.rollouts}/", "ns/math", "Succeeded", "40/40 rollouts"),
+        Entry("dataset", f"file://{outputs.dataset}/", "ns/dpo", "Succeeded", "5 rows"),
+    ]
+    catalog = Catalog(Storage(), tmp_path, refresh=0.5)
+    catalog.lister = lambda: list(listed)
+    try:
+        with run_in_thread(starter(catalog), name="viewer") as url:
+            assert location(url + "rolloutjobs/ns/math") == (302, "/#/v/0")
+            assert location(url + "datasets/ns/dpo") == (302, "/#/v/1")
+            status, body = location(url + "rolloutjobs/ns/dpo")
+            assert status == 404 and "RolloutJob ns/dpo" in body
+            assert location(url + "rolloutjobs/other/math")[0] == 404
+            listed[0] = Entry("job", f"file://{tmp_path / 'rerun'}/", "ns/math", "Running")
+            assert location(url + "rolloutjobs/ns/math") == (302, "/#/v/2")
     finally:
         catalog.stop()

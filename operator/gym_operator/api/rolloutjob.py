@@ -582,6 +582,12 @@ class RolloutJobStatus(ResourceStatus):
     progress: Progress | None = Field(default=None, description="Rollout counts and rate.")
     rewards: RewardSummary | None = Field(default=None, description="Reward statistics.")
     output: OutputStatus | None = Field(default=None, description="Output location.")
+    viewer_path: str | None = Field(
+        default=None,
+        description="Path of this job's page in the chart's rollout viewer, e.g. "
+        "/rolloutjobs/<namespace>/<name>; set while a viewer lists the job's namespace "
+        "(kubectl port-forward its Service, then open this path).",
+    )
 
 
 class RolloutJob(ApiModel):

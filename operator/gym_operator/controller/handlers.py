@@ -27,6 +27,7 @@ from gym_operator.controller import builders, kube, kueue, progress, serving
 from gym_operator.controller import constants as c
 from gym_operator.controller import status as st
 from gym_operator.controller.config import OperatorConfig
+from gym_operator.controller.viewerlink import path_for as viewer_path_for
 from gym_operator.storage.store import S3Settings
 
 TIMERS = OperatorConfig.from_env().timers
@@ -548,6 +549,7 @@ def reconcile_rolloutjob(rt: Runtime, body: kopf.Body, patch: kopf.Patch, job: R
     servers = [p for p in pods if component(p) == c.COMPONENT_SERVER]
     server = sync_server(rt, body, patch, job, servers)
     extra: dict[str, Any] = {"output": {"uri": job.spec.output.uri}}
+    extra["viewerPath"] = viewer_path_for(namespace, meta["name"])
     gen_suspended = gen is not None and bool((gen.get("spec") or {}).get("suspend"))
     if gen is None or (gen_suspended and not job.spec.suspend):
         blocked, base_url = gate_generators(rt, job, server)

@@ -88,6 +88,17 @@ class Catalog:
         with self._lock:
             return [entry.wire(i) for i, entry in enumerate(self._entries)]
 
+    def find(self, kind: str, name: str) -> int | None:
+        """The number of the resource `name` ("namespace/name") of `kind`, listed afresh; None
+        when the viewer does not list it (yet: a resource without an output URI)."""
+        self.entries()
+        with self._lock:
+            for number in reversed(range(len(self._entries))):  # a rerun's newest output first
+                entry = self._entries[number]
+                if entry.kind == kind and entry.name == name:
+                    return number
+        return None
+
     def view(self, number: int) -> View:
         """The view of entry `number`, opened (and for a job, indexed) on first use."""
         with self._lock:

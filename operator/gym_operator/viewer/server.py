@@ -11,6 +11,8 @@ page. Routes, with V the number of an opened prefix:
   /api/v/V/dataset                    a dataset's summary and card
   /api/v/V/drows?split=&offset=       a page of dataset rows
   /api/v/V/file/NAME                  a dataset file by bare name (the card's images)
+  /rolloutjobs/NAMESPACE/NAME         in a cluster: redirects to that RolloutJob's page (the
+  /datasets/NAMESPACE/NAME            stable link of status.viewerPath), or that Dataset's
 """
 
 from __future__ import annotations
@@ -227,6 +229,18 @@ async def index_page(request: web.Request) -> web.FileResponse:
 
 
 SEARCH = web.AppKey("search", TextSearch)
+RESOURCE_KINDS = {"rolloutjobs": ("job", "RolloutJob"), "datasets": ("dataset", "Dataset")}
+
+
+async def resource_page(request: web.Request) -> web.Response:
+    """A listed resource's page, by namespace and name: a redirect to its view."""
+    catalog: Catalog = request.app[CATALOG]
+    kind, label = RESOURCE_KINDS[request.match_info["plural"]]
+    name = f"{request.match_info['namespace']}/{request.match_info['name']}"
+    number = await asyncio.to_thread(catalog.find, kind, name)
+    if number is None:
+        raise web.HTTPNotFound(text=f"{label} {name}: not listed here (no output URI yet?)")
+    raise web.HTTPFound(f"/#/v/{number}")
 
 
 def make_app(catalog: Catalog) -> web.Application:
@@ -245,4 +259,5 @@ def make_app(catalog: Catalog) -> web.Application:
     app.router.add_get("/api/v/{v:\\d+}/dataset", dataset)
     app.router.add_get("/api/v/{v:\\d+}/drows", dataset_rows)
     app.router.add_get("/api/v/{v:\\d+}/file/{name}", dataset_file)
+    app.router.add_get("/{plural:rolloutjobs|datasets}/{namespace}/{name}", resource_page)
     return app
