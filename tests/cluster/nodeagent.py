@@ -145,6 +145,11 @@ class NodeAgent:
             path = self.root / "external" / f"{port}.sock"
             self.exposed[port] = Listener.on_unix(path, lambda: tcp("127.0.0.1", port))
 
+    def service_socket(self, cluster_ip: str, port: int) -> Path:
+        """Where a connection to Service cluster_ip:port enters this node (where a pod's listener
+        for that Service forwards to); a test connects here as `port-forward svc/...` would."""
+        return self.root / "services" / f"{cluster_ip}_{port}.sock"
+
     def logs(self, namespace: str) -> str:
         """The container logs of the namespace's pods still on this node (for failure reports)."""
         parts = []

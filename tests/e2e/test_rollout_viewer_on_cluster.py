@@ -1,0 +1,200 @@
+"""The chart's rollout viewer on the real control plane: `helm install` with viewer.enabled, its
+pod run by the node agent behind its own ServiceAccount; reached through its Service it lists the
+namespace's RolloutJobs and Datasets with their phase and opens their outputs (moto S3), and that
+account may read the two kinds and nothing more."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from clusterkit import Cluster, World, wait_for
+from deploy.deploykit import CHART, find_helm, run
+from kubernetes import client
+
+RELEASE = "gym-operator"
+VIEWER = f"{RELEASE}-rollout-viewer"
+TASKS, REPEATS = 4, 2
+
+
+class _ServiceConnection(http.client.HTTPConnection):
+    """HTTP to a Service, entering where the node agent routes Service traffic to a ready pod."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(30)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+class Viewer:
+    """The viewer's Service, as `kubectl port-forward svc/...` would reach it."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        service = cluster.core.read_namespaced_service(VIEWER, cluster.namespace)
+        (port,) = service.spec.ports
+        self.socket = cluster.kube.agent.service_socket(service.spec.cluster_ip, port.port)
+        wait_for(self.socket.exists, "the node agent's route to the viewer Service", 30)
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of GET `path`; redirects are not followed."""
+        conn = _ServiceConnection(str(self.socket))
+        try:
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            return answer.status, dict(answer.getheaders()), answer.read()
+        finally:
+            conn.close()
+
+    def answer(self) -> tuple[int, dict[str, str], bytes] | None:
+        """GET / once the Service routes to a ready pod (its EndpointSlice follows readiness)."""
+        try:
+            return self.get("/")
+        except OSError:
+            return None
+
+    def json(self, path: str) -> Any:
+        """The JSON body of a 200 answer."""
+        status, _, body = self.get(path)
+        assert status == 200, f"GET {path}: {status} {body[:500]!r}"
+        return json.loads(body)
+
+
+@pytest.fixture
+def release(cluster: Cluster, world: World) -> Iterator[str]:
+    """The chart installed into the test's namespace with the viewer on; uninstalled after."""
+    helm = find_helm()
+    env_kube = ["--kubeconfig", str(cluster.kubeconfig), "--namespace", cluster.namespace]
+    sets = [
+        "crds.install=false",  # the session's CRDs are in place already
+        "rbac.scope=namespaces",
+        "rbac.aggregateToDefaultRoles=false",
+        "operator.reconcileSeconds=1",
+        "operator.progressSeconds=1",
+        f"s3.endpointURL={world.s3_url}",
+        "s3.region=us-east-1",
+        "s3.credentialsSecret=s3",
+        "viewer.enabled=true",
+        f"viewer.s3.endpointURL={world.s3_url}",
+        "viewer.s3.region=us-east-1",
+        "viewer.s3.credentialsSecret=s3",
+    ]
+    args = [helm, "install", RELEASE, str(CHART), *env_kube, "--wait", "--timeout", "3m"]
+    for item in sets:
+        args += ["--set", item]
+    done = run(args)
+    assert done.returncode == 0, done.stderr
+    yield RELEASE
+    cluster.delete_resources()  # while the operator runs, to release its finalizers
+    run([helm, "uninstall", RELEASE, *env_kube, "--wait", "--timeout", "2m"])
+
+
+def dataset(world: World, name: str, job: str) -> dict[str, Any]:
+    """An SFT Dataset of one RolloutJob's rollouts."""
+    return {
+        "apiVersion": "gymops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": name},
+        "spec": {
+            "sources": [{"rolloutJobRef": job}],
+            "kind": "sft",
+            "format": "trl",
+            "output": {"uri": f"s3://{world.bucket}/datasets/{name}/"},
+            "s3": world.s3(),
+        },
+    }
+
+
+def listed(viewer: Viewer, names: dict[str, str]) -> dict[str, dict[str, Any]] | None:
+    """The viewer's entries by name once every one in `names` shows its expected phase."""
+    entries = {v["name"]: v for v in viewer.json("/api/views")}
+    phases = {name: (entries.get(name) or {}).get("phase") for name in names}
+    return entries if phases == names else None
+
+
+def allowed(
+    cluster: Cluster, account: str, verb: str, resource: str, group: str, subresource: str = ""
+) -> bool:
+    """A SubjectAccessReview: may the ServiceAccount do `verb` on `resource` in the namespace?"""
+    review = {
+        "spec": {
+            "user": f"system:serviceaccount:{cluster.namespace}:{account}",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{cluster.namespace}"],
+            "resourceAttributes": {
+                "namespace": cluster.namespace,
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+                "subresource": subresource,
+            },
+        }
+    }
+    answer = client.AuthorizationV1Api(cluster.api_client).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_the_viewer_lists_and_opens_the_namespaces_outputs_read_only(
+    cluster: Cluster, world: World, release: str
+) -> None:
+    ns = cluster.namespace
+    (pod,) = cluster.raw_list(
+        f"/api/v1/namespaces/{ns}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Drollout-viewer"
+    )
+    assert pod["spec"]["serviceAccountName"] == VIEWER
+    viewer = Viewer(cluster)
+    status, _, page = wait_for(viewer.answer, "the viewer's Service to answer", 60)
+    assert status == 200 and b"<html" in page.lower()
+
+    cluster.create(world.rolloutjob("viewed", tasks=TASKS))
+    cluster.create(dataset(world, "viewed-sft", "viewed"))
+    job_status = cluster.wait_phase("RolloutJob", "viewed", "Succeeded", timeout=240)
+    cluster.wait_phase("Dataset", "viewed-sft", "Succeeded", timeout=180)
+    assert job_status["viewerPath"] == f"/rolloutjobs/{ns}/viewed"
+
+    expected = {f"{ns}/viewed": "Succeeded", f"{ns}/viewed-sft": "Succeeded"}
+    entries = wait_for(lambda: listed(viewer, expected), "both resources listed Succeeded", 60)
+    job, built = entries[f"{ns}/viewed"], entries[f"{ns}/viewed-sft"]
+    assert (job["kind"], job["uri"]) == ("job", f"s3://{world.bucket}/rollouts/viewed/")
+    assert (built["kind"], built["uri"]) == ("dataset", f"s3://{world.bucket}/datasets/viewed-sft/")
+
+    status, headers, _ = viewer.get(job_status["viewerPath"])
+    assert (status, headers["Location"]) == (302, f"/#/v/{job['id']}")
+
+    def indexed() -> dict[str, Any] | None:
+        found = viewer.json(f"/api/v/{job['id']}/overview")
+        return found if found["status"]["success"] and not found["status"]["indexing"] else None
+
+    overview = wait_for(indexed, "the job's output indexed", 60)
+    assert overview["counts"]["rollouts"] == TASKS * REPEATS
+    assert overview["counts"]["tasks"] == TASKS
+    assert overview["status"]["uri"] == job["uri"]
+    summary = viewer.json(f"/api/v/{built['id']}/dataset")
+    assert summary["counts"]["input"] == TASKS * REPEATS
+    assert_read_only(cluster)
+
+
+def assert_read_only(cluster: Cluster) -> None:
+    """The viewer's account may read RolloutJobs and Datasets, write nothing, read nothing else,
+    and (audit log) wrote nothing while it served."""
+    for resource in ("rolloutjobs", "datasets"):
+        for verb in ("get", "list", "watch"):
+            assert allowed(cluster, VIEWER, verb, resource, "gymops.dev"), (verb, resource)
+        for verb in ("create", "update", "patch", "delete", "deletecollection"):
+            assert not allowed(cluster, VIEWER, verb, resource, "gymops.dev"), (verb, resource)
+        assert not allowed(cluster, VIEWER, "patch", resource, "gymops.dev", "status")
+    for verb, resource in [("get", "secrets"), ("list", "pods"), ("create", "pods")]:
+        assert not allowed(cluster, VIEWER, verb, resource, ""), (verb, resource)
+    assert not allowed(cluster, VIEWER, "create", "jobs", "batch")
+    account = f"system:serviceaccount:{cluster.namespace}:{VIEWER}"
+    writes = [
+        e for e in cluster.kube.plane.audit() if (e.get("user") or {}).get("username") == account
+    ]
+    assert writes == [], "the viewer wrote to the API server"
