@@ -113,3 +113,17 @@ def test_the_operator_learns_which_namespace_the_viewer_lists(
     assert operator_env(render(sets=ON))["GYMOPS_VIEWER_NAMESPACE"] == "team-a"
     assert operator_env(render(sets=ON[:1]))["GYMOPS_VIEWER_NAMESPACE"] == NAMESPACE
     assert "GYMOPS_VIEWER_NAMESPACE" not in operator_env(render())
+
+
+def test_notes_tell_how_to_reach_the_viewer(helm: str) -> None:
+    args = [helm, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client"]
+    off = run(args)
+    on = run([*args, "--set", "viewer.enabled=true", "--set", "viewer.namespace=team-a"])
+    assert off.returncode == on.returncode == 0, off.stderr + on.stderr
+    assert "port-forward svc/gymops-gym-operator-rollout-viewer" not in off.stdout
+    notes = on.stdout.split("NOTES:", 1)[1]
+    assert "Datasets of team-a" in notes
+    assert (
+        f"kubectl -n {NAMESPACE} port-forward svc/gymops-gym-operator-rollout-viewer 8765" in notes
+    )
+    assert "status.viewerPath" in notes
