@@ -5,20 +5,34 @@ account may read the two kinds and nothing more."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster.netbridge import Listener, unix
 from clusterkit import Cluster, World, wait_for
 from deploy.deploykit import CHART, find_helm, run
 from kubernetes import client
 
+from gym_operator.testing.loopback import free_port
+
 RELEASE = "gym-operator"
 VIEWER = f"{RELEASE}-rollout-viewer"
 TASKS, REPEATS = 4, 2
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+WAIT_MS = 60_000
+HOME_CLIP = {"x": 0, "y": 0, "width": 1000, "height": 220}
+CHARTS_DRAWN = """() => {
+    const imgs = [...document.querySelectorAll(".charts img")];
+    return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+}"""
 
 
 class _ServiceConnection(http.client.HTTPConnection):
@@ -66,6 +80,16 @@ class Viewer:
         status, _, body = self.get(path)
         assert status == 200, f"GET {path}: {status} {body[:500]!r}"
         return json.loads(body)
+
+    @contextlib.contextmanager
+    def forwarded(self) -> Iterator[str]:
+        """A loopback TCP port piped to the Service, as `kubectl port-forward` gives; its URL."""
+        port = free_port()
+        listener = Listener.on_tcp("127.0.0.1", port, lambda: unix(self.socket))
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            listener.close()
 
 
 @pytest.fixture
@@ -142,7 +166,7 @@ def allowed(
 
 
 def test_the_viewer_lists_and_opens_the_namespaces_outputs_read_only(
-    cluster: Cluster, world: World, release: str
+    cluster: Cluster, world: World, release: str, tmp_path: Path
 ) -> None:
     ns = cluster.namespace
     (pod,) = cluster.raw_list(
@@ -178,7 +202,38 @@ def test_the_viewer_lists_and_opens_the_namespaces_outputs_read_only(
     assert overview["status"]["uri"] == job["uri"]
     summary = viewer.json(f"/api/v/{built['id']}/dataset")
     assert summary["counts"]["input"] == TASKS * REPEATS
+    with viewer.forwarded() as url:
+        in_a_browser(url, job_status["viewerPath"], ns, tmp_path)
     assert_read_only(cluster)
+
+
+def in_a_browser(url: str, viewer_path: str, ns: str, tmp_path: Path) -> None:
+    """Headless Chromium (Debian's) on the forwarded viewer: the home page lists both resources
+    with their phase; the job's viewerPath opens its overview."""
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make chromium` installs it"
+    shots = Path(os.environ.get("GYMOPS_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 700})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(url + "/")
+            outputs = page.locator("#outputs")
+            expect(outputs.locator("tr", has_text=f"{ns}/viewed-sft")).to_contain_text("Succeeded")
+            job_row = outputs.locator("tr", has_text="RolloutJob")
+            expect(job_row).to_contain_text(f"{ns}/viewed")
+            expect(job_row).to_contain_text("Succeeded")
+            page.screenshot(path=str(shots / "cluster-home.png"), clip=HOME_CLIP)
+            page.goto(url + viewer_path)
+            expect(page.locator('[data-card="rollouts"] .n')).to_have_text(str(TASKS * REPEATS))
+            expect(page.locator("#job-status")).to_contain_text("_SUCCESS written")
+            page.wait_for_function(CHARTS_DRAWN, timeout=WAIT_MS)  # matplotlib, in the pod
+            page.screenshot(path=str(shots / "cluster-job.png"), full_page=True)
+        finally:
+            browser.close()
 
 
 def assert_read_only(cluster: Cluster) -> None:
