@@ -1,7 +1,8 @@
 """The chart's rollout viewer on the real control plane: `helm install` with viewer.enabled, its
 pod run by the node agent behind its own ServiceAccount; reached through its Service it lists the
 namespace's RolloutJobs and Datasets with their phase and opens their outputs (moto S3), and that
-account may read the two kinds and nothing more."""
+account may read the two kinds and nothing more. A viewer whose account may not list is refused
+by the API server, says so, and lists once allowed."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import http.client
 import json
 import os
 import socket
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster.netbridge import Listener, unix
-from clusterkit import Cluster, World, wait_for
+from clusterkit import GYMOPS, Cluster, World, rolloutjob, token_kubeconfig, wait_for
 from deploy.deploykit import CHART, find_helm, run
 from kubernetes import client
 
@@ -50,17 +52,27 @@ class _ServiceConnection(http.client.HTTPConnection):
 
 
 class Viewer:
-    """The viewer's Service, as `kubectl port-forward svc/...` would reach it."""
+    """HTTP to a viewer; `behind_service` reaches the chart's as `kubectl port-forward svc/...`
+    would."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, connect: Callable[[], http.client.HTTPConnection]) -> None:
+        self.connect = connect
+        self.socket: Path | None = None
+
+    @classmethod
+    def behind_service(cls, cluster: Cluster) -> Viewer:
+        """The viewer Service of the release, entered where the node agent routes it."""
         service = cluster.core.read_namespaced_service(VIEWER, cluster.namespace)
         (port,) = service.spec.ports
-        self.socket = cluster.kube.agent.service_socket(service.spec.cluster_ip, port.port)
-        wait_for(self.socket.exists, "the node agent's route to the viewer Service", 30)
+        path = cluster.kube.agent.service_socket(service.spec.cluster_ip, port.port)
+        wait_for(path.exists, "the node agent's route to the viewer Service", 30)
+        viewer = cls(lambda: _ServiceConnection(str(path)))
+        viewer.socket = path
+        return viewer
 
     def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of GET `path`; redirects are not followed."""
-        conn = _ServiceConnection(str(self.socket))
+        conn = self.connect()
         try:
             conn.request("GET", path)
             answer = conn.getresponse()
@@ -84,8 +96,10 @@ class Viewer:
     @contextlib.contextmanager
     def forwarded(self) -> Iterator[str]:
         """A loopback TCP port piped to the Service, as `kubectl port-forward` gives; its URL."""
+        path = self.socket
+        assert path is not None, "only a viewer behind its Service is forwarded"
         port = free_port()
-        listener = Listener.on_tcp("127.0.0.1", port, lambda: unix(self.socket))
+        listener = Listener.on_tcp("127.0.0.1", port, lambda: unix(path))
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -173,7 +187,7 @@ def test_the_viewer_lists_and_opens_the_namespaces_outputs_read_only(
         f"/api/v1/namespaces/{ns}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Drollout-viewer"
     )
     assert pod["spec"]["serviceAccountName"] == VIEWER
-    viewer = Viewer(cluster)
+    viewer = Viewer.behind_service(cluster)
     status, _, page = wait_for(viewer.answer, "the viewer's Service to answer", 60)
     assert status == 200 and b"<html" in page.lower()
 
@@ -253,3 +267,62 @@ def assert_read_only(cluster: Cluster) -> None:
         e for e in cluster.kube.plane.audit() if (e.get("user") or {}).get("username") == account
     ]
     assert writes == [], "the viewer wrote to the API server"
+
+
+def grant_reading(cluster: Cluster, account: str) -> None:
+    """The chart's viewer Role (read RolloutJobs and Datasets) bound to `account`."""
+    rbac = client.RbacAuthorizationV1Api(cluster.api_client)
+    rules = [
+        {
+            "apiGroups": ["gymops.dev"],
+            "resources": ["rolloutjobs", "datasets"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    rbac.create_namespaced_role(cluster.namespace, {"metadata": {"name": account}, "rules": rules})
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": cluster.namespace}
+    role = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}
+    body = {"metadata": {"name": account}, "subjects": [subject], "roleRef": role}
+    rbac.create_namespaced_role_binding(cluster.namespace, body)
+
+
+def test_a_refused_listing_is_named_and_the_viewer_lists_once_allowed(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    ns, account = cluster.namespace, "late-viewer"
+    cluster.core.create_namespaced_service_account(ns, {"metadata": {"name": account}})
+    kubeconfig = token_kubeconfig(cluster, account, tmp_path / "viewer.kubeconfig")
+    port = free_port()
+    args = [GYMOPS, "view", "--kubernetes", f"--namespace={ns}", f"--port={port}"]
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    with (tmp_path / "viewer.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*args, "--no-browser", "--no-cache"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    viewer = Viewer(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=30))
+
+    def serving() -> tuple[int, dict[str, str], bytes] | None:
+        if proc.poll() is not None:
+            log = (tmp_path / "viewer.log").read_text(errors="replace")
+            raise AssertionError(f"gymops view exited {proc.returncode}:\n{log[-3000:]}")
+        return viewer.answer()
+
+    try:
+        wait_for(serving, "gymops view to serve", 60)
+        status, _, body = viewer.get("/api/views")
+        error = json.loads(body)["error"]
+        assert status == 502 and error.startswith(f"cannot list rolloutjobs in namespace {ns}: 403")
+        assert f'"system:serviceaccount:{ns}:{account}" cannot list' in error
+        status, _, body = viewer.get(f"/rolloutjobs/{ns}/later")
+        assert status == 502 and b"403" in body
+        grant_reading(cluster, account)
+        cluster.create(rolloutjob("later"))  # no operator here: no status yet
+        entries = wait_for(
+            lambda: listed(viewer, {f"{ns}/later": "Pending"}), "the job listed once allowed", 60
+        )
+        assert entries[f"{ns}/later"]["uri"] == "s3://bucket/rollouts/later/"
+        status, headers, _ = viewer.get(f"/rolloutjobs/{ns}/later")
+        assert (status, headers["Location"]) == (302, f"/#/v/{entries[f'{ns}/later']['id']}")
+    finally:
+        proc.terminate()
+        proc.wait(30)

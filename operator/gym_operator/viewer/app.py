@@ -19,7 +19,7 @@ from gym_operator.storage import layout
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
 from gym_operator.viewer import cache
-from gym_operator.viewer.catalog import Catalog, KubernetesLister, View
+from gym_operator.viewer.catalog import Catalog, KubernetesLister, ListingError, View
 from gym_operator.viewer.dataset import RESULT_FILE, DatasetView
 from gym_operator.viewer.job import JobView
 from gym_operator.viewer.server import make_app
@@ -63,7 +63,12 @@ async def serve(catalog: Catalog, host: str, port: int) -> tuple[web.AppRunner, 
 async def _run(catalog: Catalog, args: argparse.Namespace, console: Console) -> None:
     runner, url = await serve(catalog, args.host, args.port)
     console.print(f"gymops view: serving at [bold]{url}[/bold] (Ctrl-C stops)")
-    for entry in catalog.entries():
+    try:
+        entries = await asyncio.to_thread(catalog.entries)
+    except ListingError as exc:  # served anyway: the page names it, and lists again on each look
+        log.warning("%s", exc)
+        entries = []
+    for entry in entries:
         console.print(f"  {entry['id']}: {entry['kind']} {entry['uri']}")
     if not args.no_browser:
         webbrowser.open(url)

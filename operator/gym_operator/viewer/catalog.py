@@ -7,6 +7,7 @@ outputs with its own S3 credentials; it writes nothing.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,10 @@ class Entry:
             "phase": self.phase,
             "detail": self.detail,
         }
+
+
+class ListingError(Exception):
+    """The cluster did not list the resources (refused, unreachable); the message says why."""
 
 
 class Lister(Protocol):
@@ -168,11 +173,34 @@ class KubernetesLister:
     def __call__(self) -> list[Entry]:
         found: list[Entry] = []
         for kind, plural in PLURALS.items():
-            answer = self.api.list_namespaced_custom_object(
-                *self.group_version, self.namespace, plural
-            )
+            answer = self._list(plural)
             for obj in answer.get("items", []):
                 entry = _entry({**obj, "kind": kind})
                 if entry is not None:
                     found.append(entry)
         return found
+
+    def _list(self, plural: str) -> dict[str, Any]:
+        from kubernetes.client import ApiException
+        from urllib3.exceptions import HTTPError
+
+        where = f"{plural} in namespace {self.namespace}"
+        try:
+            return dict(
+                self.api.list_namespaced_custom_object(*self.group_version, self.namespace, plural)
+            )
+        except ApiException as exc:
+            raise ListingError(f"cannot list {where}: {_api_message(exc)}") from None
+        except HTTPError as exc:
+            raise ListingError(
+                f"cannot list {where}: the API server is unreachable ({exc})"
+            ) from None
+
+
+def _api_message(exc: Any) -> str:
+    """The API server's own message of a refusal (its Status body), else its HTTP reason."""
+    try:
+        message = json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        message = exc.reason
+    return f"{exc.status} {message}"

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from gym_operator.storage.store import ObjectNotFound
 from gym_operator.viewer import charts, conversation, query, stats
-from gym_operator.viewer.catalog import Catalog
+from gym_operator.viewer.catalog import Catalog, ListingError
 from gym_operator.viewer.dataset import DatasetView
 from gym_operator.viewer.index import KINDS, TOOLS, TRUNCATED
 from gym_operator.viewer.job import JobView
@@ -66,10 +66,13 @@ def _json_errors(handler: Handler) -> Handler:
             return web.json_response({"error": f"not found: {exc}"}, status=404)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        except ListingError as exc:
+            return web.json_response({"error": str(exc)}, status=502)
 
     return wrapped
 
 
+@_json_errors
 async def views(request: web.Request) -> web.Response:
     catalog: Catalog = request.app[CATALOG]
     return web.json_response(await asyncio.to_thread(catalog.entries))
@@ -237,7 +240,10 @@ async def resource_page(request: web.Request) -> web.Response:
     catalog: Catalog = request.app[CATALOG]
     kind, label = RESOURCE_KINDS[request.match_info["plural"]]
     name = f"{request.match_info['namespace']}/{request.match_info['name']}"
-    number = await asyncio.to_thread(catalog.find, kind, name)
+    try:
+        number = await asyncio.to_thread(catalog.find, kind, name)
+    except ListingError as exc:
+        raise web.HTTPBadGateway(text=str(exc)) from None
     if number is None:
         raise web.HTTPNotFound(text=f"{label} {name}: not listed here (no output URI yet?)")
     raise web.HTTPFound(f"/#/v/{number}")
