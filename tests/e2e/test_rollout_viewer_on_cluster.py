@@ -286,6 +286,23 @@ def grant_reading(cluster: Cluster, account: str) -> None:
     rbac.create_namespaced_role_binding(cluster.namespace, body)
 
 
+def refusal_on_the_page(url: str, ns: str) -> None:
+    """The home page of a viewer whose listing is refused says why instead of staying blank."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(url)
+            expect(page.locator("p.error")).to_contain_text(
+                f"Cannot list what to open: cannot list rolloutjobs in namespace {ns}: 403"
+            )
+        finally:
+            browser.close()
+
+
 def test_a_refused_listing_is_named_and_the_viewer_lists_once_allowed(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -315,6 +332,7 @@ def test_a_refused_listing_is_named_and_the_viewer_lists_once_allowed(
         assert f'"system:serviceaccount:{ns}:{account}" cannot list' in error
         status, _, body = viewer.get(f"/rolloutjobs/{ns}/later")
         assert status == 502 and b"403" in body
+        refusal_on_the_page(f"http://127.0.0.1:{port}/", ns)
         grant_reading(cluster, account)
         cluster.create(rolloutjob("later"))  # no operator here: no status yet
         entries = wait_for(

@@ -61,7 +61,13 @@ function go(hash) {
 async function route() {
   clearTimeout(timer);
   const { parts, params } = parseHash();
-  if (!views.length || parts[0] !== "v") views = await api("/api/views");
+  if (!views.length || parts[0] !== "v") {
+    try {
+      views = await api("/api/views");
+    } catch (err) {
+      return show(h("p", { class: "error" }, "Cannot list what to open: " + err.message));
+    }
+  }
   if (parts[0] !== "v") {
     if (views.length === 1 && !views[0].name) return go("#/v/0");
     return showHome();
