@@ -8,6 +8,7 @@ Only Ray and the per-server uv venvs are left out (one prebuilt venv serves them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +63,10 @@ STARTED = (
     "policy_model",
     "string_match_simple_agent",
 )
+COLLECTION = "string_match_environment_server"
+"""The environment server NeMo Gym's rollout collection posts each /run to (it relays to
+string_match_simple_agent). Its server class still asks for Ray, so it starts a local Ray
+instance (about 15 s): started only for the tests that run `ng_collect_rollouts`."""
 START_SECONDS = 240.0
 
 
@@ -132,23 +137,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"{url} not healthy within {START_SECONDS:g}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def nemo_gym(model_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NemoGym]:
-    """NeMo Gym's string_match, mcqa, math_with_judge (twice), example_single_tool_call, and
-    for agent mode its simple_agent over string_match with its openai_model as policy."""
-    if not NG_PYTHON.exists():
-        pytest.fail(f"{NG_PYTHON} is missing: run `make venv-nemogym`")
-    workdir = tmp_path_factory.mktemp("nemo-gym")
-    resolved = _resolve(workdir, model_url)
-    servers = {s["name"]: s for s in resolved["servers"] if s["name"] in STARTED}
+@contextlib.contextmanager
+def _serving(servers: list[dict], config_yaml: str, workdir: Path) -> Iterator[dict[str, str]]:
+    """Start the servers as `gym env start` does, wait until healthy; yields their URLs."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name, server in servers.items():
-            procs[name] = _start(server, resolved["config_yaml"], workdir / f"{name}.log")
-        urls = {name: f"http://{s['host']}:{s['port']}" for name, s in servers.items()}
+        for server in servers:
+            procs[server["name"]] = _start(server, config_yaml, workdir / f"{server['name']}.log")
+        urls = {s["name"]: f"http://{s['host']}:{s['port']}" for s in servers}
         for name, proc in procs.items():
             _wait_healthy(urls[name], proc, workdir / f"{name}.log")
-        yield NemoGym(urls)
+        yield urls
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -159,3 +158,27 @@ def nemo_gym(model_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def nemo_gym(model_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NemoGym]:
+    """NeMo Gym's string_match, mcqa, math_with_judge (twice), example_single_tool_call, and
+    for agent mode its simple_agent over string_match with its openai_model as policy."""
+    if not NG_PYTHON.exists():
+        pytest.fail(f"{NG_PYTHON} is missing: run `make venv-nemogym`")
+    workdir = tmp_path_factory.mktemp("nemo-gym")
+    resolved = _resolve(workdir, model_url)
+    servers = [s for s in resolved["servers"] if s["name"] in (*STARTED, COLLECTION)]
+    config_yaml = resolved["config_yaml"]
+    later = [s for s in servers if s["name"] == COLLECTION]
+    with _serving([s for s in servers if s not in later], config_yaml, workdir) as urls:
+        yield NemoGym(urls, config_yaml, workdir, {s["name"]: s for s in later})
+
+
+@pytest.fixture(scope="session")
+def ng_collection(nemo_gym: NemoGym) -> Iterator[NemoGym]:
+    """The NeMo Gym servers plus the environment server its rollout collection needs."""
+    server = nemo_gym.later[COLLECTION]
+    with _serving([server], nemo_gym.config_yaml, nemo_gym.workdir) as urls:
+        nemo_gym.urls.update(urls)
+        yield nemo_gym

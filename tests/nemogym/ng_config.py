@@ -17,9 +17,8 @@ from nemo_gym.global_config import GlobalConfigDictParser, GlobalConfigDictParse
 from omegaconf import DictConfig, OmegaConf
 
 
-def main() -> None:
-    """Resolve and write the JSON file."""
-    request = json.loads(sys.argv[1])
+def resolve(request: dict) -> dict:
+    """The resolved config YAML and the servers to launch (see the module docstring)."""
     initial = OmegaConf.create({"config_paths": request["config_paths"], **request["overrides"]})
     parse = GlobalConfigDictParserConfig(
         initial_global_config_dict=initial, skip_load_from_cli=True, skip_load_from_dotenv=True
@@ -48,7 +47,12 @@ def main() -> None:
                 "port": server.port,
             }
         )
-    result = {"config_yaml": OmegaConf.to_yaml(config), "servers": servers}
+    return {"config_yaml": OmegaConf.to_yaml(config), "servers": servers}
+
+
+def main() -> None:
+    """Resolve and write the JSON file."""
+    result = resolve(json.loads(sys.argv[1]))
     Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
 
 

@@ -19,9 +19,14 @@ from gym_operator.storage.uri import parse_uri
 
 @dataclass
 class NemoGym:
-    """The running NeMo Gym servers: base URL by top-level config name."""
+    """The running NeMo Gym servers: base URL by top-level config name, the resolved config
+    every server read (NEMO_GYM_CONFIG_DICT), their logs' directory, and the resolved servers
+    started only on demand (by name)."""
 
     urls: dict[str, str]
+    config_yaml: str
+    workdir: Path
+    later: dict[str, dict[str, Any]]
 
 
 def ask(text: str, **fields: Any) -> dict[str, Any]:
@@ -68,3 +73,27 @@ def gymops_run(job_file: Path) -> subprocess.CompletedProcess[str]:
 def output_of(job_file: Path) -> CommittedOutput:
     """Every committed row of the job written by `write_job`."""
     return read_committed(Storage(), parse_uri(f"file://{job_file.parent}/out"))
+
+
+def ng_collect_rollouts(
+    ng: NemoGym, tasks: str, output: Path, agent: str, repeats: int
+) -> list[dict[str, Any]]:
+    """NeMo Gym's own `ng_collect_rollouts` over the tasks, against the running servers; returns
+    the rows it wrote. Its settings go where NeMo Gym reads them: the running servers' config
+    (NEMO_GYM_CONFIG_DICT, which makes every process use it instead of asking a head server)."""
+    config = yaml.safe_load(ng.config_yaml)
+    config.update(
+        agent_name=agent,
+        input_jsonl_fpath=tasks,
+        output_jsonl_fpath=str(output),
+        num_repeats=repeats,
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["NEMO_GYM_CONFIG_DICT"] = yaml.safe_dump(config)
+    command = Path(__file__).resolve().parents[2] / ".venv-nemogym" / "bin" / "ng_collect_rollouts"
+    done = subprocess.run(
+        [str(command)], cwd=output.parent, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    return [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines() if line]

@@ -11,6 +11,8 @@ import math
 import unicodedata
 from typing import Any
 
+from gym_operator.protocol import response as protocol
+
 Message = dict[str, Any]
 
 # Fields added to a task row by the generator; everything else is a task (verifier) field.
@@ -52,93 +54,20 @@ def identity_of(row: dict[str, Any]) -> tuple[int, int] | None:
     return None
 
 
-def _content_text(content: Any) -> str:
-    """A message content (string or list of typed parts) as plain text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-        return "".join(parts)
-    return str(content)
-
-
-def _tool_call(item: dict[str, Any]) -> dict[str, Any]:
-    arguments = item.get("arguments", "")
-    if not isinstance(arguments, str):
-        arguments = json.dumps(arguments, ensure_ascii=False)
-    return {
-        "id": str(item.get("call_id") or item.get("id") or ""),
-        "type": "function",
-        "function": {"name": str(item.get("name", "")), "arguments": arguments},
-    }
-
-
-def items_to_messages(items: list[Any], default_role: str) -> list[Message]:
-    """Responses-API items (messages, function calls, their outputs) as chat messages.
-
-    Consecutive function calls are attached to the assistant message before them as
-    `tool_calls` (arguments kept as the JSON string the model produced); a call's output becomes
-    a `tool` message. Reasoning items are not training text and are skipped.
-    """
-    messages: list[Message] = []
-    for item in items:
-        if isinstance(item, str):
-            messages.append({"role": default_role, "content": item})
-            continue
-        if not isinstance(item, dict):
-            continue
-        kind = item.get("type", "message")
-        if kind == "message" or (kind is None and "role" in item):
-            role = item.get("role") or default_role
-            role = "system" if role == "developer" else role
-            messages.append({"role": role, "content": _content_text(item.get("content"))})
-        elif kind == "function_call":
-            last = messages[-1] if messages else None
-            if last is None or last["role"] != "assistant":
-                last = {"role": "assistant", "content": ""}
-                messages.append(last)
-            last.setdefault("tool_calls", []).append(_tool_call(item))
-        elif kind == "function_call_output":
-            output = item.get("output", "")
-            messages.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": str(item.get("call_id", "")),
-                    "content": output if isinstance(output, str) else json.dumps(output),
-                }
-            )
-    return messages
-
-
 def prompt_messages(row: dict[str, Any]) -> list[Message]:
-    """The prompt of a task as chat messages (instructions first, as a system message)."""
-    params = row.get("responses_create_params") or {}
-    raw = params.get("input", "")
-    messages = items_to_messages(raw if isinstance(raw, list) else [raw], "user")
-    instructions = params.get("instructions")
-    if isinstance(instructions, str) and instructions:
-        messages.insert(0, {"role": "system", "content": instructions})
-    return messages
+    """The prompt of a task as the chat messages the model was sent (instructions first)."""
+    return protocol.prompt_messages(row.get("responses_create_params") or {})
 
 
 def completion_messages(row: dict[str, Any]) -> list[Message]:
     """The model's answer as assistant (and tool) messages."""
     response = row.get("response") or {}
-    return items_to_messages(response.get("output") or [], "assistant")
+    return protocol.to_chat_messages(response.get("output") or [], "assistant")
 
 
 def response_text(row: dict[str, Any]) -> str:
-    """All assistant text of the response, concatenated."""
-    return "".join(
-        m["content"] for m in completion_messages(row) if m["role"] == "assistant" and m["content"]
-    )
+    """All assistant text of the response, concatenated (the text the verifier scored)."""
+    return protocol.response_text(row.get("response") or {})
 
 
 def has_tool_calls(row: dict[str, Any]) -> bool:
@@ -148,12 +77,8 @@ def has_tool_calls(row: dict[str, Any]) -> bool:
 
 
 def is_truncated(row: dict[str, Any]) -> bool:
-    """Whether the response was cut by the token limit (status incomplete / max tokens)."""
-    response = row.get("response") or {}
-    details = response.get("incomplete_details") or {}
-    if details.get("reason") in ("max_output_tokens", "length", "max_tokens"):
-        return True
-    return response.get("status") == "incomplete"
+    """Whether the response was cut by the token limit (as the generator judged it)."""
+    return protocol.is_truncated(row.get("response") or {})
 
 
 def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:

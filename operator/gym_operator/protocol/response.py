@@ -4,8 +4,8 @@ NeMo Gym validates every `response` it receives as an openai `Response` (its `Ne
 subclass), so everything built here goes through `Response.model_validate` before it leaves:
 required fields (`parallel_tool_calls`, `tool_choice`, `tools`, `usage.*_tokens_details`, ...)
 are filled from the request when the endpoint did not send them. Both Chat Completions and
-Responses answers end in this one shape. `response_text`, `is_truncated` and `to_chat_messages`
-are the only readers of it in the project.
+Responses answers end in this one shape. `response_text`, `is_truncated`, `to_chat_messages` and
+`content_text` are the only readers of it in the project (data/ and viewer/ included).
 """
 
 from __future__ import annotations
@@ -161,12 +161,10 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     return f"{where}: {first['msg']}"[:300]
 
 
-def _chat_content(content: Any) -> str | None:
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(_part_text(p) for p in content)
-    raise ProtocolError(f"message content is {type(content).__name__}, not text")
+def _chat_content(content: Any) -> str:
+    if content is not None and not isinstance(content, str | list):
+        raise ProtocolError(f"message content is {type(content).__name__}, not text")
+    return content_text(content)
 
 
 def _part_text(part: Any) -> str:
@@ -175,6 +173,21 @@ def _part_text(part: Any) -> str:
     if isinstance(part, dict) and isinstance(part.get("text"), str):
         return str(part["text"])
     return ""
+
+
+def content_text(content: Any) -> str:
+    """A message's `content` as the text a chat model is sent: a string as it is; a list of
+    parts as the concatenated text of its string parts and of parts carrying a string `text`
+    (`input_text`, `output_text`, ...); parts without text (images, files, refusals) add
+    nothing; None is empty. Anything else (which a task row may not hold, so it never reaches
+    a model) is its JSON, shown rather than lost."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(_part_text(p) for p in content)
+    return json.dumps(content, ensure_ascii=False)
 
 
 def from_chat_completion(answer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +285,7 @@ def response_text(response: dict[str, Any]) -> str:
     """All assistant `output_text` of a `response`, concatenated in order."""
     texts: list[str] = []
     for item in response.get("output") or []:
-        if not isinstance(item, dict) or item.get("type", "message") != "message":
+        if not isinstance(item, dict) or (item.get("type") or "message") != "message":
             continue
         if item.get("role", "assistant") != "assistant":
             continue
@@ -304,8 +317,12 @@ def _tool_call(item: dict[str, Any]) -> dict[str, Any]:
 def to_chat_messages(items: list[Any], default_role: str = "user") -> list[dict[str, Any]]:
     """Responses-API items as the chat messages a Chat Completions model is sent.
 
+    An item without a `type` (or a null one) is a message, as the Responses API's short form
+    `{role, content}`; without a `role` it takes `default_role`. Its content is `content_text`.
     A function call joins the assistant message before it as one of its `tool_calls`; its output
-    becomes a `tool` message; `developer` is `system`; reasoning items are not sent back.
+    becomes a `tool` message; `developer` is `system`; reasoning items are not sent back. The
+    same function turns a rollout's prompt and answer into the exported training conversation,
+    so what a dataset holds is what the model saw.
     """
     messages: list[dict[str, Any]] = []
     for item in items:
@@ -317,8 +334,7 @@ def to_chat_messages(items: list[Any], default_role: str = "user") -> list[dict[
         kind = item.get("type") or "message"
         if kind == "message":
             role = item.get("role") or default_role
-            content = item.get("content")
-            text = content if isinstance(content, str) else "".join(map(_part_text, content or []))
+            text = content_text(item.get("content"))
             messages.append({"role": "system" if role == "developer" else role, "content": text})
         elif kind == "function_call":
             last = messages[-1] if messages else None

@@ -10,35 +10,29 @@ import json
 from typing import Any
 
 from gym_operator.data import rows as rowlib
+from gym_operator.protocol import response as protocol
 
 Turn = dict[str, Any]
 HIDDEN = {"response", "responses_create_params", "reward", "reward_components", "failure"}
 PREVIEW = 160
 
 
-def _text(content: Any) -> str:
-    if content is None:
+def _refusal(content: Any) -> str:
+    """The text of refusal parts, which carry no `text` (shown so a refusal is not blank)."""
+    if not isinstance(content, list):
         return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict):
-                parts.append(
-                    str(part.get("text") or part.get("refusal") or part.get("output") or "")
-                )
-            else:
-                parts.append(str(part))
-        return "".join(parts)
-    return json.dumps(content, ensure_ascii=False)
+    return "".join(
+        str(p.get("refusal") or "")
+        for p in content
+        if isinstance(p, dict) and p.get("type") == "refusal"
+    )
 
 
 def item_turn(item: Any, default_role: str) -> Turn | None:
     """One input or output item (message, tool call, tool output, reasoning) as a turn."""
     if not isinstance(item, dict):
         return {"role": default_role, "kind": "message", "text": str(item)}
-    kind = item.get("type", "message")
+    kind = item.get("type") or "message"
     if kind == "function_call":
         return {
             "role": "assistant",
@@ -52,16 +46,19 @@ def item_turn(item: Any, default_role: str) -> Turn | None:
             "role": "tool",
             "kind": "tool_output",
             "callId": item.get("call_id"),
-            "text": _text(item.get("output")),
+            "text": protocol.content_text(item.get("output")),
         }
     if kind == "reasoning":
-        text = _text(item.get("summary")) or _text(item.get("content"))
+        text = protocol.content_text(item.get("summary")) or protocol.content_text(
+            item.get("content")
+        )
         return {"role": "assistant", "kind": "reasoning", "text": text}
-    if kind == "message" or "role" in item:
+    if kind == "message":
+        content = item.get("content")
         return {
             "role": str(item.get("role") or default_role),
             "kind": "message",
-            "text": _text(item.get("content")),
+            "text": protocol.content_text(content) or _refusal(content),
         }
     return {"role": default_role, "kind": str(kind), "text": json.dumps(item, ensure_ascii=False)}
 
@@ -71,7 +68,8 @@ def turns(row: dict[str, Any]) -> list[Turn]:
     params = row.get("responses_create_params") or {}
     out: list[Turn] = []
     if params.get("instructions"):
-        out.append({"role": "system", "kind": "message", "text": _text(params["instructions"])})
+        text = protocol.content_text(params["instructions"])
+        out.append({"role": "system", "kind": "message", "text": text})
     given = params.get("input")
     items = [{"role": "user", "content": given}] if isinstance(given, str) else given or []
     out.extend(t for t in (item_turn(i, "user") for i in items) if t)
