@@ -142,6 +142,7 @@ KINDS = (
 
 def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     """Register every handler in `registry`; the timer interval comes from `cfg`."""
+    kopf.on.login(registry=registry)(kopf.login_via_client)  # a fresh registry has no login
     kopf.on.startup(registry=registry)(operator_startup)
     kopf.on.cleanup(registry=registry)(operator_cleanup)
     every = cfg.timers.reconcile_seconds
