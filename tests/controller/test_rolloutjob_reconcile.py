@@ -321,6 +321,9 @@ def test_generators_wait_for_the_managed_model_server(tmp_path: Path) -> None:
     made = kube.creates()
     assert ("Deployment", f"{NAME}-server") in made and ("Job", GEN) not in made
     assert resource["status"]["reason"] == c.REASON_SERVER_STARTING
+    document = json.loads(kube.objects[("ConfigMap", NS, SPEC)]["data"][c.SPEC_FILE])
+    assert document["spec"]["policy"]["baseURL"] == f"http://{NAME}-server:8000/v1"
+    assert "server" not in document["spec"]["policy"]
     kube.objects[("Deployment", NS, f"{NAME}-server")]["status"] = {"readyReplicas": 1}
     kube.actions.clear()
     applied(resource, rolloutjob.reconcile(rt, resource))

@@ -90,8 +90,9 @@ def children(
 
 
 def support_children(job: RolloutJob, rt: Runtime, base_url: str | None) -> list[dict[str, Any]]:
-    """The spec ConfigMap and the verifier Deployment + Service (for builtin and image)."""
-    made = [builders.build_spec_configmap(job, base_url)]
+    """The spec ConfigMap (the policy resolved to `base_url`, else to the URL known without
+    asking the cluster) and the verifier Deployment + Service (for builtin and image)."""
+    made = [builders.build_spec_configmap(job, base_url or serving.static_base_url(job))]
     if builders.needs_verifier_server(job):
         made += [
             builders.build_verifier_deployment(job, rt.cfg),
