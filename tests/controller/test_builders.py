@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gym_operator.api import Dataset, RolloutJob, parse_resource
-from gym_operator.controller import builders
+from gym_operator.controller import builders, podparts
 from gym_operator.controller import constants as c
 from gym_operator.controller.config import OperatorConfig
 from gym_operator.rollout import entrypoint as ep
@@ -53,7 +53,7 @@ def test_generator_job_is_indexed_with_one_pod_per_shard() -> None:
     assert manifest["metadata"] == {
         "name": "math-run1-gen",
         "namespace": "team-a",
-        "labels": builders.labels_for(c.LABEL_ROLLOUTJOB, "math-run1", c.COMPONENT_GENERATOR),
+        "labels": podparts.labels_for(c.LABEL_ROLLOUTJOB, "math-run1", c.COMPONENT_GENERATOR),
     }
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == spec["parallelism"] == 8
@@ -211,7 +211,7 @@ def test_dataset_builder_reads_resolved_sources() -> None:
 
 
 def test_operator_reads_the_result_file_the_builder_writes() -> None:
-    from gym_operator.controller.handlers import DATASET_RESULT_FILE
+    from gym_operator.controller.dataset import DATASET_RESULT_FILE
     from gym_operator.data.builder import RESULT_FILE
 
     assert DATASET_RESULT_FILE == RESULT_FILE

@@ -39,3 +39,33 @@ def test_operator_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.metrics.liveness_url == "http://0.0.0.0:8080/healthz"
     wide = entrypoint.config_from_args(build_parser().parse_args(["operator", "--all-namespaces"]))
     assert wide.watch.all_namespaces and wide.watch.namespaces == ()
+
+
+def test_status_reads_of_s3_use_the_one_config() -> None:
+    from fakekube import FakeKube
+
+    from gym_operator.api.common import S3Spec
+    from gym_operator.controller.config import S3Settings
+    from gym_operator.controller.runtime import Runtime
+
+    cfg = OperatorConfig(
+        s3=S3Settings(endpoint_url="http://minio:9000", region="eu-west-1", max_attempts=4)
+    )
+    rt = Runtime(cfg=cfg, kube=FakeKube())
+    own = rt.s3_settings(None, "team-a")
+    assert (own.endpoint_url, own.region, own.max_attempts) == ("http://minio:9000", "eu-west-1", 4)
+    assert (own.connect_timeout, own.read_timeout) == (3.0, 10.0)
+    job = rt.s3_settings(S3Spec(endpoint_url="http://other:9000"), "team-a")
+    assert job.endpoint_url == "http://other:9000" and job.region == "eu-west-1"
+
+
+def test_the_timer_interval_comes_from_the_config_given_at_registration() -> None:
+    import kopf
+
+    from gym_operator.controller import handlers
+
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, OperatorConfig.from_env({"GYMOPS_RECONCILE_SECONDS": "2.5"}))
+    timers = registry._spawning.get_all_handlers()
+    assert sorted(t.id for t in timers) == ["dataset_timer", "rolloutjob_timer"]
+    assert {t.interval for t in timers} == {2.5}

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from gym_operator.api import Dataset, RolloutJob, parse_resource
-from gym_operator.controller import builders, kueue
+from gym_operator.api import Dataset, Phase, RolloutJob, parse_resource
+from gym_operator.controller import builders, jobstate, kueue, serverbuilders
 from gym_operator.controller import constants as c
-from gym_operator.controller import status as st
 from gym_operator.controller.config import OperatorConfig
 
 CFG = OperatorConfig()
@@ -61,7 +60,7 @@ def test_managed_by_passes_to_the_generator_job() -> None:
 
 
 def test_model_server_deployment_carries_the_queue_labels() -> None:
-    manifest = builders.build_server_deployment(rollout_job())
+    manifest = serverbuilders.build_server_deployment(rollout_job())
     assert manifest["metadata"]["labels"].items() >= QUEUE.items()
     assert manifest["spec"]["template"]["metadata"]["labels"].items() >= QUEUE.items()
 
@@ -110,9 +109,12 @@ def test_suspend_patch(
 
 
 def test_a_job_kueue_holds_is_waiting_for_admission_not_suspended() -> None:
-    held = st.job_state({"spec": {"suspend": True}, "status": {}}, [])
-    waiting = st.admission_state(held, spec_suspend=False, queue="team-a-gpus")
-    assert (waiting.phase, waiting.reason) == (c.PENDING, c.REASON_WAITING_FOR_ADMISSION)
+    held = jobstate.job_state({"spec": {"suspend": True}, "status": {}}, [])
+    waiting = jobstate.admission_state(held, spec_suspend=False, queue="team-a-gpus")
+    assert (waiting.phase, waiting.reason) == (Phase.PENDING, c.REASON_WAITING_FOR_ADMISSION)
     assert "team-a-gpus" in waiting.message
-    assert st.admission_state(held, spec_suspend=True, queue="team-a-gpus").phase == c.SUSPENDED
-    assert st.admission_state(held, spec_suspend=False, queue=None).phase == c.SUSPENDED
+    assert (
+        jobstate.admission_state(held, spec_suspend=True, queue="team-a-gpus").phase
+        == Phase.SUSPENDED
+    )
+    assert jobstate.admission_state(held, spec_suspend=False, queue=None).phase == Phase.SUSPENDED

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gym_operator.api import RolloutJob, SpecError, parse_resource
-from gym_operator.controller import builders, serving
+from gym_operator.controller import builders, serverbuilders, serving
 from gym_operator.controller import constants as c
 
 SERVER: dict[str, Any] = {
@@ -49,7 +49,7 @@ def rollout_job(policy: dict[str, Any] | None = None, **meta: Any) -> RolloutJob
 
 
 def test_server_deployment_runs_vllm_on_the_gpu_pool_with_the_token_by_reference() -> None:
-    manifest = builders.build_server_deployment(rollout_job())
+    manifest = serverbuilders.build_server_deployment(rollout_job())
     assert manifest["metadata"]["name"] == "qwen-math-server"
     pod = manifest["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -73,16 +73,16 @@ def test_server_deployment_runs_vllm_on_the_gpu_pool_with_the_token_by_reference
 
 
 def test_server_is_ready_only_when_the_openai_endpoint_answers() -> None:
-    (container,) = builders.build_server_deployment(rollout_job())["spec"]["template"]["spec"][
-        "containers"
-    ]
+    (container,) = serverbuilders.build_server_deployment(rollout_job())["spec"]["template"][
+        "spec"
+    ]["containers"]
     probe = container["readinessProbe"]
     assert probe["httpGet"] == {"path": "/v1/models", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
 
 
 def test_server_is_non_root_read_only_and_without_capabilities() -> None:
-    pod = builders.build_server_deployment(rollout_job())["spec"]["template"]["spec"]
+    pod = serverbuilders.build_server_deployment(rollout_job())["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
@@ -109,15 +109,17 @@ def test_custom_command_serves_llama_cpp() -> None:
         "readinessPath": "/health",
     }
     job = rollout_job({"server": server})
-    (container,) = builders.build_server_deployment(job)["spec"]["template"]["spec"]["containers"]
+    (container,) = serverbuilders.build_server_deployment(job)["spec"]["template"]["spec"][
+        "containers"
+    ]
     assert container["command"] == ["llama-server"]
     assert container["args"][:2] == ["-m", "/models/smollm2.gguf"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    service = builders.build_server_service(job)
+    service = serverbuilders.build_server_service(job)
     assert service["spec"]["ports"][0]["port"] == 8080
     assert (
         service["spec"]["selector"]
-        == (builders.build_server_deployment(job)["spec"]["selector"]["matchLabels"])
+        == (serverbuilders.build_server_deployment(job)["spec"]["selector"]["matchLabels"])
     )
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from gym_operator.api import Phase, RolloutJobStatus
 from gym_operator.controller import constants as c
-from gym_operator.controller import status as st
+from gym_operator.controller import serverstate as st
+from gym_operator.controller import status
+from gym_operator.controller.conditions import Observed
 
 CREATED = "2026-01-01T00:00:00Z"
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -121,18 +124,24 @@ def test_a_server_that_never_answers_says_why_from_its_ready_condition() -> None
 
 def test_server_ready_condition_follows_the_state() -> None:
     waiting = st.server_state(deployment(), [UNSCHEDULABLE], 600, at(1))
-    status = st.desired_status(
-        {}, st.Observed(c.PENDING, waiting.reason, waiting.message), 1, CREATED, server=waiting
-    )
-    (cond,) = [x for x in status["conditions"] if x["type"] == c.CONDITION_SERVER_READY]
+    first = status.desired_status(
+        RolloutJobStatus,
+        {},
+        Observed(Phase.PENDING, waiting.reason, waiting.message),
+        1,
+        CREATED,
+        aspects=[st.server_condition(waiting)],
+    ).wire()
+    (cond,) = [x for x in first["conditions"] if x["type"] == c.CONDITION_SERVER_READY]
     assert (cond["status"], cond["reason"]) == ("False", "Unschedulable")
     ready = st.server_state(deployment(ready=1), [], 600, at(2))
-    later = st.desired_status(
-        status,
-        st.Observed(c.PENDING, c.REASON_CREATED, "x"),
+    later = status.desired_status(
+        RolloutJobStatus,
+        first,
+        Observed(Phase.PENDING, c.REASON_CREATED, "x"),
         1,
         "2026-01-01T00:00:02Z",
-        server=ready,
-    )
+        aspects=[st.server_condition(ready)],
+    ).wire()
     (cond,) = [x for x in later["conditions"] if x["type"] == c.CONDITION_SERVER_READY]
     assert (cond["status"], cond["lastTransitionTime"]) == ("True", "2026-01-01T00:00:02Z")

@@ -1,11 +1,15 @@
-"""Status logic: Job and pod state to phase, conditions, and patches only on change."""
+"""Status logic: Job and pod state to phase, aspect conditions, and patches only on change."""
 
 from __future__ import annotations
 
 import datetime
 
+from gym_operator.api import Phase, RolloutJobStatus
+from gym_operator.controller import conditions as cond
 from gym_operator.controller import constants as c
+from gym_operator.controller import jobstate, podstate
 from gym_operator.controller import status as st
+from gym_operator.controller.conditions import Observed
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:05:00Z"
@@ -23,7 +27,7 @@ def pod(name: str, phase: str = "Pending", waiting: str | None = None, **extra: 
     return {
         "metadata": {
             "name": name,
-            "annotations": {st.JOB_INDEX_ANNOTATION: name[-1]},
+            "annotations": {podstate.JOB_INDEX_ANNOTATION: name[-1]},
             "creationTimestamp": extra.get("created", NOW),
         },
         "status": {"phase": phase, "containerStatuses": [container], **extra.get("status", {})},
@@ -31,12 +35,12 @@ def pod(name: str, phase: str = "Pending", waiting: str | None = None, **extra: 
 
 
 def test_no_job_yet_is_pending() -> None:
-    assert st.job_state(None, []).phase == c.PENDING
+    assert jobstate.job_state(None, []).phase == Phase.PENDING
 
 
 def test_complete_job_succeeds() -> None:
-    observed = st.job_state(job([{"type": "Complete", "status": "True"}]), [])
-    assert observed.phase == c.SUCCEEDED
+    observed = jobstate.job_state(job([{"type": "Complete", "status": "True"}]), [])
+    assert observed.phase == Phase.SUCCEEDED
 
 
 def test_failed_job_names_reason_shards_and_last_failed_pod() -> None:
@@ -48,20 +52,22 @@ def test_failed_job_names_reason_shards_and_last_failed_pod() -> None:
         pod("gen-1", "Failed", created="2026-01-01T00:00:00Z"),
         pod("gen-x1", "Failed", created="2026-01-01T00:01:00Z"),
     ]
-    observed = st.job_state(failed, pods)
-    assert observed.phase == c.FAILED
+    observed = jobstate.job_state(failed, pods)
+    assert observed.phase == Phase.FAILED
     assert "FailedIndexes: shard out" in observed.message
     assert "failed shards: 1" in observed.message
     assert "kubectl logs pod/gen-x1" in observed.message
 
 
 def test_suspended_job() -> None:
-    assert st.job_state(job(suspend=True), []).phase == c.SUSPENDED
+    assert jobstate.job_state(job(suspend=True), []).phase == Phase.SUSPENDED
 
 
 def test_image_pull_backoff_is_lifted_into_the_message() -> None:
-    observed = st.job_state(job(active=2), [pod("gen-0"), pod("gen-1", waiting="ImagePullBackOff")])
-    assert observed.phase == c.PENDING
+    observed = jobstate.job_state(
+        job(active=2), [pod("gen-0"), pod("gen-1", waiting="ImagePullBackOff")]
+    )
+    assert observed.phase == Phase.PENDING
     assert observed.reason == "ImagePullBackOff"
     assert observed.message.startswith("ImagePullBackOff on gen-1 (shard 1)")
 
@@ -71,48 +77,72 @@ def test_unschedulable_pod() -> None:
     stuck["status"]["conditions"] = [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3"}
     ]
-    observed = st.job_state(job(active=1), [stuck])
+    observed = jobstate.job_state(job(active=1), [stuck])
     assert observed.reason == "Unschedulable" and "0/3" in observed.message
 
 
 def test_running_with_retries() -> None:
-    observed = st.job_state(job(active=2, failed=1), [pod("gen-0", "Running")])
-    assert observed.phase == c.RUNNING
+    observed = jobstate.job_state(job(active=2, failed=1), [pod("gen-0", "Running")])
+    assert observed.phase == Phase.RUNNING
     assert "1 failed attempt(s) retried" in observed.message
 
 
-def test_conditions_flip_and_keep_transition_times() -> None:
-    pending = st.Observed(c.PENDING, "PodsPending", "waiting")
-    first = st.phase_conditions([], pending, 1, NOW)
-    assert first == [
-        {
-            "type": "Pending",
-            "status": "True",
-            "reason": "PodsPending",
-            "message": "waiting",
-            "lastTransitionTime": NOW,
-            "observedGeneration": 1,
-        }
-    ]
-    running = st.Observed(c.RUNNING, "PodsRunning", "go")
-    second = st.phase_conditions(first, running, 1, LATER)
-    by_type = {x["type"]: x for x in second}
-    assert by_type["Pending"]["status"] == "False"
-    assert by_type["Running"]["status"] == "True"
-    assert by_type["Running"]["lastTransitionTime"] == LATER
-    third = st.phase_conditions(second, running, 1, "2026-01-02T00:00:00Z")
+def by_type(conditions: list[dict]) -> dict[str, dict]:
+    return {x["type"]: x for x in conditions}
+
+
+def test_conditions_are_aspects_that_flip_and_keep_transition_times() -> None:
+    pending = Observed(Phase.PENDING, "PodsPending", "waiting")
+    first = by_type(cond.apply_all([], cond.phase_aspects(pending), 1, NOW))
+    assert sorted(first) == sorted(c.ASPECT_CONDITIONS)
+    assert first["Progressing"] == {
+        "type": "Progressing",
+        "status": "True",
+        "reason": "PodsPending",
+        "message": "waiting",
+        "lastTransitionTime": NOW,
+        "observedGeneration": 1,
+    }
+    assert {t: x["status"] for t, x in first.items() if x["status"] == "True"} == {
+        "Progressing": "True"
+    }
+    running = Observed(Phase.RUNNING, "PodsRunning", "go")
+    second = cond.apply_all(first.values(), cond.phase_aspects(running), 1, LATER)
+    assert by_type(second)["Ready"]["status"] == "True"
+    assert by_type(second)["Ready"]["lastTransitionTime"] == LATER
+    assert by_type(second)["Progressing"]["lastTransitionTime"] == NOW  # stayed True
+    assert by_type(second)["Complete"]["reason"] == "PodsPending"  # False since it was set
+    third = cond.apply_all(second, cond.phase_aspects(running), 1, "2026-01-02T00:00:00Z")
     assert third == second
+    done = by_type(
+        cond.apply_all(
+            second, cond.phase_aspects(Observed(Phase.SUCCEEDED, "JobComplete", "ok")), 1, LATER
+        )
+    )
+    assert (done["Complete"]["status"], done["Ready"]["status"]) == ("True", "False")
+    assert done["Progressing"]["status"] == "False" and done["Failed"]["status"] == "False"
 
 
 def test_status_patch_is_empty_when_nothing_changed() -> None:
-    observed = st.Observed(c.RUNNING, "PodsRunning", "go")
-    desired = st.desired_status({}, observed, 3, NOW, {"output": {"uri": "s3://b/o/"}})
-    assert desired["startTime"] == NOW and desired["observedGeneration"] == 3
-    assert st.status_patch(desired, st.desired_status(desired, observed, 3, LATER)) == {}
-    changed = st.desired_status(desired, st.Observed(c.SUCCEEDED, "JobComplete", "done"), 3, LATER)
-    patch = st.status_patch(desired, changed)
-    assert patch["phase"] == c.SUCCEEDED and patch["completionTime"] == LATER
+    observed = Observed(Phase.RUNNING, "PodsRunning", "go")
+    model = RolloutJobStatus
+    desired = st.desired_status(model, {}, observed, 3, NOW, {"output": {"uri": "s3://b/o/"}})
+    assert desired.start_time == NOW and desired.observed_generation == 3
+    wire = desired.wire()
+    assert wire["phase"] == "Running" and wire["output"] == {"uri": "s3://b/o/"}
+    assert st.status_patch(wire, st.desired_status(model, wire, observed, 3, LATER)) == {}
+    done = Observed(Phase.SUCCEEDED, "JobComplete", "done")
+    patch = st.status_patch(wire, st.desired_status(model, wire, done, 3, LATER))
+    assert patch["phase"] == "Succeeded" and patch["completionTime"] == LATER
     assert "startTime" not in patch
+
+
+def test_status_fields_the_model_does_not_own_are_left_alone() -> None:
+    current = {"phase": "Running", "viewerPath": "/rj/x"}
+    desired = st.desired_status(
+        RolloutJobStatus, current, Observed(Phase.RUNNING, "R", "m"), 1, NOW
+    )
+    assert "viewerPath" not in st.status_patch(current, desired)
 
 
 def test_refused_changes_exclude_suspend_and_ttl() -> None:
@@ -124,10 +154,12 @@ def test_refused_changes_exclude_suspend_and_ttl() -> None:
         "sampling": {"concurrency": 16},
     }
     assert st.refused_changes(applied, current) == ["spec.parallelism", "spec.sampling.concurrency"]
-    conditions = st.spec_condition([], ["spec.parallelism"], 2, NOW)
+    conditions = cond.set_condition([], cond.spec_aspect(["spec.parallelism"]), 2, NOW)
     assert conditions[0]["type"] == "SpecAccepted" and conditions[0]["status"] == "False"
     assert "spec.parallelism" in conditions[0]["message"]
-    assert st.spec_condition([], [], 2, NOW) == []
+    assert cond.set_condition([], cond.spec_aspect([]), 2, NOW) == []
+    accepted = cond.set_condition(conditions, cond.spec_aspect([]), 2, LATER)
+    assert (accepted[0]["status"], accepted[0]["reason"]) == ("True", "SpecChangeApplied")
 
 
 def test_ttl_expiry() -> None:
@@ -144,8 +176,8 @@ def test_last_failed_pod_breaks_same_second_ties_by_resource_version() -> None:
     newer = pod("gen-b1", "Failed")
     older["metadata"]["resourceVersion"] = "9"
     newer["metadata"]["resourceVersion"] = "12"
-    assert st.last_failed_pod([newer, older]) is newer
-    assert st.last_failed_pod([older, newer]) is newer
+    assert podstate.last_failed_pod([newer, older]) is newer
+    assert podstate.last_failed_pod([older, newer]) is newer
 
 
 def exited(name: str, code: int, message: str, created: str = NOW) -> dict:
@@ -168,7 +200,7 @@ def test_failed_job_quotes_the_last_failed_pods_termination_message() -> None:
             created="2026-01-01T00:05:00Z",
         ),
     ]
-    message = st.job_state(failed, pods).message
+    message = jobstate.job_state(failed, pods).message
     assert "gen-b0 (shard 0) exited: shard 0: endpoint unavailable" in message
     assert "older reason" not in message
     assert "kubectl logs pod/gen-b0" in message
@@ -177,8 +209,8 @@ def test_failed_job_quotes_the_last_failed_pods_termination_message() -> None:
 def test_running_job_shows_why_its_last_attempt_failed() -> None:
     running = job(active=1, failed=1)
     pods = [exited("gen-a0", 5, "endpoint unavailable: " + "x" * 2000), pod("gen-b0", "Running")]
-    observed = st.job_state(running, pods)
-    assert observed.phase == c.RUNNING
+    observed = jobstate.job_state(running, pods)
+    assert observed.phase == Phase.RUNNING
     assert "1 failed attempt(s) retried; last: gen-a0 (shard 0) exited: endpoint unavailable" in (
         observed.message
     )
@@ -188,12 +220,12 @@ def test_running_job_shows_why_its_last_attempt_failed() -> None:
 def test_a_pod_that_exited_zero_or_wrote_nothing_adds_no_reason() -> None:
     running = job(active=1, failed=1)
     pods = [exited("gen-a0", 1, "  "), pod("gen-b0", "Running")]
-    assert "last:" not in st.job_state(running, pods).message
+    assert "last:" not in jobstate.job_state(running, pods).message
 
 
 def test_a_stuck_verifier_pod_is_reported_when_the_shards_are_fine() -> None:
     verifier = pod("verifier-x", waiting="CrashLoopBackOff")
-    observed = st.job_state(job(active=2), [pod("gen-0")], support_pods=[verifier])
+    observed = jobstate.job_state(job(active=2), [pod("gen-0")], support_pods=[verifier])
     assert observed.reason == "CrashLoopBackOff"
     assert observed.message.startswith("CrashLoopBackOff on verifier-x")
 
@@ -204,6 +236,6 @@ def test_a_job_over_its_failure_policy_fails_with_the_generators_reason() -> Non
         "240 of 400 rollouts failed (60%; failurePolicy.maxFailedFraction is 0.1): malformed x240"
     )
     pods = [exited("gen-a0", 0, ""), exited("gen-a1", c.EXIT_CODE_TOO_MANY_FAILURES, reason)]
-    observed = st.job_state(failed, pods)
-    assert (observed.phase, observed.reason) == (c.FAILED, c.REASON_TOO_MANY_FAILURES)
+    observed = jobstate.job_state(failed, pods)
+    assert (observed.phase, observed.reason) == (Phase.FAILED, c.REASON_TOO_MANY_FAILURES)
     assert observed.message == reason

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gym_operator.controller.viewerlink import listed_namespace, viewer_path
+from gym_operator.controller.config import OperatorConfig
+from gym_operator.controller.viewerlink import viewer_path
 
 
 def test_a_job_in_the_listed_namespace_gets_its_stable_path() -> None:
@@ -15,6 +16,9 @@ def test_no_path_without_a_viewer_or_in_another_namespace() -> None:
 
 
 def test_the_listed_namespace_comes_from_the_environment_the_chart_sets() -> None:
-    assert listed_namespace({"GYMOPS_VIEWER_NAMESPACE": "team-a"}) == "team-a"
-    assert listed_namespace({"GYMOPS_VIEWER_NAMESPACE": " "}) is None
-    assert listed_namespace({}) is None
+    def listed(env: dict[str, str]) -> str | None:
+        return OperatorConfig.from_env(env).viewer_namespace
+
+    assert listed({"GYMOPS_VIEWER_NAMESPACE": "team-a"}) == "team-a"
+    assert listed({"GYMOPS_VIEWER_NAMESPACE": " "}) is None
+    assert listed({}) is None

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from gym_operator import cli, metrics
-from gym_operator.api import SpecError, parse_resource
+from gym_operator.api import Phase, SpecError, parse_resource
 from gym_operator.api.dataset import SUPPORTED_KINDS, DatasetSpec
 from gym_operator.controller import constants
 from gym_operator.data import filters, kinds
@@ -330,7 +330,7 @@ def test_dataset_drop_reasons_are_documented() -> None:
 
 def test_phases_conditions_and_reasons_are_documented() -> None:
     body = section(read("concepts.md"), "Status: phases, conditions, events")
-    names = [*constants.CONDITION_BY_PHASE, *constants.CONDITION_BY_PHASE.values()]
+    names = [phase.value for phase in Phase] + list(constants.ASPECT_CONDITIONS)
     names += [v for k, v in vars(constants).items() if k.startswith("REASON_")]
     names += [constants.CONDITION_SPEC_ACCEPTED, *constants.POD_PROBLEM_REASONS]
     for name in names:

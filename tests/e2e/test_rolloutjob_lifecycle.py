@@ -62,12 +62,12 @@ def test_real_shards_take_a_rolloutjob_to_succeeded(
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 2
 
     running = cluster.wait_phase("RolloutJob", "run1", "Running")
-    assert running["startTime"] and conditions(running)["Running"]["status"] == "True"
+    assert running["startTime"] and conditions(running)["Ready"]["status"] == "True"
     status = cluster.wait_phase("RolloutJob", "run1", "Succeeded", timeout=180)
     assert status["completionTime"] >= status["startTime"]
     assert status["observedGeneration"] == 1
     assert conditions(status)["Complete"]["status"] == "True"
-    assert conditions(status)["Running"]["status"] == "False"
+    assert conditions(status)["Ready"]["status"] == "False"
     assert status["progress"]["total"] == tasks * repeats
     assert status["progress"]["completed"] + status["progress"]["failed"] == tasks * repeats
     assert status["rewards"]["passRate"] == 0.5

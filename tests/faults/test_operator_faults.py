@@ -115,7 +115,7 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
     for name in NAMES:
         for plural, suffix in CHILDREN:
             # Exactly once: a handler retry on a stale body once re-created the verifier the
-            # timer had deleted when the job finished (fixed by handlers.finished_meanwhile).
+            # timer had deleted when the job finished (now only the reconcile creates children).
             child = f"{name}-{suffix}"
             assert cluster.creations(plural, child) == 1, cluster.history(plural, child)
         children = cluster.children(uids[name])

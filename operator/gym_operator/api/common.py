@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,9 +13,22 @@ API_VERSION = "v1alpha1"
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
 
-Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended"]
-PHASES: tuple[str, ...] = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
-TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
+class Phase(StrEnum):
+    """Where a RolloutJob or Dataset is in its life (`status.phase`)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+    def is_terminal(self) -> bool:
+        """Whether the resource has finished: it never leaves this phase on its own."""
+        return self in (Phase.SUCCEEDED, Phase.FAILED)
+
+
+PHASES: tuple[str, ...] = tuple(phase.value for phase in Phase)
+TERMINAL_PHASES: frozenset[str] = frozenset(phase.value for phase in Phase if phase.is_terminal())
 
 
 def cel(rule: str, message: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import types
 import typing
 from typing import Any, Literal
@@ -45,6 +46,8 @@ def _type_name(annotation: Any) -> str:
         return f"map of {_type_name(args[1])}" if len(args) == 2 else "map"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "object"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return " \\| ".join(f"`{member.value}`" for member in annotation)
     return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, "any")
 
 

@@ -27,7 +27,7 @@ from gym_operator.api.common import (
     cel,
 )
 from gym_operator.api.serving import EndpointRef, ServerSpec
-from gym_operator.api.verifiers import MAX_CONFIG_KEYS, check_config
+from gym_operator.api.verifiers import MAX_CONFIG_KEYS, CodeExecutionConfig, check_config
 
 BUILTIN_VERIFIERS: tuple[str, ...] = (
     "math",
@@ -50,37 +50,38 @@ BuiltinVerifier = Literal[
     "llm_judge",
 ]
 EMBEDDED_MODELS: tuple[str, ...] = ("smollm2",)
-CONFIG_LIMITS: dict[str, dict[str, Any]] = {
-    "timeoutSeconds": {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "maximum": 86400,
-        "description": "Time limit of one check (math, code_execution, llm_judge).",
-    },
-    "memoryMB": {
-        "type": "integer",
-        "minimum": 16,
-        "description": "Memory limit of one sandboxed program (code_execution).",
-    },
-    "maxProcesses": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "Process limit of one sandboxed program (code_execution).",
-    },
-}
-"""Limits in verifier.config that must be positive numbers (a negative one would disable them)."""
+
+
+def _bounds(name: str) -> tuple[Any, ...]:
+    """A limit's bounds as CodeExecutionConfig declares them: that model owns them."""
+    return tuple(CodeExecutionConfig.model_fields[name].metadata)
 
 
 class _ConfigLimits(TypedDict, total=False):
     """The checked keys of verifier.config (CONFIG_LIMITS); other keys pass unchecked."""
 
     __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
-    timeoutSeconds: Annotated[StrictFloat, Field(gt=0, le=86400)]
-    memoryMB: Annotated[StrictInt, Field(ge=16)]
-    maxProcesses: Annotated[StrictInt, Field(ge=1)]
+    timeoutSeconds: Annotated[StrictFloat, *_bounds("timeout_seconds")]
+    memoryMB: Annotated[StrictInt, *_bounds("memory_mb")]
+    maxProcesses: Annotated[StrictInt, *_bounds("max_processes")]
 
 
 _LIMITS = TypeAdapter(_ConfigLimits)
+
+LIMIT_DESCRIPTIONS = {
+    "timeoutSeconds": "Time limit of one check (math, code_execution, llm_judge).",
+    "memoryMB": "Memory limit of one sandboxed program (code_execution).",
+    "maxProcesses": "Process limit of one sandboxed program (code_execution).",
+}
+CONFIG_LIMITS: dict[str, dict[str, Any]] = {
+    key: {
+        **{k: v for k, v in schema.items() if k != "title"},
+        "description": LIMIT_DESCRIPTIONS[key],
+    }
+    for key, schema in _LIMITS.json_schema()["properties"].items()
+}
+"""Limits in verifier.config that must be positive numbers (a negative one would disable them),
+as the CRD schema checks them."""
 
 
 class InputSpec(ApiModel):

@@ -1,4 +1,8 @@
-"""Pure builders: a parsed RolloutJob or Dataset in, Kubernetes manifests (dicts) out. No I/O."""
+"""Pure builders: a parsed RolloutJob or Dataset in, Kubernetes manifests (dicts) out. No I/O.
+
+The spec ConfigMap, the verifier Deployment + Service, the Indexed generator Job and the dataset
+builder Job; their shared pod parts are in podparts.py, the model server's in serverbuilders.py.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,23 @@ import json
 from typing import Any
 
 from gym_operator.api import Dataset, RolloutJob
-from gym_operator.api.common import EnvVar, PodTemplate, S3Spec
 from gym_operator.controller import constants as c
 from gym_operator.controller import kueue, serving
 from gym_operator.controller.config import OperatorConfig
-
-Manifest = dict[str, Any]
-
-
-def labels_for(kind_label: str, owner: str, component: str) -> dict[str, str]:
-    """The labels every child carries: who made it, for which resource, which part it is."""
-    return {
-        c.LABEL_NAME: c.APP_NAME,
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_INSTANCE: owner,
-        c.LABEL_COMPONENT: component,
-        kind_label: owner,
-    }
-
-
-def _meta(name: str, namespace: str | None, labels: dict[str, str]) -> Manifest:
-    meta: Manifest = {"name": name, "labels": labels}
-    if namespace:
-        meta["namespace"] = namespace
-    return meta
+from gym_operator.controller.podparts import (
+    Manifest,
+    container_security_context,
+    labels_for,
+    object_meta,
+    pod_metadata,
+    pod_spec,
+    s3_env,
+    selector_for,
+    template_env,
+    worker_container,
+    worker_mounts,
+    worker_volumes,
+)
 
 
 def resource_document(
@@ -62,150 +59,13 @@ def build_spec_configmap(resource: RolloutJob | Dataset, base_url: str | None = 
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(
+        "metadata": object_meta(
             c.spec_configmap_name(name),
             resource.metadata.namespace,
             labels_for(kind_label, name, c.COMPONENT_SPEC),
         ),
         "data": data,
     }
-
-
-def pod_security_context() -> Manifest:
-    """Pod-level hardening: a numeric non-root user and the runtime's default seccomp profile."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": c.WORKER_UID,
-        "runAsGroup": c.WORKER_UID,
-        "fsGroup": c.WORKER_UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def container_security_context() -> Manifest:
-    """Container-level hardening: read-only root, no privilege escalation, no capabilities."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "privileged": False,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def s3_env(s3: S3Spec | None) -> list[Manifest]:
-    """S3 settings as environment variables; credentials by reference to the Secret only."""
-    if s3 is None:
-        return []
-    env: list[Manifest] = []
-    if s3.endpoint_url:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": s3.endpoint_url})
-    if s3.region:
-        env.append({"name": "AWS_REGION", "value": s3.region})
-    ref = s3.credentials_secret_ref
-    if ref is not None:
-        for var, key in (
-            ("AWS_ACCESS_KEY_ID", ref.access_key_id_key),
-            ("AWS_SECRET_ACCESS_KEY", ref.secret_access_key_key),
-        ):
-            env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key}}})
-    return env
-
-
-def template_env(template: PodTemplate | None) -> list[Manifest]:
-    """The user's extra environment variables; Secret values by reference, never copied."""
-    if template is None or not template.env:
-        return []
-    return [_env_var(var) for var in template.env]
-
-
-def _env_var(var: EnvVar) -> Manifest:
-    if var.secret_key_ref is not None:
-        ref = var.secret_key_ref
-        return {"name": var.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-    return {"name": var.name, "value": var.value or ""}
-
-
-def _image(template: PodTemplate | None, cfg: OperatorConfig) -> tuple[str, str]:
-    image = (template.image if template else None) or cfg.worker.image
-    policy = (template.image_pull_policy if template else None) or cfg.worker.image_pull_policy
-    return image, policy
-
-
-def _volumes(owner: str) -> list[Manifest]:
-    return [
-        {"name": "spec", "configMap": {"name": c.spec_configmap_name(owner)}},
-        {"name": "tmp", "emptyDir": {}},
-    ]
-
-
-def _mounts(with_spec: bool = True) -> list[Manifest]:
-    mounts: list[Manifest] = [{"name": "tmp", "mountPath": c.TMP_DIR}]
-    if with_spec:
-        mounts.insert(0, {"name": "spec", "mountPath": c.SPEC_DIR, "readOnly": True})
-    return mounts
-
-
-def worker_container(
-    name: str,
-    args: list[str],
-    env: list[Manifest],
-    template: PodTemplate | None,
-    cfg: OperatorConfig,
-    with_spec: bool = True,
-) -> Manifest:
-    """One hardened worker container running `gymops <args>`."""
-    image, policy = _image(template, cfg)
-    container: Manifest = {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": policy,
-        "command": ["gymops"],
-        "args": args,
-        "env": env,
-        "volumeMounts": _mounts(with_spec),
-        "securityContext": container_security_context(),
-        # The worker writes why it stopped; a crash before it could (OOM, an import error)
-        # leaves the last lines of its log there instead.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    if template is not None and template.resources is not None:
-        container["resources"] = template.resources.model_dump(exclude_none=True)
-    return container
-
-
-def pod_spec(
-    containers: list[Manifest], template: PodTemplate | None, volumes: list[Manifest]
-) -> Manifest:
-    """A pod spec with the template's scheduling settings and the hardened security context."""
-    spec: Manifest = {
-        "restartPolicy": "Never",
-        "securityContext": pod_security_context(),
-        "containers": containers,
-        "volumes": volumes,
-        "automountServiceAccountToken": False,
-    }
-    if template is None:
-        return spec
-    if template.node_selector:
-        spec["nodeSelector"] = dict(template.node_selector)
-    if template.tolerations:
-        spec["tolerations"] = [t.wire() for t in template.tolerations]
-    if template.service_account_name:
-        spec["serviceAccountName"] = template.service_account_name
-    if template.priority_class_name:
-        spec["priorityClassName"] = template.priority_class_name
-    if template.image_pull_secrets:
-        spec["imagePullSecrets"] = [{"name": n} for n in template.image_pull_secrets]
-    return spec
-
-
-def pod_metadata(labels: dict[str, str], template: PodTemplate | None) -> Manifest:
-    """Pod labels (ours win over the template's) and the template's annotations."""
-    meta: Manifest = {"labels": {**((template.labels or {}) if template else {}), **labels}}
-    if template is not None and template.annotations:
-        meta["annotations"] = dict(template.annotations)
-    return meta
 
 
 def needs_verifier_server(job: RolloutJob) -> bool:
@@ -251,14 +111,14 @@ def build_verifier_deployment(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
         container = worker_container(
             c.CONTAINER_VERIFIER, args, template_env(template), template, cfg
         )
-        volumes = _volumes(name)
+        volumes = worker_volumes(name)
     else:
         assert verifier.image is not None
         container = {
             "name": c.CONTAINER_VERIFIER,
             "image": verifier.image,
             "env": template_env(template),
-            "volumeMounts": _mounts(with_spec=False),
+            "volumeMounts": worker_mounts(with_spec=False),
             "securityContext": container_security_context(),
         }
         volumes = [{"name": "tmp", "emptyDir": {}}]
@@ -271,17 +131,15 @@ def build_verifier_deployment(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(c.verifier_name(name), job.metadata.namespace, labels),
+        "metadata": object_meta(c.verifier_name(name), job.metadata.namespace, labels),
         "spec": {
             "replicas": verifier.replicas,
-            "selector": {"matchLabels": _selector(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_VERIFIER)},
+            "selector": {
+                "matchLabels": selector_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_VERIFIER)
+            },
             "template": {"metadata": pod_metadata(labels, template), "spec": spec},
         },
     }
-
-
-def _selector(kind_label: str, owner: str, component: str) -> dict[str, str]:
-    return {kind_label: owner, c.LABEL_COMPONENT: component}
 
 
 def build_verifier_service(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
@@ -291,14 +149,14 @@ def build_verifier_service(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(
+        "metadata": object_meta(
             c.verifier_name(name),
             job.metadata.namespace,
             labels_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_VERIFIER),
         ),
         "spec": {
             "type": "ClusterIP",
-            "selector": _selector(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_VERIFIER),
+            "selector": selector_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_VERIFIER),
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
@@ -365,7 +223,9 @@ def build_generator_job(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
     manifest: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(c.generator_job_name(name), job.metadata.namespace, {**queue, **labels}),
+        "metadata": object_meta(
+            c.generator_job_name(name), job.metadata.namespace, {**queue, **labels}
+        ),
         "spec": {
             "completionMode": "Indexed",
             "completions": spec.parallelism,
@@ -375,7 +235,7 @@ def build_generator_job(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
             "suspend": spec.suspend or kueue.queued(job.metadata.labels),
             "template": {
                 "metadata": pod_metadata(labels, spec.template),
-                "spec": pod_spec([container], spec.template, _volumes(name)),
+                "spec": pod_spec([container], spec.template, worker_volumes(name)),
             },
         },
     }
@@ -398,7 +258,7 @@ def build_dataset_job(dataset: Dataset, source_uris: list[str], cfg: OperatorCon
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(
+        "metadata": object_meta(
             c.builder_job_name(name), dataset.metadata.namespace, {**queue, **labels}
         ),
         "spec": {
@@ -408,131 +268,7 @@ def build_dataset_job(dataset: Dataset, source_uris: list[str], cfg: OperatorCon
             "suspend": kueue.queued(dataset.metadata.labels),
             "template": {
                 "metadata": pod_metadata(labels, spec.template),
-                "spec": pod_spec([container], spec.template, _volumes(name)),
+                "spec": pod_spec([container], spec.template, worker_volumes(name)),
             },
-        },
-    }
-
-
-def _server_args(job: RolloutJob) -> list[str]:
-    """The server's arguments: the user's, else vLLM's (`vllm serve` is the image's entrypoint)."""
-    server = job.spec.policy.server
-    assert server is not None
-    if server.args is not None:
-        return list(server.args)
-    name = job.spec.policy.model_name() or server.model
-    return ["--model", server.model, "--port", str(server.port), "--served-model-name", name]
-
-
-def _server_volumes(job: RolloutJob) -> tuple[list[Manifest], list[Manifest]]:
-    """(volumes, mounts): a writable /tmp (the root file system is read-only) and the user's."""
-    server = job.spec.policy.server
-    assert server is not None
-    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
-    mounts: list[Manifest] = [{"name": "tmp", "mountPath": c.TMP_DIR}]
-    for volume in server.volumes or []:
-        if volume.claim_name is not None:
-            source = {"persistentVolumeClaim": {"claimName": volume.claim_name}}
-        else:
-            medium = {"medium": "Memory"} if volume.empty_dir == "Memory" else {}
-            source = {"emptyDir": medium}
-        volumes.append({"name": volume.name, **source})
-        mounts.append(
-            {
-                "name": volume.name,
-                "mountPath": volume.mount_path,
-                "readOnly": bool(volume.read_only),
-            }
-        )
-    return volumes, mounts
-
-
-def _server_env(job: RolloutJob) -> list[Manifest]:
-    """The user's variables (Secrets by reference); HOME on /tmp unless the user sets it."""
-    server = job.spec.policy.server
-    assert server is not None
-    env = [_env_var(var) for var in server.env or []]
-    if not any(var["name"] == "HOME" for var in env):
-        env.append({"name": "HOME", "value": c.TMP_DIR})
-    return env
-
-
-def server_container(job: RolloutJob) -> Manifest:
-    """The hardened model server container, ready when the OpenAI endpoint answers."""
-    server = job.spec.policy.server
-    assert server is not None
-    _, mounts = _server_volumes(job)
-    container: Manifest = {
-        "name": c.CONTAINER_SERVER,
-        "image": server.image,
-        "args": _server_args(job),
-        "env": _server_env(job),
-        "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
-        "readinessProbe": {
-            "httpGet": {"path": server.readiness_path, "port": "http"},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "volumeMounts": mounts,
-        "securityContext": container_security_context(),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    if server.command is not None:
-        container["command"] = list(server.command)
-    if server.image_pull_policy is not None:
-        container["imagePullPolicy"] = server.image_pull_policy
-    if server.resources is not None:
-        container["resources"] = server.resources.model_dump(exclude_none=True)
-    return container
-
-
-def build_server_deployment(job: RolloutJob) -> Manifest:
-    """The model server Deployment (policy.server); it carries the job's Kueue labels, so a
-    Kueue with the Deployment integration admits it, and one without ignores them."""
-    server = job.spec.policy.server
-    assert server is not None
-    name = job.metadata.name
-    labels = labels_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER)
-    volumes, _ = _server_volumes(job)
-    spec = pod_spec([server_container(job)], None, volumes)
-    spec["restartPolicy"] = "Always"
-    if server.node_selector:
-        spec["nodeSelector"] = dict(server.node_selector)
-    if server.tolerations:
-        spec["tolerations"] = [t.wire() for t in server.tolerations]
-    if server.priority_class_name:
-        spec["priorityClassName"] = server.priority_class_name
-    queue = kueue.labels(job.metadata.labels)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(c.server_name(name), job.metadata.namespace, {**queue, **labels}),
-        "spec": {
-            "replicas": server.replicas,
-            "selector": {"matchLabels": _selector(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER)},
-            "template": {"metadata": {"labels": {**queue, **labels}}, "spec": spec},
-        },
-    }
-
-
-def build_server_service(job: RolloutJob) -> Manifest:
-    """The ClusterIP Service the generators call the model server through."""
-    server = job.spec.policy.server
-    assert server is not None
-    name = job.metadata.name
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(
-            c.server_name(name),
-            job.metadata.namespace,
-            labels_for(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER),
-        ),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": _selector(c.LABEL_ROLLOUTJOB, name, c.COMPONENT_SERVER),
-            "ports": [
-                {"name": "http", "port": server.port, "targetPort": "http", "protocol": "TCP"}
-            ],
         },
     }

@@ -60,10 +60,23 @@ class TimerSettings(_Frozen):
 
 
 class S3Settings(_Frozen):
-    """Fallbacks for reading shard manifests when the resource's spec.s3 leaves them unset."""
+    """How the operator reads shard manifests and dataset results: fallbacks for what the
+    resource's spec.s3 leaves unset, and the tuning of those reads."""
 
     endpoint_url: str | None = Field(default=None, description="S3 endpoint (AWS_ENDPOINT_URL).")
     region: str | None = Field(default=None, description="S3 region (AWS_REGION).")
+    max_attempts: int = Field(
+        default=2,
+        ge=1,
+        description="Attempts per S3 call. Few: a slow store must not stall status updates, and "
+        "the next timer tick tries again anyway.",
+    )
+    connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Seconds to connect to S3 (a status read, not a transfer)."
+    )
+    read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for an S3 answer (manifests are small)."
+    )
 
 
 class MetricsSettings(_Frozen):
@@ -83,6 +96,11 @@ class OperatorConfig(_Frozen):
     timers: TimerSettings = Field(default_factory=TimerSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    viewer_namespace: str | None = Field(
+        default=None,
+        description="Namespace the chart's rollout viewer lists (GYMOPS_VIEWER_NAMESPACE, set by "
+        "the chart with viewer.enabled); its RolloutJobs get status.viewerPath. None: no viewer.",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -106,6 +124,7 @@ class OperatorConfig(_Frozen):
             worker=WorkerSettings.model_validate(worker),
             timers=TimerSettings.model_validate(timers),
             s3=s3,
+            viewer_namespace=env.get(f"{ENV_PREFIX}VIEWER_NAMESPACE", "").strip() or None,
         )
 
     def with_flags(

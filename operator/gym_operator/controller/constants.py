@@ -57,21 +57,26 @@ EXIT_CODE_TOO_MANY_FAILURES = 6
 MAX_NAME_LENGTH = 63
 """Job names become pod labels (job-name), so children are kept to a DNS label's length."""
 
-# RolloutJob / Dataset phases (the values of api's Phase).
-PENDING = "Pending"
-RUNNING = "Running"
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-SUSPENDED = "Suspended"
-
-# Condition types (metav1.Condition `type`): one per phase, True for the current one.
-CONDITION_BY_PHASE: dict[str, str] = {
-    PENDING: "Pending",
-    RUNNING: "Running",
-    SUSPENDED: "Suspended",
-    SUCCEEDED: "Complete",
-    FAILED: "Failed",
-}
+# Condition types (metav1.Condition `type`): each names one aspect of the resource, True or False;
+# the phase (api.Phase) says where it is, the conditions say what holds.
+CONDITION_READY = "Ready"
+"""True while the resource's workers run (phase Running)."""
+CONDITION_PROGRESSING = "Progressing"
+"""True while the resource moves towards its end (phase Pending or Running)."""
+CONDITION_COMPLETE = "Complete"
+"""True once the work succeeded (phase Succeeded)."""
+CONDITION_FAILED = "Failed"
+"""True once the work failed for good (phase Failed)."""
+CONDITION_SUSPENDED = "Suspended"
+"""True while the user suspended the resource (phase Suspended)."""
+ASPECT_CONDITIONS: tuple[str, ...] = (
+    CONDITION_READY,
+    CONDITION_PROGRESSING,
+    CONDITION_COMPLETE,
+    CONDITION_FAILED,
+    CONDITION_SUSPENDED,
+)
+"""The conditions every resource carries, all five always present."""
 
 CONDITION_SPEC_ACCEPTED = "SpecAccepted"
 """False while a change to a running resource's spec is refused."""
@@ -79,7 +84,9 @@ CONDITION_PROGRESS_READABLE = "ProgressReadable"
 """False while the shard manifests under spec.output.uri cannot be read (message says why)."""
 
 # Reasons (CamelCase, machine-readable).
+REASON_ACCEPTED = "Accepted"
 REASON_CREATED = "ChildrenCreated"
+REASON_RESTORED = "ChildRestored"
 REASON_INVALID_SPEC = "InvalidSpec"
 REASON_WAITING = "WaitingForSources"
 REASON_SOURCE_FAILED = "SourceFailed"

@@ -29,14 +29,17 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if not cfg.watch.namespaces and not cfg.watch.all_namespaces:
         log.info("no --namespace given: serving all namespaces")
-    import gym_operator.controller.handlers  # noqa: F401  (registers the handlers)
+    from gym_operator.controller import handlers
 
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, cfg)
     if cfg.metrics.port:
         metrics.serve(cfg.metrics.port)
         log.info("operator metrics on :%d/metrics", cfg.metrics.port)
     clusterwide = cfg.watch.all_namespaces or not cfg.watch.namespaces
     asyncio.run(
         kopf.operator(
+            registry=registry,
             standalone=True,
             clusterwide=clusterwide,
             namespaces=() if clusterwide else cfg.watch.namespaces,

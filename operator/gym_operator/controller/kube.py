@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from kubernetes import client as k8s
@@ -64,6 +64,28 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "InferenceService": frozenset({"get"}),
 }
 """Kind -> verbs this client uses (create, get, list, patch, delete). rbac.py reads it."""
+
+
+class Kube(Protocol):
+    """What the reconciles need of the API (KubeClient; an in-memory one in the unit tests)."""
+
+    def create_if_absent(self, manifest: dict[str, Any]) -> bool:
+        """Create the object; False when it already exists."""
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when absent."""
+
+    def list(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace matching every label."""
+
+    def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> bool:
+        """Merge-patch the object; False when it is gone."""
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete it (dependents go too); False when already gone."""
+
+    def close(self) -> None:
+        """Release the connections."""
 
 
 class KubeClient:
