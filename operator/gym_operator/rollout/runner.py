@@ -252,7 +252,7 @@ async def run_job(
         result = JobResult(output_uri=str(prefix), digest=digest)
         line_counts = _count_lines(spec, storage, shards, on_total)
         windows = shard_windows(ceiling, len(shards), spec)
-        result.shards = [ShardStats(shard) for shard in shards]
+        result.shards = [ShardStats(shard=shard) for shard in shards]
 
         def make_generator(index: int) -> ShardGenerator:
             generator = ShardGenerator(
