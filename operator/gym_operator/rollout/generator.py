@@ -37,7 +37,7 @@ from gym_operator.storage.store import Storage
 from gym_operator.storage.tally import Tally
 from gym_operator.storage.uri import StorageURI, parse_uri
 
-__all__ = ["Clients", "ShardGenerator", "ShardInterrupted", "ShardStats"]
+__all__ = ["VERIFYING_PER_SLOT", "Clients", "ShardGenerator", "ShardInterrupted", "ShardStats"]
 
 log = logging.getLogger(__name__)
 READ_BATCH = 256
