@@ -252,6 +252,8 @@ class ShardGenerator:
                 self.stats.valid_tasks += 1
                 for repeat in range(self.repeats):
                     if self.slot(item.index, repeat) not in done:
+                        if len(self.committer) >= 4 * self.spec.output.part_rows:
+                            await self.committer.commit()  # slow storage slows sampling down
                         await self._sampling.enter()
                         if self._draining:
                             self._sampling.leave()
@@ -290,11 +292,8 @@ class ShardGenerator:
                 self._verifying.leave()
         if outcome is not None:
             self._record(outcome)
-        size, part_rows = len(self.committer), self.spec.output.part_rows
-        if size >= part_rows:
+        if len(self.committer) >= self.spec.output.part_rows:
             self.committer.request_flush()
-        if size >= 4 * part_rows:
-            await self.committer.commit()
 
     async def _drain(self) -> None:
         """On stop: take no new slots, give the rollouts in progress `drain_seconds` to end."""
