@@ -155,14 +155,13 @@ def _with_segments(storage: Storage, prefix: StorageURI, manifest: ShardManifest
 def _segment(
     storage: Storage, prefix: StorageURI, manifest: ShardManifest, ref: SegmentRef
 ) -> list[dict[str, Any]]:
-    uri = str(layout.shard_dir(prefix, manifest.shard).join(ref.name))
+    location = layout.shard_dir(prefix, manifest.shard).join(ref.name)
+    uri = str(location)
     with _segments_lock:
         cached = _segments.get(uri)
     if cached is not None:
         return cached
-    entries = json.loads(
-        storage.read_bytes(layout.shard_dir(prefix, manifest.shard).join(ref.name))
-    )
+    entries = json.loads(storage.read_bytes(location))
     if not isinstance(entries, list) or len(entries) != ref.count:
         raise ValueError(f"{uri}: expected {ref.count} part entries (a damaged segment)")
     with _segments_lock:
