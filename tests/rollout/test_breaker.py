@@ -76,3 +76,35 @@ def test_limit_zero_never_trips() -> None:
     breaker = EndpointBreaker(0)
     assert not any(breaker.hold(held(i)) for i in range(1000))
     assert len(breaker.release()) == 1000
+
+
+def test_answers_are_counted_and_release_what_was_held() -> None:
+    breaker = EndpointBreaker(5)
+    breaker.hold(held(0))
+    assert [h.task_index for h in breaker.answered()] == [0]
+    assert breaker.answered() == []
+    assert breaker.answers == 2 and not breaker.held
+
+
+def test_a_shard_that_ends_with_failures_held_and_no_answer_trips() -> None:
+    """The endpoint never answered in this run: the held rollouts are sampled again later."""
+    breaker = EndpointBreaker(5)
+    breaker.hold(held(0))
+    breaker.hold(held(1))
+    assert breaker.settle() is None
+    assert breaker.tripped and "2 rollouts in a row failed" in breaker.reason
+
+
+def test_a_shard_that_ends_with_failures_held_after_an_answer_records_them() -> None:
+    breaker = EndpointBreaker(5)
+    breaker.answered()
+    breaker.hold(held(7))
+    assert [h.task_index for h in breaker.settle() or []] == [7]
+    assert not breaker.tripped
+
+
+def test_limit_zero_records_what_was_held_at_the_end_even_with_no_answer() -> None:
+    breaker = EndpointBreaker(0)
+    breaker.hold(held(3))
+    assert [h.task_index for h in breaker.settle() or []] == [3]
+    assert not breaker.tripped

@@ -384,7 +384,13 @@ class OutputSpec(ApiModel):
         default=1000, ge=1, le=1_000_000, description="Commit a part after this many rollouts."
     )
     part_seconds: float = Field(
-        default=30, gt=0, le=3600, description="Commit a non-empty part at least this often."
+        default=5,
+        gt=0,
+        le=3600,
+        description=(
+            "Commit a non-empty part at least this often, in seconds. A killed pod re-sends "
+            "the answers not committed yet: at most this long of them, plus those in flight."
+        ),
     )
 
 

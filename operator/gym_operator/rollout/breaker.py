@@ -70,8 +70,8 @@ class EndpointBreaker:
         self.limit = limit
         self.held: list[HeldFailure] = []
         self.tripped = False
-        self.answered = False
-        """Whether any rollout of this run ended other than on the endpoint (it answers)."""
+        self.answers = 0
+        """Rollouts of this run that ended other than on the endpoint (it answers)."""
         self.reason = ""
         """What the held failures were when the breaker tripped (see `describe`)."""
 
@@ -93,6 +93,20 @@ class EndpointBreaker:
         """The held failures, to record now (the endpoint answered); the count restarts."""
         held, self.held = self.held, []
         return held
+
+    def answered(self) -> list[HeldFailure]:
+        """Count a rollout that ended other than on the endpoint; the held failures, to record
+        now (the endpoint answers, so they were the rollouts' own)."""
+        self.answers += 1
+        return self.release() if self.held else []
+
+    def settle(self) -> list[HeldFailure] | None:
+        """The shard ran out of work: the held failures to record, or None when the endpoint
+        never answered in this run, which trips the breaker (they are sampled again later)."""
+        if self.held and self.limit and not self.answers:
+            self.trip()
+            return None
+        return self.release()
 
     def describe(self) -> str:
         """Why the breaker tripped: `endpoint unavailable: 50 rollouts in a row failed

@@ -61,7 +61,7 @@ def requeue_failures(
         return manifest
     updated.done = _without(updated.done, sorted(undone))
     updated.finished = False
-    write_manifest(storage, prefix, updated)
+    write_manifest(storage, prefix, updated, reseal=True)
     log.info("shard %d: %d failed rollouts sampled again", manifest.shard, len(undone))
     return updated
 

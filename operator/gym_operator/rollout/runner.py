@@ -25,7 +25,13 @@ from gym_operator.rollout import concurrency, failure_policy
 from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
-from gym_operator.rollout.generator import Clients, ShardGenerator, ShardInterrupted, ShardStats
+from gym_operator.rollout.generator import (
+    VERIFYING_PER_SLOT,
+    Clients,
+    ShardGenerator,
+    ShardInterrupted,
+    ShardStats,
+)
 from gym_operator.rollout.job import check_prefix, claim_prefix
 from gym_operator.rollout.preflight import PreflightFailed, first_task, run_preflight
 from gym_operator.rollout.tasks import count_shard_lines
@@ -230,7 +236,7 @@ async def run_job(
     async with (
         verifier_endpoint(spec, verifier_url) as verify_url,
         make_session(ceiling * len(shards)) as model_session,
-        make_session(ceiling * len(shards)) as verify_session,
+        make_session(ceiling * len(shards) * VERIFYING_PER_SLOT) as verify_session,
     ):
         clients = Clients(
             model=ModelClient(
@@ -252,7 +258,7 @@ async def run_job(
         result = JobResult(output_uri=str(prefix), digest=digest)
         line_counts = _count_lines(spec, storage, shards, on_total)
         windows = shard_windows(ceiling, len(shards), spec)
-        result.shards = [ShardStats(shard) for shard in shards]
+        result.shards = [ShardStats(shard=shard) for shard in shards]
 
         def make_generator(index: int) -> ShardGenerator:
             generator = ShardGenerator(

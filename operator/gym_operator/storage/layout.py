@@ -5,6 +5,7 @@
 <prefix>/shard-00003/failures-00012.jsonl  typed failure rows of the same commit
 <prefix>/shard-00003/errors-00012.jsonl    bad input rows of the same commit
 <prefix>/shard-00003/_manifest.json     ShardManifest: the committed parts; others do not exist
+<prefix>/shard-00003/_parts-00064-<id>.json  64 sealed part entries, named by the manifest
 <prefix>/_SUCCESS                       written last: every shard manifest, totals
 """
 
@@ -47,3 +48,8 @@ def failures_name(seq: int) -> str:
 def errors_name(seq: int) -> str:
     """File name of the bad input rows committed with part `seq`."""
     return f"errors-{seq:05d}.jsonl"
+
+
+def segment_name(first_seq: int, token: str) -> str:
+    """File name of a sealed segment of part entries (`token` makes the name never reused)."""
+    return f"_parts-{first_seq:05d}-{token}.json"
