@@ -55,7 +55,7 @@ class TimerSettings(_Frozen):
     progress_seconds: float = Field(
         default=30.0,
         description="Least interval between reads of the shard manifests in S3. Seconds; "
-        "manifests change once per committed part (30 s by default), so reading faster is waste.",
+        "a job's progress need not be fresher than that, and each read costs one S3 GET per shard.",
     )
 
 

@@ -23,8 +23,9 @@ from gym_operator.storage.manifest import ShardManifest
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
 
-# The rate is measured over at least this long, so it spans a part commit (output.partSeconds
-# defaults to 30 s) and never reads 0 just because no part landed since the last timer tick.
+# The rate is measured over at least this long, so it spans part commits (output.partSeconds
+# defaults to 5 s; users may set minutes) and never reads 0 just because no part landed since the
+# last read.
 RATE_WINDOW_MIN_SECONDS = 45.0
 # ... and the reference sample is renewed after this long, so the rate follows recent changes.
 RATE_WINDOW_MAX_SECONDS = 180.0
