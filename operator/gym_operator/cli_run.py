@@ -32,27 +32,18 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gym_operator import redaction
+from gym_operator import errors, redaction
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resources
 from gym_operator.api.loading import Resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.errors import ExitCode
 from gym_operator.rollout.breaker import EndpointDown
-from gym_operator.rollout.entrypoint import (
-    EXIT_BAD_SPEC,
-    EXIT_CONFLICT,
-    EXIT_ENDPOINT_DOWN,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TOO_MANY_FAILURES,
-)
-from gym_operator.rollout.generator import ShardInterrupted, ShardStats
-from gym_operator.rollout.job import JobConflict, check_prefix
-from gym_operator.rollout.preflight import PreflightFailed
+from gym_operator.rollout.generator import ShardStats
+from gym_operator.rollout.job import check_prefix
 from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
 from gym_operator.storage import errors as storage_errors
 from gym_operator.storage.manifest import read_all_manifests
-from gym_operator.storage.store import ObjectNotFound, S3Settings, Storage
+from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
 
 
@@ -64,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
         jobs = _run_order(resources, args.file, args.output)
     except (SpecError, OSError) as exc:
         print_error(console, exc)
-        return EXIT_BAD_SPEC
+        return ExitCode.BAD_SPEC
     for resource in jobs:
         if isinstance(resource, Dataset):
             code = _run_dataset(resource, args.output if len(jobs) == 1 else None, console)
@@ -72,20 +63,20 @@ def main(args: argparse.Namespace) -> int:
             code = _refuse_cluster_only(resource, args.file, console) or run_rollout_job(
                 resource, args, console
             )
-        if code != EXIT_OK:
+        if code != ExitCode.OK:
             return code
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _refuse_cluster_only(job: RolloutJob, source: str, console: Console) -> int:
-    """EXIT_BAD_SPEC (after saying why) for a job whose model endpoint only the operator can
+    """ExitCode.BAD_SPEC (after saying why) for a job whose model endpoint only the operator can
     provide (`policy.server`, `policy.endpointRef`); 0 when it can run here."""
     policy = job.spec.policy
     if policy.server is None and policy.endpoint_ref is None:
         return 0
     field = "policy.server" if policy.server is not None else "policy.endpointRef"
     print_error(console, f"{source}: {field} needs the operator; locally use baseURL")
-    return EXIT_BAD_SPEC
+    return ExitCode.BAD_SPEC
 
 
 def _run_order(resources: list[Resource], source: str, output: str | None) -> list[Resource]:
@@ -128,17 +119,13 @@ def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
         local = importlib.import_module("gym_operator.data.local")
     except ImportError as exc:
         print_error(console, f"Dataset local mode is not available: {exc}")
-        return EXIT_ERROR
-    empty = importlib.import_module("gym_operator.data.builder").EmptyDataset
+        return ExitCode.ERROR
     try:
         local.run_dataset(dataset, output, console)
-    except empty as exc:
-        print_error(console, exc)
-        return EXIT_ERROR
-    except ValueError as exc:
-        print_error(console, exc)
-        return EXIT_BAD_SPEC
-    return EXIT_OK
+    except errors.GymopsError as exc:
+        print_error(console, exc.reason())
+        return exc.exit_code
+    return ExitCode.OK
 
 
 def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
@@ -152,44 +139,36 @@ def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console)
         shards = _shards(args.shard, spec.parallelism)
     except ValueError as exc:
         print_error(console, exc)
-        return EXIT_BAD_SPEC
+        return ExitCode.BAD_SPEC
     started = time.monotonic()
     try:
         _check_prefix(spec, restart=args.restart)
         result = asyncio.run(_run(spec, shards, args, console))
-    except ShardInterrupted:
-        console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
-        return EXIT_INTERRUPTED
-    except EndpointDown as exc:
-        print_error(console, exc)
-        console.print(
-            "Fix the endpoint (policy.baseURL, the key, verifier) and run again to resume."
-        )
-        return EXIT_ENDPOINT_DOWN
-    except JobConflict as exc:
-        print_error(console, exc)
-        return EXIT_CONFLICT
-    except (ValueError, RuntimeError) as exc:
-        print_error(console, exc)
-        return EXIT_BAD_SPEC
-    except PreflightFailed as exc:
-        print_error(console, exc)
-        return EXIT_ENDPOINT_DOWN
-    except ObjectNotFound as exc:
-        print_error(console, f"not found: {exc}")
-        return EXIT_BAD_SPEC
+    except errors.GymopsError as exc:
+        return _stopped(console, exc)
     except Exception as exc:
         explained = storage_errors.explain(exc)
-        if explained is None:
-            raise
-        print_error(console, explained)
-        return EXIT_ERROR
+        print_error(console, explained or f"run failed: {type(exc).__name__}: {exc}")
+        return ExitCode.ERROR
     _print_summary(console, spec, result, time.monotonic() - started)
     if result.failed_reason:
         print_error(console, f"Job failed: {result.failed_reason}")
         console.print("No _SUCCESS was written; the committed rows are kept.")
-        return EXIT_TOO_MANY_FAILURES
-    return EXIT_OK
+        return ExitCode.TOO_MANY_FAILURES
+    return ExitCode.OK
+
+
+def _stopped(console: Console, error: errors.GymopsError) -> ExitCode:
+    """Say why the run stopped, and what to do; its exit code."""
+    if isinstance(error, errors.Interrupted):
+        console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
+        return error.exit_code
+    print_error(console, error.reason())
+    if isinstance(error, EndpointDown):
+        console.print(
+            "Fix the endpoint (policy.baseURL, the key, verifier) and run again to resume."
+        )
+    return error.exit_code
 
 
 def _check_prefix(spec: RolloutJobSpec, *, restart: bool) -> None:
@@ -218,7 +197,7 @@ async def _endpoint(spec: RolloutJobSpec) -> AsyncIterator[Endpoint | None]:
     try:
         embedded = importlib.import_module("gym_operator.rollout.embedded")
     except ImportError as exc:
-        raise RuntimeError(
+        raise errors.BadSpec(
             f"policy.embedded={spec.policy.embedded!r} needs gym_operator.rollout.embedded "
             f"and the `local` extra (pip install -e .[local]): {exc}"
         ) from None

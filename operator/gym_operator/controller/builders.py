@@ -10,6 +10,7 @@ from gym_operator.api.common import EnvVar, PodTemplate, S3Spec
 from gym_operator.controller import constants as c
 from gym_operator.controller import kueue, serving
 from gym_operator.controller.config import OperatorConfig
+from gym_operator.errors import ExitCode
 
 Manifest = dict[str, Any]
 
@@ -328,7 +329,7 @@ def pod_failure_policy() -> Manifest:
                 "onExitCodes": {
                     "containerName": c.CONTAINER_GENERATOR,
                     "operator": "In",
-                    "values": [c.EXIT_CODE_BAD_SPEC, c.EXIT_CODE_CONFLICT],
+                    "values": [int(ExitCode.BAD_SPEC), int(ExitCode.CONFLICT)],
                 },
             },
             {
@@ -336,7 +337,7 @@ def pod_failure_policy() -> Manifest:
                 "onExitCodes": {
                     "containerName": c.CONTAINER_GENERATOR,
                     "operator": "In",
-                    "values": [c.EXIT_CODE_TOO_MANY_FAILURES],
+                    "values": [int(ExitCode.TOO_MANY_FAILURES)],
                 },
             },
             {

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from gym_operator import errors
 from gym_operator.rollout.retry import (
     CONNECTION,
     HTTP_4XX,
@@ -59,7 +60,7 @@ class HeldFailure:
     message: str
 
 
-class EndpointDown(Exception):
+class EndpointDown(errors.EndpointUnavailable):
     """The shard stopped because its endpoint failed `limit` rollouts in a row."""
 
 

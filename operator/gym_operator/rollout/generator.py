@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gym_operator import metrics
+from gym_operator import errors, metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.protocol import rows as protocol_rows
 from gym_operator.protocol.response import is_truncated
@@ -70,7 +70,7 @@ class _Dropped(Exception):
     """A model request not started because the shard is stopping (its slot stays undone)."""
 
 
-class ShardInterrupted(Exception):
+class ShardInterrupted(errors.Interrupted):
     """The shard stopped on request (SIGTERM); what was done is committed, the rest resumes."""
 
 

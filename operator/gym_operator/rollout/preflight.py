@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from gym_operator import errors
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.protocol import verify as protocol_verify
 from gym_operator.rollout import tool_loop
@@ -37,7 +38,7 @@ SCAN_ROWS = 1000
 """Input rows looked at for a valid task (bad rows are the errors file's business)."""
 
 
-class PreflightFailed(Exception):
+class PreflightFailed(errors.EndpointUnavailable):
     """The trial rollout failed; nothing was written. The message says what to check.
 
     `unavailable`: the endpoint did not answer (unreachable, timeouts, 5xx, 429), which a wait
