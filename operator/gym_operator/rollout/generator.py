@@ -22,7 +22,9 @@ from typing import Any
 
 from gym_operator import errors, metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.protocol import failures
 from gym_operator.protocol import rows as protocol_rows
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.protocol.response import is_truncated
 from gym_operator.protocol.verify import Masked, Verdict
 from gym_operator.rollout import failure_policy, parts, requeue, tool_loop
@@ -385,7 +387,7 @@ class ShardGenerator:
         except _Dropped:
             return
         except tool_loop.ToolLoopError as exc:
-            failure = protocol_rows.failure("verifier_tool", str(exc), 1)
+            failure = protocol_rows.failure(FailureClass.VERIFIER_TOOL, str(exc), 1)
             self._fail(task, repeat, failure, str(exc))
             return
         # Let the worker that just got our window slot send its model request before we spend
@@ -400,9 +402,7 @@ class ShardGenerator:
                 )
             ).value
         except RetriesExhausted as exc:
-            failure = exc.failure()
-            if not str(failure["class"]).startswith("verifier_"):
-                failure["class"] = f"verifier_{failure['class']}"
+            failure = exc.failure(verifying=True)
             self._fail(task, repeat, failure, exc.last.message)
             return
         self._record_verdict(task, repeat, response, verdict)
@@ -413,7 +413,7 @@ class ShardGenerator:
         """A real score becomes a rollout row; a masked one (judge down, ...) a failure row."""
         if isinstance(verdict, Masked):
             failure = protocol_rows.failure(
-                f"verifier_{verdict.kind}", verdict.reason, 1, masked=True
+                failures.masked(verdict.kind), verdict.reason, 1, masked=True
             )
             self._fail(task, repeat, failure, verdict.reason)
             return
