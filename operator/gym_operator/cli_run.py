@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import logging
 import signal
 import time
 from collections import Counter
@@ -45,6 +46,8 @@ from gym_operator.storage import errors as storage_errors
 from gym_operator.storage.manifest import read_all_manifests
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
+
+log = logging.getLogger(__name__)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -125,6 +128,8 @@ def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
     except errors.GymopsError as exc:
         print_error(console, exc.reason())
         return exc.exit_code
+    except Exception as exc:
+        return _unexpected(console, exc, "dataset build")
     return ExitCode.OK
 
 
@@ -147,15 +152,22 @@ def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console)
     except errors.GymopsError as exc:
         return _stopped(console, exc)
     except Exception as exc:
-        explained = storage_errors.explain(exc)
-        print_error(console, explained or f"run failed: {type(exc).__name__}: {exc}")
-        return ExitCode.ERROR
+        return _unexpected(console, exc, "run")
     _print_summary(console, spec, result, time.monotonic() - started)
     if result.failed_reason:
         print_error(console, f"Job failed: {result.failed_reason}")
         console.print("No _SUCCESS was written; the committed rows are kept.")
         return ExitCode.TOO_MANY_FAILURES
     return ExitCode.OK
+
+
+def _unexpected(console: Console, error: Exception, what: str) -> ExitCode:
+    """Say what failed on an error nobody classified (one line; the traceback at --log-level
+    DEBUG); ERROR."""
+    log.debug("%s failed", what, exc_info=error)
+    explained = storage_errors.explain(error)
+    print_error(console, explained or f"{what} failed: {type(error).__name__}: {error}")
+    return ExitCode.ERROR
 
 
 def _stopped(console: Console, error: errors.GymopsError) -> ExitCode:
