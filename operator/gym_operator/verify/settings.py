@@ -2,7 +2,7 @@
 
 `gymops verify-server` and `gymops verifier-eval` read a built-in's config the same way, through
 `load_config` (JSON text or `@file`, checked against the built-in's config model); a config that
-cannot be used is a `BadSpec` naming the flag and the key.
+cannot be used is a `BadVerifierConfig` (a BadSpec) naming the flag and the key.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from gym_operator.api.rolloutjob import BUILTIN_VERIFIERS
 from gym_operator.api.verifiers import check_config
 
 SANDBOXED_BUILTINS = frozenset({"code_execution"})
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class BadVerifierConfig(errors.BadSpec, ValueError):
+    """A verifier's flags or config that cannot be used; the message names the key."""
 
 
 def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
@@ -63,7 +68,7 @@ class VerifierSettings:
     """A connection with no complete request for this long is closed (slow or stalled headers)."""
 
     def __post_init__(self) -> None:
-        """BadSpec for a sandboxed verifier's limits out of range (before serving anything)."""
+        """BadVerifierConfig for a sandboxed verifier's limits out of range (before serving)."""
         if self.builtin in SANDBOXED_BUILTINS:
             from gym_operator.verify.base import VerifierError
             from gym_operator.verify.builtins.code_execution import limits_from
@@ -71,39 +76,39 @@ class VerifierSettings:
             try:
                 limits_from(self.config)
             except VerifierError as exc:
-                raise errors.BadSpec(str(exc)) from None
+                raise BadVerifierConfig(str(exc)) from None
 
 
 def load_config(builtin: str, value: str | None) -> dict[str, Any]:
-    """The checked config of `builtin` from `--config` (JSON or `@file`); BadSpec if unusable."""
+    """The checked config of `builtin` from `--config` (JSON or `@file`)."""
     if builtin not in BUILTIN_VERIFIERS:
         known = ", ".join(BUILTIN_VERIFIERS)
-        raise errors.BadSpec(f"--verifier: unknown verifier {builtin!r}; built-ins: {known}")
+        raise BadVerifierConfig(f"--verifier: unknown verifier {builtin!r}; built-ins: {known}")
     if not value:
         text = "{}"
     elif value.startswith("@"):
         try:
             text = Path(value[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise errors.BadSpec(f"--config {value}: cannot read it: {exc}") from None
+            raise BadVerifierConfig(f"--config {value}: cannot read it: {exc}") from None
     else:
         text = value
     try:
         config = json.loads(text)
     except ValueError as exc:
-        raise errors.BadSpec(f"--config is not JSON: {exc}") from None
+        raise BadVerifierConfig(f"--config is not JSON: {exc}") from None
     if not isinstance(config, dict):
-        raise errors.BadSpec("--config must be a JSON object")
+        raise BadVerifierConfig("--config must be a JSON object")
     problems = check_config(builtin, config)
     if problems:
-        raise errors.BadSpec("--config: " + "; ".join(problems))
+        raise BadVerifierConfig("--config: " + "; ".join(problems))
     return config
 
 
 def settings_from(
     builtin: str, config: str | None, workers: int | None, timeout_seconds: float
 ) -> VerifierSettings:
-    """The settings of a server of `builtin` from command-line values (BadSpec if unusable)."""
+    """The settings of a server of `builtin` from command-line values."""
     return VerifierSettings(
         builtin=builtin,
         config=load_config(builtin, config),
