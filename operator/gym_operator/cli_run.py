@@ -39,9 +39,10 @@ from gym_operator.api.loading import Resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.errors import ExitCode
 from gym_operator.rollout.breaker import EndpointDown
+from gym_operator.rollout.entrypoint import shard_from_flag
 from gym_operator.rollout.generator import ShardStats
 from gym_operator.rollout.job import check_prefix
-from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
+from gym_operator.rollout.runner import Endpoint, JobResult, run_job
 from gym_operator.storage import errors as storage_errors
 from gym_operator.storage.manifest import read_all_manifests
 from gym_operator.storage.store import S3Settings, Storage
@@ -140,11 +141,13 @@ def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console)
         spec = spec.model_copy(
             update={"output": spec.output.model_copy(update={"uri": args.output})}
         )
-    try:
-        shards = _shards(args.shard, spec.parallelism)
-    except ValueError as exc:
-        print_error(console, exc)
-        return ExitCode.BAD_SPEC
+    shards = list(range(spec.parallelism))
+    if args.shard:
+        try:
+            shards = [shard_from_flag(args.shard, spec.parallelism)]
+        except errors.BadSpec as exc:
+            print_error(console, exc)
+            return exc.exit_code
     started = time.monotonic()
     try:
         _check_prefix(spec, restart=args.restart)
@@ -190,15 +193,6 @@ def _check_prefix(spec: RolloutJobSpec, *, restart: bool) -> None:
         check_prefix(storage, parse_uri(spec.output.uri), spec, restart=restart)
     finally:
         storage.close()
-
-
-def _shards(arg: str | None, parallelism: int) -> list[int]:
-    if not arg:
-        return list(range(parallelism))
-    index, count = parse_shard(arg)
-    if count != parallelism:
-        raise ValueError(f"--shard {arg}: N must equal spec.parallelism ({parallelism})")
-    return [index]
 
 
 @contextlib.asynccontextmanager

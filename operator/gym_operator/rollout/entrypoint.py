@@ -30,16 +30,21 @@ from gym_operator.termination import run_worker
 log = logging.getLogger(__name__)
 
 
+def shard_from_flag(arg: str, parallelism: int) -> int:
+    """The shard index of `--shard i/N`; BadSpec unless 0 <= i < N and N is spec.parallelism."""
+    try:
+        index, count = parse_shard(arg)
+    except ValueError as exc:
+        raise errors.BadSpec(str(exc)) from None
+    if count != parallelism:
+        raise errors.BadSpec(f"--shard {arg}: N must equal spec.parallelism ({parallelism})")
+    return index
+
+
 def resolve_shard(arg: str | None, parallelism: int) -> int:
     """The shard index from --shard i/N or JOB_COMPLETION_INDEX; N must equal spec.parallelism."""
     if arg:
-        try:
-            index, count = parse_shard(arg)
-        except ValueError as exc:
-            raise errors.BadSpec(str(exc)) from None
-        if count != parallelism:
-            raise errors.BadSpec(f"--shard {arg}: N must equal spec.parallelism ({parallelism})")
-        return index
+        return shard_from_flag(arg, parallelism)
     raw = os.environ.get("JOB_COMPLETION_INDEX", "0" if parallelism == 1 else "")
     if not raw.isdigit() or int(raw) >= parallelism:
         raise errors.BadSpec(
