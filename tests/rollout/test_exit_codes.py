@@ -33,7 +33,7 @@ def test_a_manifest_that_does_not_parse_exits_1_and_says_why(
             + ["--termination-log", str(message)]
         )
     assert code == ExitCode.ERROR
-    assert "shard failed: ValidationError" in message.read_text()
+    assert "shard 0/1 failed: ValidationError" in message.read_text()
 
 
 def test_a_spec_file_that_is_not_there_exits_2_naming_it(tmp_path: Path) -> None:

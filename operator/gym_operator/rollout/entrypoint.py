@@ -56,7 +56,8 @@ def resolve_shard(arg: str | None, parallelism: int) -> int:
 
 def main(args: argparse.Namespace) -> int:
     """Run one shard; see the module docstring for exit codes."""
-    return run_worker(lambda: _main(args), args.termination_log, "shard")
+    shard = args.shard or os.environ.get("JOB_COMPLETION_INDEX", "0")
+    return run_worker(lambda: _main(args), args.termination_log, f"shard {shard}")
 
 
 def _main(args: argparse.Namespace) -> None:
