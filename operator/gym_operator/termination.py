@@ -53,10 +53,13 @@ def run_worker(work: Callable[[], None], termination_log: str, what: str) -> err
 
 
 def _unexpected(exc: Exception, what: str) -> str:
-    """Why `what` failed on an exception nobody classified (logged here)."""
+    """Why `what` failed on an exception nobody classified (logged here): a storage error as
+    the object, the cause and the fix, then the error itself; anything else with its traceback."""
+    cause = f"{type(exc).__name__}: {exc}"
     explained = storage_errors.explain(exc)
-    if explained is not None:
-        log.error("%s failed: %s", what, explained)
-        return f"{what} failed: {explained}"
-    log.exception("%s failed", what)
-    return f"{what} failed: {type(exc).__name__}: {exc}"
+    if explained is None:
+        log.exception("%s failed", what)
+        return f"{what} failed: {cause}"
+    reason = f"{what} failed: {explained} ({cause})"
+    log.error("%s", reason)
+    return reason
