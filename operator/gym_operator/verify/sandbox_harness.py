@@ -2,8 +2,9 @@
 
 Standard library only (and `sandbox_wire.py` beside it, the plain data on the pipes); run inside
 the sandbox as `harness.py solution REQ RESP` (the model's program: it runs `main.py`, then
-answers requests for its names, calls and attributes) or as `harness.py tests REQ RESP RESULTS` (the task's tests: `tests.py`, where every name the tests do
-not define is fetched from the solution process). The verdict of each test is written by the
+answers requests for its names, calls and attributes) or as `harness.py tests REQ RESP RESULTS`
+(the task's tests: `tests.py`, where every name the tests do not define is fetched from the
+solution process). The verdict of each test is written by the
 tests' process to RESULTS, a descriptor the solution's process never holds; values cross between
 the two only as plain data (None, bool, int, float, complex, str, bytes, list, tuple, dict, set,
 frozenset; exact types), anything else as an opaque handle with no truth value and no equality,
