@@ -27,14 +27,8 @@ from gym_operator import cli, cli_run
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resource
 from gym_operator.data.local import run_dataset
 from gym_operator.data.reader import GroupReader
+from gym_operator.errors import ExitCode
 from gym_operator.rollout import embedded
-from gym_operator.rollout.entrypoint import (
-    EXIT_BAD_SPEC,
-    EXIT_CONFLICT,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-)
 from gym_operator.rollout.job import spec_digest
 from gym_operator.storage.manifest import read_job_record
 from gym_operator.storage.store import Storage
@@ -224,7 +218,7 @@ def run_demo(
         embedded.check_server_installed()
     except embedded.EmbeddedModelError as exc:
         console.print(Text(str(exc), style="red"))
-        return EXIT_ERROR
+        return ExitCode.ERROR
     console.rule("[bold]1/3 rollouts: SmolLM2-135M-Instruct on loopback, math verifier")
     run_args = ["run", "-", *(["--restart"] if restart else [])]
     code = cli_run.run_rollout_job(job, cli.build_parser().parse_args(run_args), console)
@@ -232,12 +226,12 @@ def run_demo(
         output.mkdir(parents=True, exist_ok=True)
         write_spec(job, output / "rolloutjob.yaml")
         write_spec(dataset, output / "dataset.yaml")
-    if code == EXIT_CONFLICT:
+    if code == ExitCode.CONFLICT:
         console.print(
             f"{output} holds a demo run with other settings: run `gymops demo --restart` to "
             "start over there, or choose another --output."
         )
-    if code != EXIT_OK:
+    if code != ExitCode.OK:
         return code
     console.rule("[bold]2/3 dataset: SFT rows in TRL's format")
     built = run_dataset(dataset, None, console)
@@ -248,7 +242,7 @@ def run_demo(
     console.print(
         Text(f"Browse the rollouts and the dataset: {view_command(output)}", style="bold")
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def view_command(output: Path) -> str:
@@ -270,10 +264,10 @@ def main(args: argparse.Namespace) -> int:
         )
     except SpecError as exc:
         cli_run.print_error(console, exc)
-        return EXIT_BAD_SPEC
+        return ExitCode.BAD_SPEC
     except (ValueError, OSError) as exc:
         cli_run.print_error(console, f"demo failed: {exc}")
-        return EXIT_ERROR
+        return ExitCode.ERROR
     except KeyboardInterrupt:
         console.print("[yellow]Stopped. Run the demo again to resume.[/yellow]")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED

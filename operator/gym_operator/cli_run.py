@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import logging
 import signal
 import time
 from collections import Counter
@@ -32,28 +33,22 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gym_operator import redaction
+from gym_operator import errors, redaction
 from gym_operator.api import Dataset, RolloutJob, SpecError, load_resources
 from gym_operator.api.loading import Resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.errors import ExitCode
 from gym_operator.rollout.breaker import EndpointDown
-from gym_operator.rollout.entrypoint import (
-    EXIT_BAD_SPEC,
-    EXIT_CONFLICT,
-    EXIT_ENDPOINT_DOWN,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TOO_MANY_FAILURES,
-)
-from gym_operator.rollout.generator import ShardInterrupted, ShardStats
-from gym_operator.rollout.job import JobConflict, check_prefix
-from gym_operator.rollout.preflight import PreflightFailed
-from gym_operator.rollout.runner import Endpoint, JobResult, parse_shard, run_job
+from gym_operator.rollout.entrypoint import shard_from_flag
+from gym_operator.rollout.generator import ShardStats
+from gym_operator.rollout.job import check_prefix
+from gym_operator.rollout.runner import Endpoint, JobResult, run_job
 from gym_operator.storage import errors as storage_errors
 from gym_operator.storage.manifest import read_all_manifests
-from gym_operator.storage.store import ObjectNotFound, S3Settings, Storage
+from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import parse_uri
+
+log = logging.getLogger(__name__)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -64,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
         jobs = _run_order(resources, args.file, args.output)
     except (SpecError, OSError) as exc:
         print_error(console, exc)
-        return EXIT_BAD_SPEC
+        return ExitCode.BAD_SPEC
     for resource in jobs:
         if isinstance(resource, Dataset):
             code = _run_dataset(resource, args.output if len(jobs) == 1 else None, console)
@@ -72,20 +67,20 @@ def main(args: argparse.Namespace) -> int:
             code = _refuse_cluster_only(resource, args.file, console) or run_rollout_job(
                 resource, args, console
             )
-        if code != EXIT_OK:
+        if code != ExitCode.OK:
             return code
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _refuse_cluster_only(job: RolloutJob, source: str, console: Console) -> int:
-    """EXIT_BAD_SPEC (after saying why) for a job whose model endpoint only the operator can
+    """ExitCode.BAD_SPEC (after saying why) for a job whose model endpoint only the operator can
     provide (`policy.server`, `policy.endpointRef`); 0 when it can run here."""
     policy = job.spec.policy
     if policy.server is None and policy.endpoint_ref is None:
         return 0
     field = "policy.server" if policy.server is not None else "policy.endpointRef"
     print_error(console, f"{source}: {field} needs the operator; locally use baseURL")
-    return EXIT_BAD_SPEC
+    return ExitCode.BAD_SPEC
 
 
 def _run_order(resources: list[Resource], source: str, output: str | None) -> list[Resource]:
@@ -128,17 +123,15 @@ def _run_dataset(dataset: Dataset, output: str | None, console: Console) -> int:
         local = importlib.import_module("gym_operator.data.local")
     except ImportError as exc:
         print_error(console, f"Dataset local mode is not available: {exc}")
-        return EXIT_ERROR
-    empty = importlib.import_module("gym_operator.data.builder").EmptyDataset
+        return ExitCode.ERROR
     try:
         local.run_dataset(dataset, output, console)
-    except empty as exc:
-        print_error(console, exc)
-        return EXIT_ERROR
-    except ValueError as exc:
-        print_error(console, exc)
-        return EXIT_BAD_SPEC
-    return EXIT_OK
+    except errors.GymopsError as exc:
+        print_error(console, exc.reason())
+        return exc.exit_code
+    except Exception as exc:
+        return _unexpected(console, exc, "dataset build")
+    return ExitCode.OK
 
 
 def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console) -> int:
@@ -148,48 +141,49 @@ def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console)
         spec = spec.model_copy(
             update={"output": spec.output.model_copy(update={"uri": args.output})}
         )
-    try:
-        shards = _shards(args.shard, spec.parallelism)
-    except ValueError as exc:
-        print_error(console, exc)
-        return EXIT_BAD_SPEC
+    shards = list(range(spec.parallelism))
+    if args.shard:
+        try:
+            shards = [shard_from_flag(args.shard, spec.parallelism)]
+        except errors.BadSpec as exc:
+            print_error(console, exc)
+            return exc.exit_code
     started = time.monotonic()
     try:
         _check_prefix(spec, restart=args.restart)
         result = asyncio.run(_run(spec, shards, args, console))
-    except ShardInterrupted:
-        console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
-        return EXIT_INTERRUPTED
-    except EndpointDown as exc:
-        print_error(console, exc)
-        console.print(
-            "Fix the endpoint (policy.baseURL, the key, verifier) and run again to resume."
-        )
-        return EXIT_ENDPOINT_DOWN
-    except JobConflict as exc:
-        print_error(console, exc)
-        return EXIT_CONFLICT
-    except (ValueError, RuntimeError) as exc:
-        print_error(console, exc)
-        return EXIT_BAD_SPEC
-    except PreflightFailed as exc:
-        print_error(console, exc)
-        return EXIT_ENDPOINT_DOWN
-    except ObjectNotFound as exc:
-        print_error(console, f"not found: {exc}")
-        return EXIT_BAD_SPEC
+    except errors.GymopsError as exc:
+        return _stopped(console, exc)
     except Exception as exc:
-        explained = storage_errors.explain(exc)
-        if explained is None:
-            raise
-        print_error(console, explained)
-        return EXIT_ERROR
+        return _unexpected(console, exc, "run")
     _print_summary(console, spec, result, time.monotonic() - started)
     if result.failed_reason:
         print_error(console, f"Job failed: {result.failed_reason}")
         console.print("No _SUCCESS was written; the committed rows are kept.")
-        return EXIT_TOO_MANY_FAILURES
-    return EXIT_OK
+        return ExitCode.TOO_MANY_FAILURES
+    return ExitCode.OK
+
+
+def _unexpected(console: Console, error: Exception, what: str) -> ExitCode:
+    """Say what failed on an error nobody classified (one line; the traceback at --log-level
+    DEBUG); ERROR."""
+    log.debug("%s failed", what, exc_info=error)
+    explained = storage_errors.explain(error)
+    print_error(console, explained or f"{what} failed: {type(error).__name__}: {error}")
+    return ExitCode.ERROR
+
+
+def _stopped(console: Console, error: errors.GymopsError) -> ExitCode:
+    """Say why the run stopped, and what to do; its exit code."""
+    if isinstance(error, errors.Interrupted):
+        console.print("[yellow]Stopped; committed rollouts are kept. Run again to resume.[/yellow]")
+        return error.exit_code
+    print_error(console, error.reason())
+    if isinstance(error, EndpointDown):
+        console.print(
+            "Fix the endpoint (policy.baseURL, the key, verifier) and run again to resume."
+        )
+    return error.exit_code
 
 
 def _check_prefix(spec: RolloutJobSpec, *, restart: bool) -> None:
@@ -201,15 +195,6 @@ def _check_prefix(spec: RolloutJobSpec, *, restart: bool) -> None:
         storage.close()
 
 
-def _shards(arg: str | None, parallelism: int) -> list[int]:
-    if not arg:
-        return list(range(parallelism))
-    index, count = parse_shard(arg)
-    if count != parallelism:
-        raise ValueError(f"--shard {arg}: N must equal spec.parallelism ({parallelism})")
-    return [index]
-
-
 @contextlib.asynccontextmanager
 async def _endpoint(spec: RolloutJobSpec) -> AsyncIterator[Endpoint | None]:
     if not spec.policy.embedded:
@@ -218,7 +203,7 @@ async def _endpoint(spec: RolloutJobSpec) -> AsyncIterator[Endpoint | None]:
     try:
         embedded = importlib.import_module("gym_operator.rollout.embedded")
     except ImportError as exc:
-        raise RuntimeError(
+        raise errors.BadSpec(
             f"policy.embedded={spec.policy.embedded!r} needs gym_operator.rollout.embedded "
             f"and the `local` extra (pip install -e .[local]): {exc}"
         ) from None

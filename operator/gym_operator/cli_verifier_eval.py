@@ -23,16 +23,16 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
-from gym_operator.api.verifiers import check_config
+from gym_operator import errors
 from gym_operator.protocol.response import from_chat_completion
-from gym_operator.verify.entrypoint import load_config
-from gym_operator.verify.server import VerifierSettings, available_cpus, start_server
+from gym_operator.verify.server import start_server
+from gym_operator.verify.settings import settings_from
 
 EVAL_FIELDS = ("label", "category", "response_text")
 EXIT_OK, EXIT_NOTHING_SCORED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class LabelledFileError(ValueError):
+class LabelledFileError(errors.BadSpec, ValueError):
     """A labelled file that cannot be read; the message names the line."""
 
 
@@ -171,16 +171,7 @@ async def evaluate(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list
     """Serve the built-in on loopback (or use the URL) and judge every row."""
     if args.verifier.startswith(("http://", "https://")):
         return await judge_all(args.verifier.rstrip("/"), rows, args.threshold, args.concurrency)
-    config = load_config(args.config)
-    problems = check_config(args.verifier, config)
-    if problems:
-        raise ValueError("--config: " + "; ".join(problems))
-    settings = VerifierSettings(
-        builtin=args.verifier,
-        config=config,
-        workers=args.workers or available_cpus(),
-        timeout_seconds=args.timeout,
-    )
+    settings = settings_from(args.verifier, args.config, args.workers, args.timeout)
     runner, url = await start_server(settings)
     try:
         return await judge_all(url, rows, args.threshold, args.concurrency)
@@ -248,8 +239,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         rows = read_labelled(Path(args.file))
         verdicts = asyncio.run(evaluate(args, rows))
-    except (LabelledFileError, ValueError, OSError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")
+    except (errors.BadSpec, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
         return EXIT_BAD_INPUT
     if all(v.error is not None for v in verdicts):
         console.print(f"[red]error:[/red] the verifier scored no row; first: {verdicts[0].error}")

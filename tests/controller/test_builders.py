@@ -10,7 +10,7 @@ from gym_operator.api import Dataset, RolloutJob, parse_resource
 from gym_operator.controller import builders, podparts
 from gym_operator.controller import constants as c
 from gym_operator.controller.config import OperatorConfig
-from gym_operator.rollout import entrypoint as ep
+from gym_operator.errors import ExitCode
 
 CFG = OperatorConfig()
 JOB = {
@@ -61,9 +61,8 @@ def test_generator_job_is_indexed_with_one_pod_per_shard() -> None:
     assert spec["suspend"] is False
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "FailIndex"
-    assert rules[0]["onExitCodes"]["values"] == [c.EXIT_CODE_BAD_SPEC, c.EXIT_CODE_CONFLICT]
     # The worker's own exit codes for "retrying cannot help".
-    assert (c.EXIT_CODE_BAD_SPEC, c.EXIT_CODE_CONFLICT) == (ep.EXIT_BAD_SPEC, ep.EXIT_CONFLICT)
+    assert rules[0]["onExitCodes"]["values"] == [ExitCode.BAD_SPEC, ExitCode.CONFLICT]
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 

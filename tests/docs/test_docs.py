@@ -371,12 +371,12 @@ def test_retry_defaults_table_matches_the_spec() -> None:
 
 
 def test_exit_codes_in_the_quickstart_match_the_entrypoint() -> None:
-    from gym_operator.rollout import entrypoint as ep
+    from gym_operator.errors import ExitCode as code
 
     text = read("quickstart.md")
     assert (
-        f"Exit codes: {ep.EXIT_OK} done, {ep.EXIT_ERROR} unexpected error, {ep.EXIT_BAD_SPEC} bad"
-        f" spec or arguments, {ep.EXIT_INTERRUPTED} interrupted (resumable),\n{ep.EXIT_CONFLICT}"
-        f" the output prefix belongs to another spec, {ep.EXIT_ENDPOINT_DOWN} the model or verifier"
+        f"Exit codes: {code.OK:d} done, {code.ERROR:d} unexpected error, {code.BAD_SPEC:d} bad"
+        f" spec or arguments, {code.INTERRUPTED:d} interrupted (resumable),\n{code.CONFLICT:d}"
+        f" the output prefix belongs to another spec, {code.ENDPOINT_DOWN:d} the model or verifier"
         " endpoint failed\n`retry.endpointFailureLimit` rollouts in a row" in text
     )

@@ -77,12 +77,14 @@ def job_body(
             "input": {"uri": input_uri},
             "policy": {"baseURL": base_url, "model": "stub", "apiKeyEnv": "FAULTS_API_KEY"},
             "sampling": {"numRepeats": 2, "concurrency": 8},
-            "verifier": {"url": verifier_url, "timeoutSeconds": 2, "maxAttempts": 3},
+            # timeouts far above any answer time on a busy machine: a test that wants one to
+            # fire sets its own, with a fault that outlasts it
+            "verifier": {"url": verifier_url, "timeoutSeconds": 30, "maxAttempts": 3},
             "output": {"uri": output_uri, "partRows": 10, "partSeconds": 0.5},
             "retry": {
                 "maxAttempts": 3,
-                "requestTimeoutSeconds": 1,
-                "maxRetrySeconds": 10,
+                "requestTimeoutSeconds": 30,
+                "maxRetrySeconds": 60,
                 "backoffBaseSeconds": 0.01,
                 "backoffMaxSeconds": 0.05,
             },

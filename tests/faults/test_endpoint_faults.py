@@ -26,6 +26,10 @@ from gym_operator.storage.uri import parse_uri
 from gym_operator.testing.stub_model import StubConfig, StubModel, start
 
 TASKS, REPEATS, MAX_ATTEMPTS = 120, 2, 3
+REQUEST_TIMEOUT, HANG = 5.0, 8.0
+"""A request times out only when the stub hangs: its answers take milliseconds, seconds on a
+busy machine, never REQUEST_TIMEOUT; a hang lasts longer than the timeout whatever the load."""
+RETRY = {"requestTimeoutSeconds": REQUEST_TIMEOUT, "maxRetrySeconds": 4 * HANG}
 TYPED = {"http_5xx", "http_429", "timeout", "connection", "malformed", "http_4xx"}
 
 
@@ -51,7 +55,7 @@ async def test_mixed_fault_rates_end_in_rollouts_or_typed_failures(tmp_path: Pat
         rate_429=0.05,
         retry_after=0.05,
         rate_hang=0.02,
-        hang_seconds=1.0,
+        hang_seconds=HANG,
         rate_reset=0.02,
         rate_malformed=0.01,
         seed=11,
@@ -63,7 +67,7 @@ async def test_mixed_fault_rates_end_in_rollouts_or_typed_failures(tmp_path: Pat
         stub,
         rows,
         sampling={"numRepeats": REPEATS, "concurrency": 16},
-        retry={"requestTimeoutSeconds": 0.4, "maxRetrySeconds": 5},
+        retry=RETRY,
     )
 
     assert result.success
@@ -125,13 +129,13 @@ async def test_each_fault_has_its_exact_outcome_and_attempt_count(tmp_path: Path
         expected[index] = (outcome, attempts)
     assert {o for o, _ in expected.values()} >= {"rollout", "http_5xx", "timeout", "http_4xx"}
 
-    stub = StubModel(StubConfig(retry_after=0.05, hang_seconds=1.0))
+    stub = StubModel(StubConfig(retry_after=0.05, hang_seconds=HANG))
     result, out, _ = await run(
         tmp_path,
         stub,
         rows,
         sampling={"numRepeats": REPEATS, "concurrency": 16},
-        retry={"requestTimeoutSeconds": 0.4, "maxRetrySeconds": 5},
+        retry=RETRY,
         policy={"api": api},
     )
     assert result.success

@@ -67,7 +67,9 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
     api_proxy.faults = ApiFaults(error_5xx_every=25, lost_create_every=5, watch_max_seconds=2.0)
     canary = f"sk-operator-canary-{uuid.uuid4().hex}"
     cluster.secret("openai", {"api-key": canary})
-    world.stub.config.latency = 1.0  # each shard runs for seconds: the faults land mid-run
+    # Each shard runs for 12 s or more (4 answers of 3 s at concurrency 1) until the kill below:
+    # the faults land mid-run, and some generator pod is running when the victim is chosen.
+    world.stub.config.latency = 3.0
     try:
         uids = {}
         for name in NAMES:
@@ -79,7 +81,7 @@ def test_api_faults_and_kills_duplicate_nothing_and_status_converges(
         operator.start()
         victim = wait_for(
             lambda: next(
-                (p["metadata"]["name"] for p in cluster.pods_of(f"{NAMES[-1]}-gen")
+                (p["metadata"]["name"] for name in NAMES for p in cluster.pods_of(f"{name}-gen")
                  if p["status"].get("phase") == "Running"),
                 None,
             ),

@@ -125,8 +125,9 @@ def test_uploads_are_retried_through_every_fault(
 def test_slow_answers_past_the_read_timeout_are_retried(
     s3_proxy: S3FaultProxy, s3_bucket: str, clean_storage: Storage
 ) -> None:
-    s3_proxy.plan = FaultPlan(delay=0.3, delay_seconds=1.5, methods=frozenset({"PUT"}))
-    storage = proxied(s3_proxy, read_timeout=0.5)
+    # an answer takes milliseconds (seconds on a busy machine); a delayed one twice the timeout
+    s3_proxy.plan = FaultPlan(delay=0.3, delay_seconds=6.0, methods=frozenset({"PUT"}))
+    storage = proxied(s3_proxy, read_timeout=3.0)
     prefix = parse_uri(f"s3://{s3_bucket}/slow/")
     for i in range(12):
         storage.write_bytes(prefix.join(f"o{i}"), b"x" * i)
@@ -194,7 +195,7 @@ def test_upload_cut_at_the_gate_leaves_the_old_commit(
 ) -> None:
     """A worker whose part (or manifest) upload never answers leaves the previous commit intact."""
     prefix = parse_uri(f"s3://{s3_bucket}/gate-{gate}/")
-    storage = proxied(s3_proxy, max_attempts=1, read_timeout=0.5)
+    storage = proxied(s3_proxy, max_attempts=1, read_timeout=3.0)
     first = commit(storage, prefix, fresh_manifest(), [0, 1, 2, 3])
     pattern = r"/part-00001" if gate == "part" else r"/_manifest\.json$"
     hold = s3_proxy.hold("PUT", pattern)

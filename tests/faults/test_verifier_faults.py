@@ -24,10 +24,18 @@ from gym_operator.storage.uri import parse_uri
 from gym_operator.testing.stub_model import StubConfig, StubModel, start
 
 TASKS, REPEATS, ATTEMPTS = 12, 2, 3
+PATIENT, IMPATIENT, SLOW = 30.0, 2.0, 60.0
+"""Timeouts: PATIENT is never reached by an answer, however busy the machine; a `slow`
+verifier answers after SLOW seconds, so an IMPATIENT request always times out."""
 
 
 def spec_for(
-    tmp_path: Path, base_url: str, ver_url: str, weighted: bool = False, **verifier: object
+    tmp_path: Path,
+    base_url: str,
+    ver_url: str,
+    weighted: bool = False,
+    concurrency: int = 4,
+    **verifier: object,
 ):
     tasks = write_tasks(tmp_path / "tasks.jsonl", [task_row(i) for i in range(TASKS)])
     body = job_body(
@@ -35,12 +43,16 @@ def spec_for(
         str(tmp_path / "out"),
         base_url,
         ver_url,
-        sampling={"numRepeats": REPEATS, "concurrency": 4},
-        verifier={"timeoutSeconds": 0.3, "maxAttempts": ATTEMPTS, **verifier},
+        sampling={"numRepeats": REPEATS, "concurrency": concurrency},
+        verifier={"timeoutSeconds": PATIENT, "maxAttempts": ATTEMPTS, **verifier},
         reward={"components": {"acc": 1.0}} if weighted else {},
         # A verifier broken for every request would stop the shard (the endpoint breaker);
         # these tests look at the failure row each fault becomes, so the breaker is off.
-        retry={"endpointFailureLimit": 0},
+        retry={
+            "endpointFailureLimit": 0,
+            "requestTimeoutSeconds": PATIENT,
+            "maxRetrySeconds": 2 * PATIENT,
+        },
     )
     return parse_resource(body).spec
 
@@ -63,10 +75,12 @@ async def test_a_broken_verifier_gives_failure_rows_never_rewards(
     stub = StubModel()
     stub_runner, base_url = await start(stub)
     verifier = TinyVerifier()
-    verifier.mode, verifier.slow_seconds = mode, 1.0
+    verifier.mode, verifier.slow_seconds = mode, SLOW
     ver_runner, ver_url = await serve(verifier.app(), shutdown_timeout=0)
+    # a slow verifier costs each attempt its whole timeout: every rollout verifies at once
+    slow = {"timeoutSeconds": IMPATIENT, "concurrency": TASKS * REPEATS} if mode == "slow" else {}
     try:
-        spec = spec_for(tmp_path, base_url, ver_url, weighted=mode == "bad_components")
+        spec = spec_for(tmp_path, base_url, ver_url, mode == "bad_components", **slow)
         result = await run_job(spec, shards=[0])
     finally:
         await ver_runner.cleanup()
@@ -96,7 +110,7 @@ async def test_verifier_killed_and_restarted_mid_run(tmp_path: Path) -> None:
     verifier.mode, verifier.slow_seconds = "slow", 0.05
     ver_runner, ver_url = await serve(verifier.app(), shutdown_timeout=0)
     port = int(ver_url.rsplit(":", 1)[1])
-    spec = spec_for(tmp_path, base_url, ver_url, timeoutSeconds=1)
+    spec = spec_for(tmp_path, base_url, ver_url, timeoutSeconds=PATIENT)
     try:
         job = asyncio.create_task(run_job(spec, shards=[0]))
         while verifier.calls < 8:

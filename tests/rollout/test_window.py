@@ -63,7 +63,7 @@ async def test_shrunk_window_admits_fewer_and_growth_wakes_waiters() -> None:
     await asyncio.sleep(0.01)
     assert not third.done()
     window.on_success()  # limit 3: the waiter gets in
-    await asyncio.wait_for(third, 1)
+    await asyncio.wait_for(third, 30)
     assert window.in_flight == 3
 
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gym_operator.verify.sandbox_harness import MALFORMED, Remote, decode, encode
+from gym_operator.verify.sandbox_harness import Remote
+from gym_operator.verify.sandbox_wire import MALFORMED, decode, encode
 
 HASHABLE = st.one_of(
     st.none(),

@@ -22,6 +22,8 @@ class StubJudge:
         self.behaviour = "fair"
         self.prompts: list[str] = []
         self.auth: list[str | None] = []
+        self.unblock = asyncio.Event()
+        """A `slow` judge answers only once this is set (it never beats a timeout by luck)."""
 
     def verdict(self, prompt: str) -> str:
         first = re.search(r"Answer A:\n(.*?)\n\nAnswer B:", prompt, re.DOTALL)
@@ -43,7 +45,7 @@ class StubJudge:
         if self.behaviour == "error":
             return web.json_response({"error": "overloaded"}, status=500)
         if self.behaviour == "slow":
-            await asyncio.sleep(2)
+            await self.unblock.wait()
         body = await request.json()
         prompt = body["messages"][0]["content"]
         self.prompts.append(prompt)
@@ -156,9 +158,10 @@ async def test_a_slow_judge_hits_the_request_timeout_not_a_reward(
 ) -> None:
     judge[0].behaviour = "slow"
     config = {"baseURL": judge[1], "model": "judge"}
-    url = await verifier_server("llm_judge", workers=1, timeout_seconds=0.5, config=config)
+    url = await verifier_server("llm_judge", workers=1, timeout_seconds=5, config=config)
     status, answer = await post_verify(http, url, TASK, "Paris")
     assert status == 504 and "reward" not in answer
     judge[0].behaviour = "fair"
+    judge[0].unblock.set()
     status, answer = await post_verify(http, url, TASK, "Paris")
     assert (status, answer["reward"]) == (200, 1.0)

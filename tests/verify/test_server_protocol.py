@@ -163,7 +163,7 @@ def test_sessions_are_bounded_oldest_first() -> None:
     ],
 )
 def test_worker_count_follows_the_container_cpu_limit(tmp_path, files, limit) -> None:
-    from gym_operator.verify.server import available_cpus, cgroup_cpu_limit
+    from gym_operator.verify.settings import available_cpus, cgroup_cpu_limit
 
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gym_operator import errors
 from gym_operator.api.dataset import Dataset
 from gym_operator.api.rolloutjob import RolloutJob
 
@@ -74,7 +75,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-class SpecError(ValueError):
+class SpecError(errors.BadSpec, ValueError):
     """A spec that cannot be used; the message names each bad field by its path."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

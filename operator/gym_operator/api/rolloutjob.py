@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -29,16 +29,6 @@ from gym_operator.api.common import (
 from gym_operator.api.serving import EndpointRef, ServerSpec
 from gym_operator.api.verifiers import MAX_CONFIG_KEYS, CodeExecutionConfig, check_config
 
-BUILTIN_VERIFIERS: tuple[str, ...] = (
-    "math",
-    "exact_match",
-    "mcqa",
-    "regex",
-    "json_schema",
-    "instruction_following",
-    "code_execution",
-    "llm_judge",
-)
 BuiltinVerifier = Literal[
     "math",
     "exact_match",
@@ -49,6 +39,8 @@ BuiltinVerifier = Literal[
     "code_execution",
     "llm_judge",
 ]
+BUILTIN_VERIFIERS: tuple[str, ...] = get_args(BuiltinVerifier)
+"""The built-in verifiers' names, in the order `BuiltinVerifier` lists them."""
 EMBEDDED_MODELS: tuple[str, ...] = ("smollm2",)
 
 

@@ -27,6 +27,7 @@ from gym_operator.controller.podparts import (
     worker_mounts,
     worker_volumes,
 )
+from gym_operator.errors import ExitCode
 
 
 def resource_document(
@@ -186,7 +187,7 @@ def pod_failure_policy() -> Manifest:
                 "onExitCodes": {
                     "containerName": c.CONTAINER_GENERATOR,
                     "operator": "In",
-                    "values": [c.EXIT_CODE_BAD_SPEC, c.EXIT_CODE_CONFLICT],
+                    "values": [int(ExitCode.BAD_SPEC), int(ExitCode.CONFLICT)],
                 },
             },
             {
@@ -194,7 +195,7 @@ def pod_failure_policy() -> Manifest:
                 "onExitCodes": {
                     "containerName": c.CONTAINER_GENERATOR,
                     "operator": "In",
-                    "values": [c.EXIT_CODE_TOO_MANY_FAILURES],
+                    "values": [int(ExitCode.TOO_MANY_FAILURES)],
                 },
             },
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from gym_operator.api import API_GROUP
+from gym_operator.errors import ExitCode
 
 ANNOTATION_PREFIX = f"{API_GROUP}/"
 """Prefix of every annotation and label key the operator writes (kopf's state included)."""
@@ -47,11 +48,7 @@ TMP_DIR = "/tmp"
 WORKER_UID = 65532
 """Numeric non-root user of worker pods (the distroless `nonroot` user)."""
 
-EXIT_CODE_BAD_SPEC = 2
-"""Exit code of a worker that cannot use its spec: retrying the shard cannot help."""
-EXIT_CODE_CONFLICT = 4
-"""Exit code of a generator whose output prefix holds another spec's results: nor can it."""
-EXIT_CODE_TOO_MANY_FAILURES = 6
+EXIT_CODE_TOO_MANY_FAILURES = int(ExitCode.TOO_MANY_FAILURES)
 """Exit code of the generator that finished a job over its failurePolicy: the job failed."""
 
 MAX_NAME_LENGTH = 63

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from gym_operator import errors
 from gym_operator.api.dataset import DatasetCounts, DatasetSpec, SplitCounts
 from gym_operator.data import card, plots, rows, schemas
 from gym_operator.data.exporters import (
@@ -117,7 +118,7 @@ class _Histograms:
         }
 
 
-class EmptyDataset(ValueError):
+class EmptyDataset(errors.GymopsError, ValueError):
     """The build kept no rows and the spec does not allow an empty dataset."""
 
 

@@ -3,45 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from gym_operator.api.dataset import Dataset
 from gym_operator.api.loading import SpecError, load_resource
-from gym_operator.data.builder import EmptyDataset, build_dataset
-from gym_operator.data.exporters import UnsupportedExport
-from gym_operator.data.reader import SourceError
-from gym_operator.data.sources import UnresolvedSource, resolve_sources
+from gym_operator.data.builder import build_dataset
+from gym_operator.data.sources import resolve_sources
 from gym_operator.storage.store import S3Settings, Storage
-from gym_operator.termination import write_termination_message
-
-log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
+from gym_operator.termination import run_worker
 
 
 def main(args: argparse.Namespace) -> int:
     """Build the dataset of `--spec`; `--source-uri` (repeated) replaces spec.sources in order.
 
     Exit 0 on success (the summary is in `<output>/_DATASET.json`), 2 for a spec the builder
-    cannot use, 1 when the sources cannot be read. On a failure the reason is also written to
-    the termination-message file.
+    cannot use, 1 when the sources cannot be read or the build fails otherwise. On a failure the
+    reason is also written to the termination-message file.
     """
-    code, reason = _build(args)
-    if code != EXIT_OK:
-        log.error("%s", reason)
-        write_termination_message(args.termination_log, reason)
-    return code
+    return run_worker(lambda: _build(args), args.termination_log, "dataset build")
 
 
-def _build(args: argparse.Namespace) -> tuple[int, str]:
-    """(exit code, why) of one build."""
+def _build(args: argparse.Namespace) -> None:
+    """Build one dataset; a GymopsError says how it failed (see `gym_operator.errors`)."""
     try:
         resource = load_resource(args.spec)
-        if not isinstance(resource, Dataset):
-            raise SpecError(args.spec, [f"kind: expected Dataset, got {resource.kind}"])
-        sources = resolve_sources(resource.spec, args.source_uri)
-    except (SpecError, UnresolvedSource) as exc:
-        return EXIT_BAD_SPEC, str(exc)
+    except OSError as exc:
+        raise SpecError(args.spec, [f"(file): cannot read it: {exc}"]) from None
+    if not isinstance(resource, Dataset):
+        raise SpecError(args.spec, [f"kind: expected Dataset, got {resource.kind}"])
+    sources = resolve_sources(resource.spec, args.source_uri)
     storage = Storage(S3Settings.from_spec(resource.spec.s3))
     try:
         build_dataset(
@@ -51,10 +40,5 @@ def _build(args: argparse.Namespace) -> tuple[int, str]:
             output_uri=resource.spec.output.uri,
             storage=storage,
         )
-    except UnsupportedExport as exc:
-        return EXIT_BAD_SPEC, str(exc)
-    except (SourceError, EmptyDataset) as exc:
-        return EXIT_FAILED, str(exc)
     finally:
         storage.close()
-    return EXIT_OK, ""

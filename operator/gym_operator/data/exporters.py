@@ -25,12 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gym_operator import errors
 from gym_operator.api.dataset import SUPPORTED_FILE_FORMATS, SUPPORTED_KINDS
 from gym_operator.data import rows
 from gym_operator.data.kinds import Example
 
 
-class UnsupportedExport(ValueError):
+class UnsupportedExport(errors.BadSpec, ValueError):
     """The format has no dataset class for this kind."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import zstandard
 
+from gym_operator import errors
 from gym_operator.data import rows
 from gym_operator.storage import layout
 from gym_operator.storage.manifest import (
@@ -67,7 +68,7 @@ class SourceInfo:
     reward: dict[str, Any] = field(default_factory=dict)
 
 
-class SourceError(ValueError):
+class SourceError(errors.GymopsError, ValueError):
     """A source prefix that cannot be read at all (no manifests)."""
 
 

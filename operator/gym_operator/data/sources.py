@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 
+from gym_operator import errors
 from gym_operator.api.dataset import DatasetSpec
 
 
-class UnresolvedSource(ValueError):
+class UnresolvedSource(errors.BadSpec, ValueError):
     """A rolloutJobRef that cannot be turned into an output prefix here."""
 
 

@@ -16,20 +16,23 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from gym_operator.rollout.retry import (
-    CONNECTION,
-    HTTP_4XX,
-    HTTP_5XX,
-    HTTP_429,
-    MALFORMED,
-    TIMEOUT,
-    UNSCORABLE,
-)
+from gym_operator import errors
+from gym_operator.protocol import failures
+from gym_operator.protocol.failures import FailureClass
 
-ENDPOINT_CLASSES = frozenset({TIMEOUT, CONNECTION, HTTP_5XX, HTTP_429, MALFORMED})
+ENDPOINT_CLASSES = frozenset(
+    {
+        FailureClass.TIMEOUT,
+        FailureClass.CONNECTION,
+        FailureClass.HTTP_5XX,
+        FailureClass.HTTP_429,
+        FailureClass.MALFORMED,
+    }
+)
+"""Request classes that blame the endpoint, met at the model or at the verifier."""
 ENDPOINT_STATUSES = frozenset({401, 403, 404})
 """4xx answers that say the endpoint, key or model is wrong, not the one request."""
-VERIFIER_PREFIX = "verifier_"
+VERIFIER_REFUSALS = frozenset({FailureClass.VERIFIER_UNSCORABLE, FailureClass.VERIFIER_HTTP_4XX})
 
 
 def is_endpoint_failure(failure: dict[str, Any]) -> bool:
@@ -38,15 +41,14 @@ def is_endpoint_failure(failure: dict[str, Any]) -> bool:
     A verifier's 4xx answers (422 `verifier_unscorable` included) count too: one is a bad row,
     but a verifier that refuses `limit` answers in a row is misconfigured, not unlucky.
     """
-    raw = str(failure.get("class", ""))
-    if raw == UNSCORABLE:
+    error_class = failures.parse(failure.get("class"))
+    if error_class is None:
+        return False
+    if error_class in VERIFIER_REFUSALS:
         return True
-    error_class = raw.removeprefix(VERIFIER_PREFIX)
-    if error_class == HTTP_4XX and raw.startswith(VERIFIER_PREFIX):
-        return True
-    if error_class == HTTP_4XX:
+    if error_class is FailureClass.HTTP_4XX:
         return failure.get("status") in ENDPOINT_STATUSES
-    return error_class in ENDPOINT_CLASSES
+    return error_class.request in ENDPOINT_CLASSES
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class HeldFailure:
     message: str
 
 
-class EndpointDown(Exception):
+class EndpointDown(errors.EndpointUnavailable):
     """The shard stopped because its endpoint failed `limit` rollouts in a row."""
 
 
@@ -125,14 +127,15 @@ class EndpointBreaker:
 def hint(failure: dict[str, Any]) -> str:
     """What to check for an endpoint failure, naming the spec fields involved."""
     status = failure.get("status")
-    if failure.get("class") == UNSCORABLE or failure.get("class") == "verifier_http_4xx":
+    error_class = failures.parse(failure.get("class"))
+    if error_class in VERIFIER_REFUSALS:
         if status == 404:
             return "check verifier.url (or the verifier Service): it serves no /verify"
         return (
             "the verifier refuses every answer: check spec.verifier.config and the task fields "
             "it reads (e.g. expected_answer)"
         )
-    if str(failure.get("class", "")).startswith(VERIFIER_PREFIX):
+    if error_class is not None and error_class.at_verifier:
         if status == 404:
             return "check verifier.url (or the verifier Service): it serves no /verify"
         return "check that the verifier (verifier.url or its Service) is up and reachable"

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from gym_operator import errors
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
@@ -44,7 +46,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(errors.BadSpec, RuntimeError):
     """The embedded model cannot be started (not installed, or the server died or hung)."""
 
 

@@ -18,7 +18,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 
-from gym_operator import metrics
+from gym_operator import errors, metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.rollout import requeue
 from gym_operator.rollout.breaker import (
@@ -52,7 +52,7 @@ times the verifier's latency, so a verifier up to 4x slower than the model keeps
 past that, answers wait for a place and sampling slows down instead of piling up in memory."""
 
 
-class ShardInterrupted(Exception):
+class ShardInterrupted(errors.Interrupted):
     """The shard stopped on request (SIGTERM); what was done is committed, the rest resumes."""
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gym_operator import redaction
+from gym_operator import errors, redaction
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.storage import layout
 from gym_operator.storage.manifest import JobRecord, read_job_record, write_job_record
@@ -25,7 +25,7 @@ from gym_operator.storage.store import ObjectNotFound, Storage
 from gym_operator.storage.uri import StorageURI, parse_uri
 
 
-class JobConflict(Exception):
+class JobConflict(errors.OutputConflict):
     """The output prefix holds results of a different spec."""
 
 

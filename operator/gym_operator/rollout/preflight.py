@@ -11,17 +11,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from gym_operator import errors
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.protocol import verify as protocol_verify
 from gym_operator.rollout import tool_loop
-from gym_operator.rollout.breaker import hint
+from gym_operator.rollout.breaker import ENDPOINT_CLASSES, hint
 from gym_operator.rollout.client import ModelClient, merge_params
 from gym_operator.rollout.retry import (
-    CONNECTION,
-    HTTP_5XX,
-    HTTP_429,
-    MALFORMED,
-    TIMEOUT,
     UNSCORABLE,
     RequestError,
     RetriesExhausted,
@@ -37,7 +33,7 @@ SCAN_ROWS = 1000
 """Input rows looked at for a valid task (bad rows are the errors file's business)."""
 
 
-class PreflightFailed(Exception):
+class PreflightFailed(errors.EndpointUnavailable):
     """The trial rollout failed; nothing was written. The message says what to check.
 
     `unavailable`: the endpoint did not answer (unreachable, timeouts, 5xx, 429), which a wait
@@ -169,7 +165,7 @@ def _verifier_failure(exc: RetriesExhausted, task: Task, url: str) -> str:
             "(e.g. expected_answer)"
         )
     else:
-        what = hint({"class": f"verifier_{last.error_class}", "status": last.status})
+        what = hint({**exc.failure(verifying=True), "status": last.status})
     return (
         f"preflight: {url} could not score the answer to task {task.index} "
         f"({last.error_class}: {last.message[:300]}); nothing was written. {_sentence(what)}"
@@ -178,7 +174,7 @@ def _verifier_failure(exc: RetriesExhausted, task: Task, url: str) -> str:
 
 def _unavailable(error: RequestError) -> bool:
     """Whether the endpoint did not answer at all (as opposed to refusing the request)."""
-    return error.error_class in (CONNECTION, TIMEOUT, HTTP_5XX, HTTP_429, MALFORMED)
+    return error.error_class in ENDPOINT_CLASSES
 
 
 def _sentence(text: str) -> str:

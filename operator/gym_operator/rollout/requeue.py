@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.protocol.rows import ROLLOUT_INDEX, TASK_INDEX
 from gym_operator.rollout import parts
-from gym_operator.rollout.retry import CONNECTION, HTTP_5XX, HTTP_429, MALFORMED, TIMEOUT
+from gym_operator.rollout.breaker import ENDPOINT_CLASSES
 from gym_operator.storage import layout
 from gym_operator.storage.manifest import ShardManifest, write_manifest
 from gym_operator.storage.store import Storage
@@ -25,8 +26,8 @@ from gym_operator.storage.uri import StorageURI
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = frozenset({TIMEOUT, CONNECTION, HTTP_5XX, HTTP_429, MALFORMED})
-RETRYABLE = TRANSIENT | {f"verifier_{name}" for name in TRANSIENT} | {"verifier_tool"}
+TRANSIENT = ENDPOINT_CLASSES
+RETRYABLE = TRANSIENT | {name.verifying() for name in TRANSIENT} | {FailureClass.VERIFIER_TOOL}
 """Failure classes another run may fix; http_4xx and verifier_unscorable never change."""
 
 

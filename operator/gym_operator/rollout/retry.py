@@ -16,16 +16,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from gym_operator.protocol import failures
+from gym_operator.protocol.failures import FailureClass
+
 T = TypeVar("T")
 
-TIMEOUT = "timeout"
-CONNECTION = "connection"
-HTTP_5XX = "http_5xx"
-HTTP_429 = "http_429"
-HTTP_4XX = "http_4xx"
-MALFORMED = "malformed"
-UNSCORABLE = "verifier_unscorable"
-TOO_LARGE = "answer_too_large"
+# the request classes by their short names (see gym_operator.protocol.failures)
+TIMEOUT = FailureClass.TIMEOUT
+CONNECTION = FailureClass.CONNECTION
+HTTP_5XX = FailureClass.HTTP_5XX
+HTTP_429 = FailureClass.HTTP_429
+HTTP_4XX = FailureClass.HTTP_4XX
+MALFORMED = FailureClass.MALFORMED
+UNSCORABLE = FailureClass.VERIFIER_UNSCORABLE
+TOO_LARGE = FailureClass.TOO_LARGE
 NON_RETRYABLE = frozenset({HTTP_4XX, UNSCORABLE, TOO_LARGE})
 
 
@@ -34,7 +38,7 @@ class RequestError(Exception):
 
     def __init__(
         self,
-        error_class: str,
+        error_class: FailureClass,
         message: str,
         *,
         status: int | None = None,
@@ -61,10 +65,13 @@ class RetriesExhausted(Exception):
         self.attempts = attempts
         self.error_class = last.error_class
 
-    def failure(self) -> dict[str, object]:
-        """The `failure` object of a failure row."""
+    def failure(self, *, verifying: bool = False) -> dict[str, object]:
+        """The `failure` object of a failure row; `verifying`: the request was to the verifier."""
+        error_class = failures.parse(self.error_class)
+        if verifying and error_class is not None:
+            error_class = error_class.verifying()
         out: dict[str, object] = {
-            "class": self.error_class,
+            "class": str(error_class or self.error_class),
             "message": self.last.message[:500],
             "attempts": self.attempts,
         }

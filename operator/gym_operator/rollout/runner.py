@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from gym_operator import metrics, redaction
+from gym_operator import errors, metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
 from gym_operator.rollout import concurrency, failure_policy
 from gym_operator.rollout.agent_client import AgentClient
@@ -93,7 +93,9 @@ async def verifier_endpoint(spec: RolloutJobSpec, url: str | None) -> AsyncItera
         yield url
         return
     if spec.verifier.builtin is None:
-        raise ValueError("verifier.image needs --verifier-url (the operator passes its Service)")
+        raise errors.BadSpec(
+            "verifier.image needs --verifier-url (the operator passes its Service)"
+        )
     from gym_operator.verify.local_server import local_verifier
 
     # a separate process with a clean environment: it runs model-written code, so it must not

@@ -16,7 +16,9 @@ from typing import Any
 
 from gym_operator import metrics
 from gym_operator.api.rolloutjob import RolloutJobSpec
+from gym_operator.protocol import failures
 from gym_operator.protocol import rows as protocol_rows
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.protocol.response import is_truncated
 from gym_operator.protocol.verify import Masked, Verdict
 from gym_operator.rollout import tool_loop
@@ -33,8 +35,6 @@ from gym_operator.rollout.reward import make_reward_fn
 from gym_operator.rollout.tasks import Task
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.rollout.window import AimdWindow
-
-VERIFIER_PREFIX = "verifier_"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,10 @@ class Sampler:
             return None
         except tool_loop.ToolLoopError as exc:
             return Failed(
-                task, repeat, protocol_rows.failure("verifier_tool", str(exc), 1), str(exc)
+                task,
+                repeat,
+                protocol_rows.failure(FailureClass.VERIFIER_TOOL, str(exc), 1),
+                str(exc),
             )
 
     async def score(self, answer: Answer) -> Outcome:
@@ -179,9 +182,7 @@ class Sampler:
                 )
             ).value
         except RetriesExhausted as exc:
-            failure = exc.failure()
-            if not str(failure["class"]).startswith(VERIFIER_PREFIX):
-                failure["class"] = f"{VERIFIER_PREFIX}{failure['class']}"
+            failure = exc.failure(verifying=True)
             return Failed(answer.task, answer.repeat, failure, exc.last.message)
         return self._outcome(answer.task, answer.repeat, answer.response, verdict)
 
@@ -191,7 +192,7 @@ class Sampler:
         """A real score becomes a rollout; a masked one (judge down, ...) a failure."""
         if isinstance(verdict, Masked):
             failure = protocol_rows.failure(
-                f"{VERIFIER_PREFIX}{verdict.kind}", verdict.reason, 1, masked=True
+                failures.masked(verdict.kind), verdict.reason, 1, masked=True
             )
             return Failed(task, repeat, failure, verdict.reason)
         reward, components = self.reward_fn(verdict.score, verdict.components, response)

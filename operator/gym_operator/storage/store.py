@@ -17,14 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gym_operator import errors
 from gym_operator.storage.uri import StorageURI, parse_uri
 
 READ_CHUNK = 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-class ObjectNotFound(FileNotFoundError):
-    """The object does not exist."""
+class ObjectNotFound(errors.BadSpec, FileNotFoundError):
+    """The object does not exist (for a worker, an input the spec names: retrying cannot help)."""
+
+    def reason(self) -> str:
+        """`not found: <uri>`."""
+        return f"not found: {self}"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gym_operator import errors
+
 
 @dataclass(frozen=True)
 class StorageURI:
@@ -33,8 +35,12 @@ class StorageURI:
         return self.key.rstrip("/").rsplit("/", 1)[-1]
 
 
+class BadURI(errors.BadSpec, ValueError):
+    """A URI this package cannot read or write; the message names it."""
+
+
 def parse_uri(uri: str) -> StorageURI:
-    """Parse a URI; raise ValueError naming the URI when the scheme is not supported."""
+    """Parse a URI; BadURI naming the URI when the scheme is not supported."""
     if "://" not in uri:
         return StorageURI("file", "", str(Path(uri).expanduser().resolve()))
     parsed = urlparse(uri)
@@ -42,6 +48,6 @@ def parse_uri(uri: str) -> StorageURI:
         return StorageURI("file", "", str(Path(parsed.netloc + parsed.path).resolve()))
     if parsed.scheme == "s3":
         if not parsed.netloc:
-            raise ValueError(f"{uri!r}: an s3:// URI needs a bucket (s3://bucket/key)")
+            raise BadURI(f"{uri!r}: an s3:// URI needs a bucket (s3://bucket/key)")
         return StorageURI("s3", parsed.netloc, parsed.path.lstrip("/"))
-    raise ValueError(f"{uri!r}: unsupported scheme {parsed.scheme!r} (use s3:// or file://)")
+    raise BadURI(f"{uri!r}: unsupported scheme {parsed.scheme!r} (use s3:// or file://)")
