@@ -1,0 +1,99 @@
+"""Built-in verifiers called in this process (local mode): a cheap check costs no HTTP hop.
+
+Only checks that are cheap, run no model-written code and need no tools or network run here:
+exact match, regex, multiple choice, JSON schema, instruction following. They answer as the
+verifier server would (same text extraction, same reward fields, a check that cannot score is
+`verifier_unscorable`), behind the VerifierClient interface the generator already uses.
+Everything else (math, code execution, the LLM judge, verifiers with tools) keeps the verifier
+server in its clean-environment child process (`gym_operator.verify.local_server`).
+
+A task that carries tools still gets a tool loop: its `/seed_session` and tool calls go to an
+empty server on loopback, which answers 404 to all of them (no sessions, unknown tools), as the
+verifier server does for a verifier that defines no tools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gym_operator.protocol import verify as protocol
+from gym_operator.rollout.retry import MALFORMED, UNSCORABLE, RequestError
+from gym_operator.rollout.verifier_client import VerifierClient
+from gym_operator.verify.base import get_tools, is_async_check, response_text, strip_reasoning
+from gym_operator.verify.base import get_verifier as get_check
+from gym_operator.verify.server import run_check
+
+INLINE_BUILTINS = frozenset(
+    {"exact_match", "regex", "mcqa", "json_schema", "instruction_following"}
+)
+"""Checks cheap enough to run on the event loop (microseconds to a millisecond a rollout)."""
+
+
+def runs_inline(builtin: str | None) -> bool:
+    """Whether `builtin` is verified in this process rather than by a verifier server."""
+    if builtin not in INLINE_BUILTINS:
+        return False
+    return not get_tools(builtin) and not is_async_check(get_check(builtin))
+
+
+class InlineVerifier(VerifierClient):
+    """Scores a rollout by calling the built-in check directly; the answer a server would give."""
+
+    def __init__(
+        self,
+        builtin: str,
+        config: dict[str, Any],
+        session: aiohttp.ClientSession,
+        tools_url: str,
+    ) -> None:
+        super().__init__(session, tools_url)
+        self.builtin = builtin
+        self.config = config
+        self.strip = bool(config.get("stripReasoning", True))
+        self.url = f"the built-in {builtin} verifier (in this process)"
+
+    async def verify(
+        self,
+        task: dict[str, Any],
+        response: dict[str, Any],
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> protocol.Verdict | protocol.Masked:
+        """What the check says of one rollout; RequestError(UNSCORABLE) when it cannot score."""
+        try:
+            text = response_text(response)
+        except (AttributeError, TypeError) as exc:
+            raise RequestError(MALFORMED, f"response has no readable text: {exc}") from None
+        if self.strip:
+            text = strip_reasoning(text)
+        outcome = run_check(self.builtin, task, text, self.config)
+        if "error" not in outcome and not math.isfinite(outcome["reward"]):
+            outcome = {"error": f"verifier produced a non-finite reward {outcome['reward']}"}
+        if "error" in outcome:
+            raise RequestError(UNSCORABLE, str(outcome["error"]), status=422)
+        details = outcome["details"]
+        return protocol.Verdict(
+            float(outcome["reward"]),
+            dict(outcome["components"]) or None,
+            {"verifier_details": details} if details else {},
+        )
+
+
+@contextlib.asynccontextmanager
+async def no_tools_server() -> AsyncIterator[str]:
+    """An empty server on loopback (every path 404) for the tool loop of tasks with tools."""
+    runner = web.AppRunner(web.Application(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
