@@ -74,7 +74,7 @@ def _main(args: argparse.Namespace) -> tuple[int, str]:
             raise SpecError(args.spec, [f"kind: expected RolloutJob, got {job.kind}"])
         if job.spec.policy.embedded:
             raise SpecError(args.spec, ["policy.embedded: only `gymops run` (local mode)"])
-        if not job.spec.policy.base_url:
+        if not job.spec.policy.urls():
             raise SpecError(args.spec, ["policy: the operator resolves server/endpointRef"])
         shard = resolve_shard(args.shard, job.spec.parallelism)
     except (SpecError, ValueError, OSError) as exc:

@@ -57,7 +57,8 @@ class JobResult:
 class Endpoint:
     """Where to sample from (the spec's policy, or an embedded model's loopback server)."""
 
-    base_url: str
+    base_url: str | list[str]
+    """One URL, or several replicas of the model."""
     model: str
 
 
@@ -220,7 +221,8 @@ def register_secrets(spec: RolloutJobSpec, api_key: str | None) -> None:
     """Redact this job's secrets from every row, file and log record the process writes."""
     redaction.register(api_key)
     redaction.register_env(redaction.SECRET_ENV_VARS)
-    redaction.register_url(spec.policy.base_url)
+    for url in spec.policy.urls():
+        redaction.register_url(url)
     redaction.register_url(spec.verifier.url)
     redaction.install_log_redaction()
 
@@ -250,8 +252,8 @@ async def run_job(
     storage = storage or Storage(S3Settings.from_spec(spec.s3))
     prefix = parse_uri(spec.output.uri)
     if endpoint is None:
-        assert spec.policy.base_url and spec.policy.model
-        endpoint = Endpoint(spec.policy.base_url, spec.policy.model)
+        assert spec.policy.urls() and spec.policy.model
+        endpoint = Endpoint(spec.policy.urls(), spec.policy.model)
     claim = await asyncio.to_thread(check_prefix, storage, prefix, spec, restart=restart)
     ceiling = window_ceiling(spec)
     api_key = load_api_key(spec.policy.api_key_env)
