@@ -123,3 +123,20 @@ def test_base_url_and_base_urls_together_are_refused(tmp_path: Path) -> None:
             base_url="http://a/v1",
             policy={"baseURLs": ["ftp://b/v1"], "model": "stub"},
         )
+
+
+async def test_a_replica_answering_500_is_skipped_while_the_others_go_on(tmp_path: Path) -> None:
+    stubs = await _stubs([0.02, 0.02])
+    broken = StubModel(StubConfig(latency=0.02, rate_500=1.0))
+    runner, broken_url = await start(broken)
+    try:
+        job = _job(tmp_path, [stubs[0][2], broken_url, stubs[1][2]], tasks=200, concurrency=12)
+        result = await run_job(job.spec, shards=[0])
+    finally:
+        for _, healthy, _ in stubs:
+            await healthy.cleanup()  # type: ignore[attr-defined]
+        await runner.cleanup()
+    out = read_committed(Storage(), parse_uri(str(job.spec.output.uri)))
+    assert result.success and out.failures == [] and len(out.rollouts) == 400
+    # A third of the requests would go to it in turn; skipped, it gets a few probes.
+    assert 3 <= broken.requests < 40, broken.requests

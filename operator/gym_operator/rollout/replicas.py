@@ -7,9 +7,10 @@ literals, `localhost` and `https://` URLs (their certificates name the host) are
 
 Each request goes to the usable replica with the fewest requests in flight (ties in turn). A
 replica that fails `failure_limit` requests in a row (no connection, timeout, 5xx) is skipped
-for a cool-down that doubles while it keeps failing (up to `max_cooldown`); after it, one failed
-request puts it back. When every replica is skipped, requests go to the one that recovers first,
-so their failures reach the job's own breaker: it trips only when all replicas fail.
+for a cool-down that doubles while it keeps failing (up to `max_cooldown`); after it, a single
+request probes it: success makes it usable again, failure starts the next cool-down. When every
+replica is skipped, requests go to the one that recovers first, so their failures reach the
+job's own breaker: it trips only when all replicas fail.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ class Replica:
     skipped_until: float = 0.0
     cooldown: float = 0.0
 
-    def usable(self, now: float) -> bool:
-        """Whether requests may go here now (not cooling down)."""
-        return now >= self.skipped_until
+    def usable(self, now: float, failure_limit: int) -> bool:
+        """Whether a request may go here now: not cooling down, and after a cool-down only one
+        request (the probe) until one succeeds."""
+        if self.failures < failure_limit:
+            return True
+        return now >= self.skipped_until and self.in_flight == 0
 
 
 class ReplicaPool:
@@ -85,7 +89,8 @@ class ReplicaPool:
             count = len(replicas)
             start = self._turn = (self._turn + 1) % count
             usable = [replicas[(start + i) % count] for i in range(count)]
-            usable = [r for r in usable if r.usable(now)] or [
+            limit = self.failure_limit
+            usable = [r for r in usable if r.usable(now, limit)] or [
                 min(replicas, key=lambda r: r.skipped_until)
             ]
             best = min(usable, key=lambda r: r.in_flight)
@@ -103,7 +108,7 @@ class ReplicaPool:
         if replica.failures < self.failure_limit or len(self.replicas) == 1:
             return
         now = time.monotonic()
-        if not replica.usable(now):
+        if now < replica.skipped_until:
             return  # requests sent before it was skipped are still failing
         replica.cooldown = min(self.max_cooldown, max(self.first_cooldown, 2 * replica.cooldown))
         replica.skipped_until = now + replica.cooldown
