@@ -206,6 +206,8 @@ async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     too_large = RequestError(TOO_LARGE, f"answer larger than {max_bytes} bytes (not read)")
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise too_large
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()  # exactly content_length bytes (no decompression), one call
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
