@@ -50,7 +50,7 @@ class Scenario:
     repeats: int = 4
     note: str = ""
     local: bool = False
-    """`gymops run` with the built-in regex verifier (its child process too), not `generate`."""
+    """`gymops run` with the built-in regex verifier (called in process), not `generate`."""
 
 
 SCENARIOS = {
