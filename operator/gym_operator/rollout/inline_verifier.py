@@ -5,7 +5,9 @@ exact match, regex, multiple choice, JSON schema, instruction following. They an
 verifier server would (same text extraction, same reward fields, a check that cannot score is
 `verifier_unscorable`), behind the VerifierClient interface the generator already uses.
 Everything else (math, code execution, the LLM judge, verifiers with tools) keeps the verifier
-server in its clean-environment child process (`gym_operator.verify.local_server`).
+server in its clean-environment child process (`gym_operator.verify.local_server`). The server's
+per-request timeout does not apply here: a check runs to its end on the event loop (regex and
+the other checks bound the text they read).
 
 A task that carries tools still gets a tool loop: its `/seed_session` and tool calls go to an
 empty server on loopback, which answers 404 to all of them (no sessions, unknown tools), as the
