@@ -1,5 +1,6 @@
-"""Cheap built-in verifiers run in the gymops process in local mode, and score exactly as the
-verifier server does: same rewards, components, details and failure rows."""
+"""In local mode cheap built-in verifiers run in the gymops process, the others in the verifier
+child over its pipes; both score exactly as the verifier server does over HTTP: same rewards,
+components, details and failure rows."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ CASES = [
     ("exact_match", {"mode": "contains"}),
     ("mcqa", {"extraction": "last"}),
     ("instruction_following", {}),
+    ("math", {}),  # in the child, over its pipes
 ]
 
 
@@ -73,7 +75,6 @@ async def test_inline_scores_equal_the_servers(
     _, url = stub
     tasks = str(_tasks(tmp_path / "tasks.jsonl"))
     storage = Storage()
-    assert runs_inline(builtin)
     outcomes = []
     settings = VerifierSettings(builtin=builtin, config=config, workers=1)
     with run_in_thread(lambda: start_server(settings), name="verifier") as server_url:
@@ -108,3 +109,8 @@ async def test_inline_scores_equal_the_servers(
 @pytest.mark.parametrize("builtin", ["math", "code_execution", "llm_judge"])
 def test_heavy_or_hostile_checks_stay_out_of_process(builtin: str) -> None:
     assert not runs_inline(builtin)
+
+
+@pytest.mark.parametrize("builtin", ["exact_match", "regex", "mcqa", "json_schema"])
+def test_cheap_checks_run_in_process(builtin: str) -> None:
+    assert runs_inline(builtin)

@@ -98,14 +98,14 @@ async def open_verifier(
         async with inline_verifier.no_tools_server() as tools_url:
             yield inline_verifier.InlineVerifier(builtin, spec.verifier.config, session, tools_url)
         return
-    from gym_operator.verify.local_server import local_verifier
+    from gym_operator.verify.local_server import local_verifier_process
 
     # a separate process with a clean environment: it runs model-written code, so it must not
     # hold this process's API key and S3 credentials
-    async with local_verifier(
+    async with local_verifier_process(
         builtin, spec.verifier.config, spec.verifier.timeout_seconds
-    ) as started:
-        yield VerifierClient(session, started)
+    ) as child:
+        yield inline_verifier.ChildVerifier(child, spec.verifier.config, session)
 
 
 def shard_windows(ceiling: int, count: int, spec: RolloutJobSpec) -> list[AimdWindow]:
@@ -277,7 +277,7 @@ async def run_job(
         )
         if preflight:
             await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
-        elif not isinstance(verifier, inline_verifier.InlineVerifier):
+        elif not isinstance(verifier, inline_verifier.STARTED_HERE):
             await wait_for_verifier(verify_session, verifier.base_url, spec.retry, stop)
         digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
         result = JobResult(output_uri=str(prefix), digest=digest)
