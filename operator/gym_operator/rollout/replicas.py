@@ -172,9 +172,10 @@ async def _addresses(url: str) -> list[tuple[str, str | None]]:
     addresses = sorted({str(info[4][0]) for info in infos})
     if len(addresses) < 2:
         return [(url, None)]
-    host = parts.netloc.rsplit("@", 1)[-1]
+    userinfo, _, host = parts.netloc.rpartition("@")
     out = []
     for address in addresses:
         literal = f"[{address}]" if ":" in address else address
-        out.append((urlunsplit(parts._replace(netloc=f"{literal}:{port}")), host))
+        netloc = f"{userinfo}@{literal}:{port}" if userinfo else f"{literal}:{port}"
+        out.append((urlunsplit(parts._replace(netloc=netloc)), host))
     return out
