@@ -2,8 +2,8 @@
 
 Shared by the pod entrypoint (`gymops generate`, one shard) and local mode (`gymops run`, all
 shards side by side, each with its own concurrency window, as their pods would run). A built-in
-verifier without a URL is called in this process when its check is cheap (rollout.inline_verifier),
-else served on loopback by a child process with a clean environment.
+verifier without a URL is called in this process when its check is cheap, else run by a child
+process with a clean environment, its checks sent over pipes (rollout.inline_verifier).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def open_verifier(
     spec: RolloutJobSpec, url: str | None, session: aiohttp.ClientSession
 ) -> AsyncIterator[VerifierClient]:
     """The verifier: a server at the given URL or the spec's, a cheap built-in called in this
-    process, or another built-in served by a child process started here."""
+    process, or another built-in run by a child process started here."""
     url = url or spec.verifier.url
     if url:
         yield VerifierClient(session, url)
