@@ -50,7 +50,9 @@ class Scenario:
     repeats: int = 4
     note: str = ""
     local: bool = False
-    """`gymops run` with the built-in regex verifier (its child process too), not `generate`."""
+    """`gymops run` with a built-in verifier (regex: called in process), not `generate`."""
+    builtin: str = "regex"
+    """The local scenarios' verifier: regex, or math (in the verifier child, over its pipes)."""
 
 
 SCENARIOS = {
@@ -86,7 +88,14 @@ SCENARIOS = {
 }
 SCENARIOS["L1-256"] = replace(SCENARIOS["S1-256"], name="L1-256", local=True)
 SCENARIOS["L2"] = replace(SCENARIOS["S2"], name="L2", local=True)
-ALL = ["S1-256", "S1-64", "S2", "S3", "S3-long", "S4", "S5", "L1-256", "L2"]
+SCENARIOS["L3-math"] = replace(
+    SCENARIOS["S1-64"], name="L3-math", local=True, builtin="math", note="500 ms fixed, math"
+)
+ALL = ["S1-256", "S1-64", "S2", "S3", "S3-long", "S4", "S5", "L1-256", "L2", "L3-math"]
+LOCAL_VERIFIERS = {
+    "regex": {"builtin": "regex", "config": {"pattern": "#### \\d+"}},
+    "math": {"builtin": "math"},
+}
 QUICK_ROLLOUTS = {"S4": 100_000, "S3-long": 16_000}
 
 
@@ -144,7 +153,7 @@ def write_inputs(
             "policy": {"baseURL": stub_url, "model": "stub"},
             "sampling": {"numRepeats": scenario.repeats, "concurrency": scenario.concurrency},
             "verifier": (
-                {"builtin": "regex", "config": {"pattern": "#### \\d+"}}
+                LOCAL_VERIFIERS[scenario.builtin]
                 if scenario.local
                 else {"url": verifier_url.removesuffix("/v1")}
             ),

@@ -97,6 +97,8 @@ class InputSpec(ApiModel):
 POLICY_SOURCES_MESSAGE = (
     "set exactly one of policy.baseURL, policy.embedded, policy.server and policy.endpointRef"
 )
+BASE_URLS_MESSAGE = "set policy.baseURL (one endpoint) or policy.baseURLs (replicas), not both"
+BaseURL = Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
 
 
 class PolicySpec(ApiModel):
@@ -107,13 +109,18 @@ class PolicySpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "[has(self.baseURL), has(self.embedded), has(self.server), "
-                    "has(self.endpointRef)].filter(x, x).size() == 1",
+                    "[has(self.baseURL) || has(self.baseURLs), has(self.embedded), "
+                    "has(self.server), has(self.endpointRef)].filter(x, x).size() == 1",
                     POLICY_SOURCES_MESSAGE,
                 ),
+                cel("!has(self.baseURL) || !has(self.baseURLs)", BASE_URLS_MESSAGE),
                 cel(
                     "!has(self.baseURL) || has(self.model)",
                     "policy.model is required with policy.baseURL",
+                ),
+                cel(
+                    "!has(self.baseURLs) || has(self.model)",
+                    "policy.model is required with policy.baseURLs",
                 ),
                 cel(
                     "!has(self.endpointRef) || has(self.model)",
@@ -128,6 +135,18 @@ class PolicySpec(ApiModel):
         alias="baseURL",
         pattern=r"^https?://",
         description="OpenAI-compatible base URL ending in /v1, e.g. http://vllm:8000/v1.",
+    )
+    base_urls: list[BaseURL] | None = Field(
+        default=None,
+        alias="baseURLs",
+        min_length=1,
+        max_length=256,
+        description=(
+            "Several replicas of one model, each an OpenAI-compatible base URL ending in /v1: "
+            "each request goes to the replica with the fewest requests in flight, and a failing "
+            "replica is skipped while the others go on. An http:// URL whose host is a headless "
+            "Service counts once per address it resolves to (so does policy.baseURL)."
+        ),
     )
     model: str | None = Field(default=None, min_length=1, description="Model name to request.")
     api: Literal["chat", "responses"] = Field(
@@ -169,14 +188,25 @@ class PolicySpec(ApiModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> PolicySpec:
-        sources = (self.base_url, self.embedded, self.server, self.endpoint_ref)
+        if self.base_url is not None and self.base_urls is not None:
+            raise ValueError(BASE_URLS_MESSAGE)
+        urls = self.base_url if self.base_urls is None else self.base_urls
+        sources = (urls, self.embedded, self.server, self.endpoint_ref)
         if sum(source is not None for source in sources) != 1:
             raise ValueError(POLICY_SOURCES_MESSAGE)
         if self.base_url is not None and not self.model:
             raise ValueError("policy.model is required with policy.baseURL")
+        if self.base_urls is not None and not self.model:
+            raise ValueError("policy.model is required with policy.baseURLs")
         if self.endpoint_ref is not None and not self.model:
             raise ValueError("policy.model is required with policy.endpointRef")
         return self
+
+    def urls(self) -> list[str]:
+        """The base URLs given in the spec: policy.baseURLs, or policy.baseURL alone."""
+        if self.base_urls:
+            return list(self.base_urls)
+        return [self.base_url] if self.base_url else []
 
     def model_name(self) -> str | None:
         """The model name requested: policy.model, else the managed server's model."""

@@ -1,7 +1,8 @@
 """Where a RolloutJob's generators send model requests: pure URL resolution, no I/O.
 
-policy.baseURL is used as is; policy.server is the Service of the operator's own model server;
-policy.endpointRef is a Service's cluster DNS name, or a KServe InferenceService's status.url.
+policy.baseURL (policy.baseURLs: the first, for the gate) is used as is; policy.server is the
+Service of the operator's own model server; policy.endpointRef is a Service's cluster DNS name, or
+a KServe InferenceService's status.url.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def inference_service_url(ref: EndpointRef, body: Mapping[str, Any] | None) -> s
 def static_base_url(job: RolloutJob) -> str | None:
     """The base URL when it is known without asking the cluster (all but InferenceService)."""
     policy = job.spec.policy
-    if policy.base_url is not None:
-        return policy.base_url
+    if policy.urls():
+        return policy.urls()[0]
     if policy.server is not None:
         return model_server_url(job)
     ref = policy.endpoint_ref
@@ -71,6 +72,7 @@ def worker_policy(job: RolloutJob, base_url: str) -> dict[str, Any]:
     policy = job.spec.policy.wire()
     policy.pop("server", None)
     policy.pop("endpointRef", None)
-    policy["baseURL"] = base_url
+    if "baseURLs" not in policy:
+        policy["baseURL"] = base_url
     policy["model"] = job.spec.policy.model_name()
     return policy

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from gym_operator.protocol import response as protocol
+from gym_operator.rollout.replicas import ReplicaPool
 from gym_operator.rollout.retry import (
     CONNECTION,
     HTTP_4XX,
@@ -46,6 +47,8 @@ _RESPONSES_ONLY = frozenset(
         "prompt",
     }
 )
+REPLICA_FAULTS = frozenset({CONNECTION, TIMEOUT, HTTP_5XX})
+"""Failures that count against the replica that answered them (not the request's fault)."""
 ERROR_BODY_CHARS = 300
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """Bound of an answer's body when the caller names none (the verifier's answers)."""
@@ -101,12 +104,15 @@ def responses_request(params: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 class ModelClient:
-    """Sends one sampling request per call; raises RequestError with its class on failure."""
+    """Sends one sampling request per call; raises RequestError with its class on failure.
+
+    `base_url` may be several replicas of the model: each request goes to one of them
+    (`gym_operator.rollout.replicas`)."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        base_url: str,
+        base_url: str | list[str],
         model: str,
         api: str = "chat",
         api_key: str | None = None,
@@ -116,8 +122,9 @@ class ModelClient:
         self.max_answer_bytes = max_answer_bytes
         self.model = model
         self.api = api
-        path = "/chat/completions" if api == "chat" else "/responses"
-        self.url = base_url.rstrip("/") + path
+        self.path = "/chat/completions" if api == "chat" else "/responses"
+        self.replicas = ReplicaPool([base_url] if isinstance(base_url, str) else base_url)
+        self.url = self.replicas.describe() + self.path
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def __repr__(self) -> str:
@@ -130,10 +137,27 @@ class ModelClient:
         return responses_request(params, self.model)
 
     async def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """POST the body; the normalised `response` object."""
-        answer = await post_json(
-            self.session, self.url, body, timeout, self._headers, self.max_answer_bytes
-        )
+        """POST the body to a replica; the normalised `response` object."""
+        replica = self.replicas.acquire()
+        headers = self._headers
+        if replica.host is not None:
+            headers = {**headers, "Host": replica.host}
+        try:
+            answer = await post_json(
+                self.session,
+                replica.base_url + self.path,
+                body,
+                timeout,
+                headers,
+                self.max_answer_bytes,
+            )
+        except RequestError as exc:
+            self.replicas.release(replica, failed=exc.error_class in REPLICA_FAULTS)
+            raise
+        except BaseException:
+            self.replicas.release(replica, failed=False)
+            raise
+        self.replicas.release(replica, failed=False)
         try:
             if self.api == "chat":
                 return protocol.from_chat_completion(answer, body)
@@ -182,6 +206,8 @@ async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     too_large = RequestError(TOO_LARGE, f"answer larger than {max_bytes} bytes (not read)")
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise too_large
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()  # exactly content_length bytes (no decompression), one call
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):

@@ -81,7 +81,7 @@ def load_job(path: str) -> RolloutJob:
         raise SpecError(path, [f"kind: expected RolloutJob, got {job.kind}"])
     if job.spec.policy.embedded:
         raise SpecError(path, ["policy.embedded: only `gymops run` (local mode)"])
-    if not job.spec.policy.base_url:
+    if not job.spec.policy.urls():
         raise SpecError(path, ["policy: the operator resolves server/endpointRef"])
     return job
 

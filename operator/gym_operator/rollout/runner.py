@@ -2,7 +2,8 @@
 
 Shared by the pod entrypoint (`gymops generate`, one shard) and local mode (`gymops run`, all
 shards side by side, each with its own concurrency window, as their pods would run). A built-in
-verifier without a URL is served on loopback by a child process with a clean environment.
+verifier without a URL is called in this process when its check is cheap, else run by a child
+process with a clean environment, its checks sent over pipes (rollout.inline_verifier).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import aiohttp
 
 from gym_operator import errors, metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
-from gym_operator.rollout import concurrency, failure_policy
+from gym_operator.rollout import concurrency, failure_policy, inline_verifier
 from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
@@ -62,7 +63,8 @@ class JobResult:
 class Endpoint:
     """Where to sample from (the spec's policy, or an embedded model's loopback server)."""
 
-    base_url: str
+    base_url: str | list[str]
+    """One URL, or several replicas of the model."""
     model: str
 
 
@@ -86,24 +88,32 @@ def window_ceiling(spec: RolloutJobSpec) -> int:
 
 
 @contextlib.asynccontextmanager
-async def verifier_endpoint(spec: RolloutJobSpec, url: str | None) -> AsyncIterator[str]:
-    """The verifier base URL: given, from the spec, or a built-in server started here."""
+async def open_verifier(
+    spec: RolloutJobSpec, url: str | None, session: aiohttp.ClientSession
+) -> AsyncIterator[VerifierClient]:
+    """The verifier: a server at the given URL or the spec's, a cheap built-in called in this
+    process, or another built-in run by a child process started here."""
     url = url or spec.verifier.url
     if url:
-        yield url
+        yield VerifierClient(session, url)
         return
-    if spec.verifier.builtin is None:
+    builtin = spec.verifier.builtin
+    if builtin is None:
         raise errors.BadSpec(
             "verifier.image needs --verifier-url (the operator passes its Service)"
         )
-    from gym_operator.verify.local_server import local_verifier
+    if inline_verifier.runs_inline(builtin):
+        async with inline_verifier.no_tools_server() as tools_url:
+            yield inline_verifier.InlineVerifier(builtin, spec.verifier.config, session, tools_url)
+        return
+    from gym_operator.verify.local_server import local_verifier_process
 
     # a separate process with a clean environment: it runs model-written code, so it must not
     # hold this process's API key and S3 credentials
-    async with local_verifier(
-        spec.verifier.builtin, spec.verifier.config, spec.verifier.timeout_seconds
-    ) as started:
-        yield started
+    async with local_verifier_process(
+        builtin, spec.verifier.config, spec.verifier.timeout_seconds
+    ) as child:
+        yield inline_verifier.ChildVerifier(child, spec.verifier.config, session)
 
 
 def shard_windows(ceiling: int, count: int, spec: RolloutJobSpec) -> list[AimdWindow]:
@@ -156,26 +166,46 @@ async def run_through_outages(
                 raise ShardInterrupted("stopped while waiting for the endpoint") from down
 
 
+async def wait_for_endpoints(
+    attempt: Callable[[], Awaitable[Exception | None]],
+    seconds: float,
+    retry: RetrySpec,
+    stop: asyncio.Event | None,
+) -> Exception | None:
+    """Call `attempt` until it succeeds (returns None) or `seconds` have passed; it returns the
+    error of an endpoint that does not answer yet, and raises what no wait can cure. Between
+    attempts a doubling backoff; returns the last error when time is up."""
+    deadline = time.monotonic() + seconds
+    for count in itertools.count():
+        error = await attempt()
+        if error is None:
+            return None
+        delay = min(retry.backoff_max_seconds, retry.backoff_base_seconds * 2**count)
+        if time.monotonic() + delay > deadline:
+            return error
+        log.warning("%s; trying again in %.1f s", error, delay)
+        if await _stopped_within(stop, delay):
+            raise ShardInterrupted("stopped while waiting for the endpoints") from error
+    raise AssertionError("unreachable")
+
+
 async def wait_for_verifier(
     session: aiohttp.ClientSession, url: str, retry: RetrySpec, stop: asyncio.Event | None
 ) -> None:
-    """Wait until the verifier answers at all (any HTTP status), with a doubling backoff for up
-    to `retry.endpointWaitSeconds`. On a cluster the generator pods start beside the verifier
+    """Wait until the verifier answers at all (any HTTP status), for up to
+    `retry.endpointWaitSeconds`. On a cluster the generator pods start beside the verifier
     Deployment's; sampling before its pods are ready would fail rollouts on a server that is
     only starting. Past the wait, sampling starts and the endpoint breaker takes over."""
-    deadline = time.monotonic() + retry.endpoint_wait_seconds
-    for attempt in itertools.count():
+
+    async def probe() -> Exception | None:
         try:
             async with asyncio.timeout(VERIFIER_PROBE_SECONDS), session.get(url) as answer:
                 await answer.read()
-            return
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            delay = min(retry.backoff_max_seconds, retry.backoff_base_seconds * 2**attempt)
-            if time.monotonic() + delay > deadline:
-                return
-            log.info("verifier %s not answering yet (%s); waiting %.1f s", url, exc, delay)
-        if await _stopped_within(stop, delay):
-            raise ShardInterrupted("stopped while waiting for the verifier")
+            return ConnectionError(f"verifier {url} not answering yet ({exc!r})")
+        return None
+
+    await wait_for_endpoints(probe, retry.endpoint_wait_seconds, retry, stop)
 
 
 async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
@@ -199,7 +229,8 @@ def register_secrets(spec: RolloutJobSpec, api_key: str | None) -> None:
     """Redact this job's secrets from every row, file and log record the process writes."""
     redaction.register(api_key)
     redaction.register_env(redaction.SECRET_ENV_VARS)
-    redaction.register_url(spec.policy.base_url)
+    for url in spec.policy.urls():
+        redaction.register_url(url)
     redaction.register_url(spec.verifier.url)
     redaction.install_log_redaction()
 
@@ -229,16 +260,16 @@ async def run_job(
     storage = storage or Storage(S3Settings.from_spec(spec.s3))
     prefix = parse_uri(spec.output.uri)
     if endpoint is None:
-        assert spec.policy.base_url and spec.policy.model
-        endpoint = Endpoint(spec.policy.base_url, spec.policy.model)
+        assert spec.policy.urls() and spec.policy.model
+        endpoint = Endpoint(spec.policy.urls(), spec.policy.model)
     claim = await asyncio.to_thread(check_prefix, storage, prefix, spec, restart=restart)
     ceiling = window_ceiling(spec)
     api_key = load_api_key(spec.policy.api_key_env)
     register_secrets(spec, api_key)
     async with (
-        verifier_endpoint(spec, verifier_url) as verify_url,
         make_session(ceiling * len(shards)) as model_session,
         make_session(ceiling * len(shards) * VERIFYING_PER_SLOT) as verify_session,
+        open_verifier(spec, verifier_url, verify_session) as verifier,
     ):
         clients = Clients(
             model=ModelClient(
@@ -249,13 +280,13 @@ async def run_job(
                 api_key,
                 max_answer_bytes=spec.policy.max_answer_bytes,
             ),
-            verifier=VerifierClient(verify_session, verify_url),
+            verifier=verifier,
             agent=AgentClient(model_session, spec.agent.url) if spec.agent else None,
         )
         if preflight:
             await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
-        else:
-            await wait_for_verifier(verify_session, verify_url, spec.retry, stop)
+        elif not isinstance(verifier, inline_verifier.STARTED_HERE):
+            await wait_for_verifier(verify_session, verifier.base_url, spec.retry, stop)
         digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
         result = JobResult(output_uri=str(prefix), digest=digest)
         line_counts = _count_lines(spec, storage, shards, on_total)
@@ -303,28 +334,26 @@ async def _preflight(
     stop: asyncio.Event | None,
 ) -> None:
     """One trial rollout (see rollout.preflight), skipped when the prefix is already complete;
-    while the endpoint does not answer, tried again (doubling backoff) up to `wait_seconds`."""
+    while an endpoint does not answer, tried again (wait_for_endpoints) up to `wait_seconds`."""
     if await asyncio.to_thread(read_success, storage, prefix) is not None:
         return
     task = await asyncio.to_thread(first_task, storage, spec)
     if task is None:
         return
-    deadline = time.monotonic() + wait_seconds
-    for attempt in itertools.count():
+
+    async def attempt() -> Exception | None:
         try:
             score = await run_preflight(spec, task, clients.model, clients.verifier)
         except PreflightFailed as failed:
-            delay = min(
-                spec.retry.backoff_max_seconds, spec.retry.backoff_base_seconds * 2**attempt
-            )
-            if not failed.unavailable or time.monotonic() + delay > deadline:
+            if not failed.unavailable:
                 raise
-            log.warning("%s; trying again in %.1f s", failed, delay)
-            if await _stopped_within(stop, delay):
-                raise ShardInterrupted("stopped while waiting for the endpoint") from failed
-            continue
+            return failed
         log.info("preflight: task %d answered and verified (score %.3f)", task.index, score)
-        return
+        return None
+
+    error = await wait_for_endpoints(attempt, wait_seconds, spec.retry, stop)
+    if error is not None:
+        raise error
 
 
 def _count_lines(

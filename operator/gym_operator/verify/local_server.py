@@ -7,14 +7,22 @@ harmless variables only (PATH, PYTHONPATH, locale, TMPDIR; the LLM judge also ge
 named by its `apiKeyEnv`), sends the settings on the child's stdin, reads the URL the child
 prints once it serves on loopback, and stops it on exit. The child also stops when its stdin
 closes, so it never outlives the `gymops` process that started it.
+
+Besides HTTP (tools, `/seed_session`, `/verify`), the child answers checks over the same pipes,
+without an HTTP hop: after the URL, each stdin line `{"id", "task", "text"}` (the response's
+final text) is scored like `POST /verify` (its pool, timeout and fallback) and answered by one
+stdout line `{"id", "outcome"}` (reward, components, details, or `error` when unscorable) or
+`{"id", "status", "error"}` (504: timed out, 503: a pool worker died).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -26,6 +34,8 @@ log = logging.getLogger(__name__)
 PASSED_VARIABLES = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "TZ")
 START_SECONDS = 180.0
 STOP_SECONDS = 10.0
+LINE_LIMIT = 256 * 1024 * 1024
+"""Longest pipe line (a task row plus a response text, both bounded well below this)."""
 
 
 def child_environment(builtin: str, config: dict[str, Any]) -> dict[str, str]:
@@ -38,11 +48,71 @@ def child_environment(builtin: str, config: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+class CheckFailed(Exception):
+    """The child could not answer a check: it timed out (504), lost a worker (503) or ended."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LocalVerifier:
+    """The running child: its URL, and checks sent over its pipes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count()
+        self._reader = asyncio.ensure_future(self._read_answers())
+
+    async def check(self, task: dict[str, Any], text: str) -> dict[str, Any]:
+        """The outcome of one check (`reward`, `components`, `details`, or `error`)."""
+        if self._reader.done():
+            raise CheckFailed(None, "the verifier process has ended")
+        assert self.proc.stdin is not None
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = future
+        line = json.dumps({"id": ident, "task": task, "text": text}, default=str)
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            await self.proc.stdin.drain()
+            return await future
+        except (BrokenPipeError, ConnectionResetError):
+            raise CheckFailed(None, "the verifier process has ended") from None
+        finally:
+            self._pending.pop(ident, None)
+
+    async def _read_answers(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while line := await self.proc.stdout.readline():
+                answer = json.loads(line)
+                future = self._pending.get(answer["id"])
+                if future is None or future.done():
+                    continue
+                if "outcome" in answer:
+                    future.set_result(answer["outcome"])
+                else:
+                    future.set_exception(CheckFailed(answer["status"], answer["error"]))
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(CheckFailed(None, "the verifier process has ended"))
+
+    async def close(self) -> None:
+        """Stop the child and the answer reader."""
+        await _stop(self.proc)
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
 @contextlib.asynccontextmanager
-async def local_verifier(
+async def local_verifier_process(
     builtin: str, config: dict[str, Any], timeout_seconds: float
-) -> AsyncIterator[str]:
-    """Serve `builtin` from a child process on loopback; yields its base URL."""
+) -> AsyncIterator[LocalVerifier]:
+    """Serve `builtin` from a child process on loopback; yields it (URL and pipe checks)."""
     settings = {"builtin": builtin, "config": config, "timeout_seconds": timeout_seconds}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -52,8 +122,10 @@ async def local_verifier(
         stdout=asyncio.subprocess.PIPE,
         env=child_environment(builtin, config),
         start_new_session=True,
+        limit=LINE_LIMIT,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    child: LocalVerifier | None = None
     try:
         proc.stdin.write(json.dumps(settings).encode() + b"\n")
         await proc.stdin.drain()
@@ -63,9 +135,22 @@ async def local_verifier(
         if not url.startswith("http://"):
             raise RuntimeError(f"the built-in verifier {builtin!r} did not start (see its log)")
         log.info("built-in verifier %r serving on %s (pid %d)", builtin, url, proc.pid)
-        yield url
+        child = LocalVerifier(proc, url)
+        yield child
     finally:
-        await _stop(proc)
+        if child is not None:
+            await child.close()
+        else:
+            await _stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def local_verifier(
+    builtin: str, config: dict[str, Any], timeout_seconds: float
+) -> AsyncIterator[str]:
+    """Serve `builtin` from a child process on loopback; yields its base URL."""
+    async with local_verifier_process(builtin, config, timeout_seconds) as child:
+        yield child.url
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -85,22 +170,63 @@ async def _serve_until_stdin_closes() -> None:
     from gym_operator.verify.server import VerifierSettings, start_server
 
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     settings = json.loads(await reader.readline())
     runner, url = await start_server(VerifierSettings(**settings))
     stopped = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
-    sys.stdout.write(url + "\n")
-    sys.stdout.flush()
-    closed = asyncio.ensure_future(reader.read())
+    transport, protocol = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
+    transport.write(url.encode() + b"\n")
+    checks = asyncio.ensure_future(_answer_checks(reader, transport, runner.app))
     try:
         await asyncio.wait(
-            [closed, asyncio.ensure_future(stopped.wait())], return_when=asyncio.FIRST_COMPLETED
+            [checks, asyncio.ensure_future(stopped.wait())], return_when=asyncio.FIRST_COMPLETED
         )
     finally:
+        checks.cancel()
         await runner.cleanup()
+
+
+async def _answer_checks(
+    reader: asyncio.StreamReader, out: asyncio.WriteTransport, app: Any
+) -> None:
+    """Score every check line until stdin closes; each answer is written when it is ready."""
+    tasks: set[asyncio.Task[None]] = set()
+    while line := await reader.readline():
+        request = json.loads(line)
+        task = asyncio.ensure_future(_answer_one(request, out, app))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def _answer_one(request: dict[str, Any], out: asyncio.WriteTransport, app: Any) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gym_operator.verify.server import SETTINGS_KEY, _score
+
+    ident = request["id"]
+    seconds = app[SETTINGS_KEY].timeout_seconds
+    try:
+        outcome = await _score(_AppOnly(app), request["task"], request["text"])  # type: ignore[arg-type]
+    except TimeoutError:
+        answer = {"id": ident, "status": 504, "error": f"verification exceeded {seconds} s"}
+    except BrokenProcessPool:
+        answer = {"id": ident, "status": 503, "error": "a verifier worker process died; retry"}
+    else:
+        reward = outcome.get("reward")
+        if "error" not in outcome and not math.isfinite(reward):
+            outcome = {"error": f"verifier produced a non-finite reward {reward}"}
+        answer = {"id": ident, "outcome": outcome}
+    out.write(json.dumps(answer, default=str).encode() + b"\n")
+
+
+class _AppOnly:
+    """What the server's scoring reads of a request: its application."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
 
 if __name__ == "__main__":
