@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from formatkit import SMALL_FILES, files
 
-from gym_operator.data import verl_reward
+from gym_operator.verify import verl_reward
 
 pytestmark = pytest.mark.formats
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rolloutkit import make_job, math_task, write_tasks
 
-from gym_operator.rollout.inline_verifier import runs_inline
+from gym_operator.rollout.local_verifier import runs_inline
 from gym_operator.rollout.output import read_committed
 from gym_operator.rollout.runner import run_job
 from gym_operator.storage.store import Storage

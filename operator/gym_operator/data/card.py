@@ -86,7 +86,7 @@ def _snippet(fmt: str, kind: str, file_format: str) -> str:
             "```bash\ndata.train_files=<output>/train-00000.parquet"
             " data.val_files=<output>/validation-00000.parquet data.prompt_key=prompt\n"
             "# data_source `gymops/<verifier>` is scored by the same verifier as the rollouts:\n"
-            "reward.custom_reward_function.path=<site-packages>/gym_operator/data/verl_reward.py"
+            "reward.custom_reward_function.path=<site-packages>/gym_operator/verify/verl_reward.py"
             " reward.custom_reward_function.name=compute_score\n```"
         )
     if fmt == "nemo-rl":

@@ -3,7 +3,7 @@
 Shared by the pod entrypoint (`gymops generate`, one shard) and local mode (`gymops run`, all
 shards side by side, each with its own concurrency window, as their pods would run). A built-in
 verifier without a URL is called in this process when its check is cheap, else run by a child
-process with a clean environment, its checks sent over pipes (rollout.inline_verifier).
+process with a clean environment, its checks sent over pipes (rollout.local_verifier).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import aiohttp
 
 from gym_operator import errors, metrics, redaction
 from gym_operator.api.rolloutjob import RetrySpec, RolloutJobSpec
-from gym_operator.rollout import concurrency, failure_policy, inline_verifier
+from gym_operator.rollout import concurrency, failure_policy, local_verifier
 from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.client import ModelClient, load_api_key, make_session
@@ -102,18 +102,10 @@ async def open_verifier(
         raise errors.BadSpec(
             "verifier.image needs --verifier-url (the operator passes its Service)"
         )
-    if inline_verifier.runs_inline(builtin):
-        async with inline_verifier.no_tools_server() as tools_url:
-            yield inline_verifier.InlineVerifier(builtin, spec.verifier.config, session, tools_url)
-        return
-    from gym_operator.verify.local_server import local_verifier_process
-
-    # a separate process with a clean environment: it runs model-written code, so it must not
-    # hold this process's API key and S3 credentials
-    async with local_verifier_process(
-        builtin, spec.verifier.config, spec.verifier.timeout_seconds
-    ) as child:
-        yield inline_verifier.ChildVerifier(child, spec.verifier.config, session)
+    async with local_verifier.open_builtin(
+        builtin, spec.verifier.config, spec.verifier.timeout_seconds, session
+    ) as verifier:
+        yield verifier
 
 
 def shard_windows(ceiling: int, count: int, spec: RolloutJobSpec) -> list[AimdWindow]:
@@ -285,7 +277,7 @@ async def run_job(
         )
         if preflight:
             await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
-        elif not isinstance(verifier, inline_verifier.STARTED_HERE):
+        elif not isinstance(verifier, local_verifier.STARTED_HERE):
             await wait_for_verifier(verify_session, verifier.base_url, spec.retry, stop)
         digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
         result = JobResult(output_uri=str(prefix), digest=digest)

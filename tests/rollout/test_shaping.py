@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from gym_operator.api.rolloutjob import RewardSpec
-from gym_operator.verify.shaping import apply_reward, shape_reward
+from gym_operator.rollout.reward import make_reward_fn
+from gym_operator.shaping import shape_reward
 
 
 def spec(**fields) -> RewardSpec:
@@ -60,9 +61,17 @@ def test_length_penalty_then_binary_threshold() -> None:
     assert shape_reward(1.0, None, 500, strict)[0] == 0.0
 
 
-def test_generator_hook_skips_the_length_penalty() -> None:
-    penalised = spec(mode="continuous", lengthPenalty={"maxChars": 10})
-    assert apply_reward(penalised, 0.5, None) == (0.5, None)
+def answer(text: str) -> dict:
+    content = [{"type": "output_text", "text": text, "annotations": []}]
+    return {"output": [{"type": "message", "role": "assistant", "content": content}]}
+
+
+def test_the_generator_penalises_by_the_length_of_the_answer_text() -> None:
+    penalty = {"startChars": 0, "maxChars": 100, "penalty": 1.0}
+    reward = make_reward_fn(spec(mode="continuous", lengthPenalty=penalty))
+    assert reward(1.0, None, answer("x" * 50)) == (0.5, {"length_penalty": 0.5})
+    assert reward(1.0, None, answer("x" * 500)) == (0.0, {"length_penalty": 1.0})
+    assert make_reward_fn(spec(mode="continuous"))(0.7, None, answer("x" * 500)) == (0.7, None)
 
 
 def test_length_penalty_bounds_are_validated() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gym_operator.data import verl_reward
+from gym_operator.verify import verl_reward
 
 TASK = json.dumps({"expected_answer": "4"})
 

@@ -1,5 +1,9 @@
 """Built-in verifiers in local mode without an HTTP hop: in this process, or over pipes.
 
+This is the one module of rollout/ that reaches into verify/ (an import-linter contract keeps
+rollout/, verify/ and data/ apart otherwise): local mode runs the built-ins in or beside its own
+process, where a pod would send them to the verifier Service.
+
 Checks that are cheap, run no model-written code and need no tools or network are called in this
 process: exact match, regex, multiple choice, JSON schema, instruction following. Every other
 built-in (math, code execution, the LLM judge, verifiers with tools) runs in the verifier child
@@ -39,7 +43,7 @@ from gym_operator.rollout.retry import (
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.verify.base import get_tools, is_async_check, response_text, strip_reasoning
 from gym_operator.verify.base import get_verifier as get_check
-from gym_operator.verify.local_server import CheckFailed, LocalVerifier
+from gym_operator.verify.local_server import CheckFailed, LocalVerifier, local_verifier_process
 from gym_operator.verify.pool import run_check
 
 INLINE_BUILTINS = frozenset(
@@ -151,6 +155,22 @@ async def no_tools_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def open_builtin(
+    builtin: str, config: dict[str, Any], timeout: float, session: aiohttp.ClientSession
+) -> AsyncIterator[VerifierClient]:
+    """A built-in verifier for local mode: called in this process when cheap, else run by a
+    child process started here."""
+    if runs_inline(builtin):
+        async with no_tools_server() as tools_url:
+            yield InlineVerifier(builtin, config, session, tools_url)
+        return
+    # a separate process with a clean environment: it runs model-written code, so it must not
+    # hold this process's API key and S3 credentials
+    async with local_verifier_process(builtin, config, timeout) as child:
+        yield ChildVerifier(child, config, session)
 
 
 STARTED_HERE = (InlineVerifier, ChildVerifier)

@@ -3,14 +3,14 @@
 verl rows exported with `data_source: gymops/<verifier>` name a gym-operator built-in verifier.
 Point verl at this file:
 
-    reward.custom_reward_function.path=<site-packages>/gym_operator/data/verl_reward.py
+    reward.custom_reward_function.path=<site-packages>/gym_operator/verify/verl_reward.py
     reward.custom_reward_function.name=compute_score
     reward.reward_kwargs.verifier_config={...}     # the RolloutJob's verifier.config, if any
 
 The task's verifier fields travel in `extra_info.task` (JSON text), the reference answer in
 `reward_model.ground_truth`, and the RolloutJob's `spec.reward` in `extra_info.reward` (JSON
 text): the verifier's score is shaped exactly as the rollouts' were (component weights, gates,
-length penalty, binary or continuous; verify/shaping.py). Rows with another data_source go to
+length penalty, binary or continuous; gym_operator/shaping.py). Rows with another data_source go to
 verl's own `default_compute_score`. A response the verifier cannot score gets score 0.0 and
 `verifier_error: 1.0`, which verl logs, so it is visible rather than silently a wrong answer.
 """
@@ -57,7 +57,7 @@ def _shaped(
 ) -> tuple[float, dict[str, float]]:
     """The score shaped by the RolloutJob's reward spec in `extra_info.reward` (if any)."""
     from gym_operator.api.rolloutjob import RewardSpec
-    from gym_operator.verify.shaping import shape_reward
+    from gym_operator.shaping import shape_reward
 
     raw = (extra_info or {}).get("reward") or "{}"
     spec = RewardSpec.model_validate(json.loads(raw) if isinstance(raw, str) else raw)

@@ -47,14 +47,3 @@ def shape_reward(
     if spec.mode == "binary":
         score = 1.0 if score >= spec.pass_threshold else 0.0
     return score, parts
-
-
-def apply_reward(
-    spec: RewardSpec, score: float, components: dict[str, float] | None
-) -> tuple[float, dict[str, float] | None]:
-    """The generator's hook (`rollout/reward.py`): shape_reward without a response length.
-
-    The length penalty needs the response length: callers that know it call shape_reward.
-    """
-    reward, parts = shape_reward(score, components, None, spec)
-    return reward, parts or None
