@@ -8,12 +8,18 @@ pinned beside the generator so the model stub's core serves only the model): it 
 generator one HTTP round trip per rollout, as a real verifier would, and almost no CPU.
 
 Reported per run: rollouts/s during the run (first request to last answer, so process start-up
-is excluded), fraction of ideal (concurrency / mean latency), client CPU ms per rollout during the
-run, peak RSS, max requests in flight at the stub, time from 99% to 100%, wall time with start-up.
+is excluded), the same from the second request (`steady r/s`: `gymops run` sends one trial
+rollout, its preflight, and waits for it before the rest) and from 10% to 90% of the answers
+(`mid r/s`: without the start and the tail, which with lognormal latency is a few draws),
+fraction of ideal (concurrency / mean latency), client CPU ms per rollout during the run, peak
+RSS, max requests in flight at the stub, time from 99% to 100%, wall time with start-up. Local
+scenarios end with gymops against the raw client run just before it (issue 13: >= 0.95 of its
+throughput, <= 2x its CPU per rollout).
 
     .venv/bin/python bench/run.py                      # every scenario of issue 7 (S4 at 1,000,000)
     .venv/bin/python bench/run.py --quick              # the same, S4 at 100,000 and S3-long shorter
     .venv/bin/python bench/run.py --scenario S1-256,S3 # some of them
+    .venv/bin/python bench/run.py --scenario L1-256,L2 --before /tmp/old/operator  # and older code
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ LOCAL_VERIFIERS = {
     "math": {"builtin": "math"},
 }
 QUICK_ROLLOUTS = {"S4": 100_000, "S3-long": 16_000}
+BEFORE = "gymops before"
 
 
 def cores() -> int:
@@ -180,6 +187,10 @@ class Measured:
     max_in_flight: int
     mean_in_flight: float
     tail_seconds: float | None
+    steady_seconds: float
+    """From the second request to the last answer (a preflight's lone request excluded)."""
+    mid_seconds: float | None
+    """From 10% to 90% of the answers (no start, no tail: lognormal tails vary run to run)."""
     rss_at_20_mb: float | None = None
     rss_at_90_mb: float | None = None
 
@@ -187,6 +198,16 @@ class Measured:
     def rate(self) -> float:
         """Rollouts per second between the first request and the last answer."""
         return self.rollouts / self.run_seconds
+
+    @property
+    def steady_rate(self) -> float:
+        """Rollouts per second from the second request to the last answer."""
+        return self.rollouts / self.steady_seconds
+
+    @property
+    def mid_rate(self) -> float | None:
+        """Answers per second between 10% and 90% of them."""
+        return 0.8 * self.rollouts / self.mid_seconds if self.mid_seconds else None
 
     @property
     def fraction(self) -> float:
@@ -204,14 +225,24 @@ def tree_cpu(proc: psutil.Process) -> float:
     return total
 
 
-def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> Measured:
+def measure(
+    client: str,
+    cmd: list[str],
+    scenario: Scenario,
+    stub_url: str,
+    env: dict[str, str] | None = None,
+) -> Measured:
     """Run a client process to its end against a fresh stub; CPU and RSS from its own rusage
     (which includes the children it waited for: `gymops run`'s verifier server)."""
     total = scenario.rollouts
     started = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     watcher = psutil.Process(proc.pid)
     cpu_at_first = None
+    second = None
+    answered_at: dict[float, float] = {}
     t99 = None
     rss: dict[float, float] = {}
     while True:
@@ -221,13 +252,18 @@ def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> M
         stats = stub_stats(stub_url)
         if cpu_at_first is None and stats["requests"] > 0:
             cpu_at_first = tree_cpu(watcher)
+        if second is None and stats["requests"] >= 2:
+            second = time.time()
+        for mark in (0.1, 0.9):
+            if mark not in answered_at and stats["requests"] - stats["in_flight"] >= mark * total:
+                answered_at[mark] = time.time()
         if t99 is None and stats["requests"] >= 0.99 * total:
             t99 = time.time()
         for mark in (0.2, 0.9):
             if mark not in rss and stats["requests"] >= mark * total:
                 with contextlib.suppress(psutil.Error):
                     rss[mark] = watcher.memory_info().rss / 2**20
-        time.sleep(0.05)
+        time.sleep(0.05 if second else 0.002)  # the second request within a few ms
     proc.returncode = os.waitstatus_to_exitcode(status)
     ended = time.time()
     if proc.returncode != 0:
@@ -246,6 +282,8 @@ def measure(client: str, cmd: list[str], scenario: Scenario, stub_url: str) -> M
         max_in_flight=stats["max_in_flight"],
         mean_in_flight=stats["in_flight_seconds"] / run,
         tail_seconds=stats["last_answer"] - t99 if t99 else None,
+        steady_seconds=stats["last_answer"] - max(second or 0.0, stats["first_request"]),
+        mid_seconds=answered_at[0.9] - answered_at[0.1] if len(answered_at) == 2 else None,
         rss_at_20_mb=rss.get(0.2),
         rss_at_90_mb=rss.get(0.9),
     )
@@ -276,12 +314,16 @@ async def baseline_client(url: str, concurrency: int, requests: int) -> None:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def run_scenario(scenario: Scenario) -> list[Measured]:
-    """Baseline, then gymops generate, each against a fresh stub."""
+def run_scenario(scenario: Scenario, before: Path | None = None) -> list[Measured]:
+    """Baseline, then gymops generate (or run), each against a fresh stub; with `before`, then
+    `gymops run` once more with that `operator/` tree on PYTHONPATH ("gymops before")."""
     results = []
     verifier, verifier_url = start_stub(None, core=1)
     ours = "gymops run" if scenario.local else "gymops generate"
-    for client in ("raw aiohttp", ours):
+    clients = ["raw aiohttp", ours]
+    if before is not None and scenario.local:
+        clients.append(BEFORE)
+    for client in clients:
         stub, url = start_stub(scenario)
         try:
             with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
@@ -313,7 +355,10 @@ def run_scenario(scenario: Scenario) -> list[Measured]:
                         "--shard",
                         "0/1",
                     ]
-                results.append(measure(client, pinned(cmd, 1), scenario, url))
+                env = None
+                if client == BEFORE:
+                    env = {**os.environ, "PYTHONPATH": str(before)}
+                results.append(measure(client, pinned(cmd, 1), scenario, url, env))
                 print_row(results[-1])
         finally:
             stub.terminate()
@@ -371,7 +416,8 @@ def run_kill_scenario(scenario: Scenario) -> str:
 
 
 HEADER = (
-    f"{'scenario':<8} {'client':<16} {'rollouts':>8} {'rollouts/s':>10} {'of ideal':>8} "
+    f"{'scenario':<8} {'client':<16} {'rollouts':>8} {'rollouts/s':>10} {'steady r/s':>10} "
+    f"{'mid r/s':>8} {'of ideal':>8} "
     f"{'CPU ms/r':>8} {'peak RSS':>9} {'max infl':>8} {'mean infl':>9} {'99->100%':>8} "
     f"{'wall':>7} {'RSS@20%':>8} {'RSS@90%':>8}"
 )
@@ -382,13 +428,35 @@ def print_row(m: Measured) -> None:
     tail = f"{m.tail_seconds:.2f}s" if m.tail_seconds is not None else "-"
     rss20 = f"{m.rss_at_20_mb:.0f}MB" if m.rss_at_20_mb else "-"
     rss90 = f"{m.rss_at_90_mb:.0f}MB" if m.rss_at_90_mb else "-"
+    mid = f"{m.mid_rate:.1f}" if m.mid_rate else "-"
     print(
-        f"{m.scenario.name:<8} {m.client:<16} {m.rollouts:>8} {m.rate:>10.1f} {m.fraction:>8.3f} "
+        f"{m.scenario.name:<8} {m.client:<16} {m.rollouts:>8} {m.rate:>10.1f} "
+        f"{m.steady_rate:>10.1f} {mid:>8} {m.fraction:>8.3f} "
         f"{1000 * m.cpu_seconds / m.rollouts:>8.3f} {m.peak_rss_mb:>7.0f}MB {m.max_in_flight:>8} "
         f"{m.mean_in_flight:>9.1f} {tail:>8} {m.wall_seconds:>6.1f}s "
         f"{rss20:>8} {rss90:>8}",
         flush=True,
     )
+
+
+def local_ratios(rows: list[Measured]) -> list[str]:
+    """Each `gymops run` against the raw client run just before it, with issue 13's targets."""
+    lines = []
+    raw = None
+    for ours in rows:
+        if ours.client == "raw aiohttp":
+            raw = ours
+        if raw is None or not ours.scenario.local or ours.client == raw.client:
+            continue
+        rate, steady = ours.rate / raw.rate, ours.steady_rate / raw.steady_rate
+        mid = ours.mid_rate / raw.mid_rate if ours.mid_rate and raw.mid_rate else float("nan")
+        cpu = ours.cpu_seconds / raw.cpu_seconds
+        lines.append(
+            f"{ours.scenario.name} {ours.client} / raw client: throughput {rate:.3f} whole run, "
+            f"{steady:.3f} from the second request, {mid:.3f} from 10% to 90% of the answers "
+            f"(target >= 0.95); CPU per rollout {cpu:.2f}x (target <= 2)"
+        )
+    return lines
 
 
 def print_table(rows: list[Measured], notes: list[str]) -> None:
@@ -413,6 +481,8 @@ def print_table(rows: list[Measured], notes: list[str]) -> None:
                 f"{row.run_seconds / expected:.2f} x the no-fault time ({expected:.1f} s at the "
                 f"S1-256 rate of the same client; target <= 1.3)"
             )
+    for line in local_ratios(rows):
+        print(line)
     for note in notes:
         print(note)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -429,6 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollouts", type=int, help="override every scenario's rollout count")
     parser.add_argument(
         "--quick", action="store_true", help=f"smaller runs of the long scenarios: {QUICK_ROLLOUTS}"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="local scenarios also run `gymops run` from this operator/ tree (an older commit's: "
+        "git archive COMMIT operator/ | tar -x -C TMP, then TMP/operator)",
     )
     parser.add_argument("--baseline-client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=256, help=argparse.SUPPRESS)
@@ -451,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "S5":
             notes.append(run_kill_scenario(scenario))
         else:
-            rows.extend(run_scenario(scenario))
+            rows.extend(run_scenario(scenario, args.before))
     print_table(rows, notes)
     return 0
 

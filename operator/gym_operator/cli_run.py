@@ -38,6 +38,7 @@ from gym_operator.api import Dataset, RolloutJob, SpecError, load_resources
 from gym_operator.api.loading import Resource
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.errors import ExitCode
+from gym_operator.rollout import heap
 from gym_operator.rollout.breaker import EndpointDown
 from gym_operator.rollout.entrypoint import shard_from_flag
 from gym_operator.rollout.generator import ShardStats
@@ -151,6 +152,7 @@ def run_rollout_job(job: RolloutJob, args: argparse.Namespace, console: Console)
     started = time.monotonic()
     try:
         _check_prefix(spec, restart=args.restart)
+        heap.settle()
         result = asyncio.run(_run(spec, shards, args, console))
     except errors.GymopsError as exc:
         return _stopped(console, exc)

@@ -1,18 +1,22 @@
 """The Responses-API `response` object, built and checked with the openai SDK's types.
 
 NeMo Gym validates every `response` it receives as an openai `Response` (its `NeMoGymResponse`
-subclass), so everything built here goes through `Response.model_validate` before it leaves:
+subclass), so everything built here is a `Response.model_validate(...).to_dict(mode="json")`:
 required fields (`parallel_tool_calls`, `tool_choice`, `tools`, `usage.*_tokens_details`, ...)
 are filled from the request when the endpoint did not send them. Both Chat Completions and
-Responses answers end in this one shape. `response_text`, `is_truncated`, `to_chat_messages` and
-`content_text` are the only readers of it in the project (data/ and viewer/ included).
+Responses answers end in this one shape. A Chat Completions answer is assembled in that dumped
+form directly and validated once per shape (`_ChatShapes`). `response_text`, `is_truncated`,
+`to_chat_messages` and `content_text` are the only readers of it in the project (data/ and
+viewer/ included).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import time
-import uuid
+from collections.abc import Hashable
 from typing import Any
 
 import pydantic
@@ -26,9 +30,28 @@ class ProtocolError(ValueError):
     """A payload that does not fit the wire format (an endpoint's malformed answer)."""
 
 
+class _Ids:
+    """Item ids unique in this process (a counter) and across processes (a random salt, drawn
+    again in a forked child), 24 hex digits as OpenAI's; no uuid4 per item."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.salt = os.urandom(6).hex()
+        self.counter = itertools.count()
+
+    def new(self, prefix: str) -> str:
+        return f"{prefix}_{self.salt}{next(self.counter):012x}"
+
+
+_IDS = _Ids()
+os.register_at_fork(after_in_child=_IDS.reseed)
+
+
 def new_id(prefix: str) -> str:
     """A fresh item id in OpenAI's style (`msg_...`, `fc_...`)."""
-    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+    return _IDS.new(prefix)
 
 
 def usage(
@@ -38,8 +61,8 @@ def usage(
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {
-            "cached_tokens": details.get("cached_tokens", 0),
             "cache_write_tokens": details.get("cache_write_tokens", 0),
+            "cached_tokens": details.get("cached_tokens", 0),
         },
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": details.get("reasoning_tokens", 0)},
@@ -57,25 +80,26 @@ def sum_usage(usages: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def message_item(text: str, status: str = "completed") -> dict[str, Any]:
-    """An assistant `message` output item holding one `output_text` part."""
-    part = {"type": "output_text", "text": text, "annotations": []}
+    """An assistant `message` output item holding one `output_text` part (keys in the order
+    the SDK dumps them, as every item here)."""
+    part = {"annotations": [], "text": text, "type": "output_text"}
     return {
-        "type": "message",
         "id": new_id("msg"),
+        "content": [part],
         "role": "assistant",
         "status": status,
-        "content": [part],
+        "type": "message",
     }
 
 
 def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any]:
     """A `function_call` output item (arguments as the JSON string the model produced)."""
     return {
-        "type": "function_call",
-        "id": new_id("fc"),
+        "arguments": arguments,
         "call_id": call_id,
         "name": name,
-        "arguments": arguments,
+        "type": "function_call",
+        "id": new_id("fc"),
         "status": "completed",
     }
 
@@ -94,9 +118,9 @@ def function_call_output_item(call_id: str, output: str) -> dict[str, Any]:
 def reasoning_item(text: str) -> dict[str, Any]:
     """A `reasoning` output item whose summary is the model's reasoning text."""
     return {
-        "type": "reasoning",
         "id": new_id("rs"),
-        "summary": [{"type": "summary_text", "text": text}],
+        "summary": [{"text": text, "type": "summary_text"}],
+        "type": "reasoning",
     }
 
 
@@ -148,10 +172,85 @@ def build(payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         int(raw_usage.get("output_tokens") or 0),
         raw_usage.get("total_tokens"),
     )
+    return _validated(full)
+
+
+def _validated(full: dict[str, Any]) -> dict[str, Any]:
+    """`full` validated as a Responses `Response`, in its JSON dump (ProtocolError if invalid)."""
     try:
         return Response.model_validate(full).to_dict(mode="json")
     except pydantic.ValidationError as exc:
         raise ProtocolError(f"not a valid Responses-API response: {_first_error(exc)}") from None
+
+
+_REQUEST_FIELDS = ("parallel_tool_calls", "tool_choice", "tools")
+"""The fields of a `response` that come from the request rather than the answer."""
+_UNSEEN = object()
+
+
+class _ChatShapes:
+    """Assembled Chat Completions responses, validated once per shape.
+
+    A shape is what validation depends on besides free text (ids, model, texts, tool names and
+    arguments, all str) and token counts (ints): the output items' kinds and statuses, the
+    response's status, and the request's tools, tool choice and parallel_tool_calls. The first
+    response of a shape is validated; when its dump equals the assembled dict (same keys in the
+    same order, same values), later ones of that shape are not validated again, and take the
+    request fields from that dump (the SDK orders a tool's keys its own way). A shape whose dump
+    differed is validated every time; so is a response with a value of an unexpected type.
+    """
+
+    LIMIT = 1024
+    """Shapes remembered; past it the memory starts again (tasks may each carry their tools)."""
+
+    def __init__(self) -> None:
+        self._fields: dict[Hashable, str | None] = {}
+
+    def finish(self, full: dict[str, Any], shape: Hashable | None) -> dict[str, Any]:
+        """`full` as its validated dump; ProtocolError if it is not a valid `Response`."""
+        if shape is None:
+            return _validated(full)
+        fields = self._fields.get(shape, _UNSEEN)
+        if fields is None:
+            return _validated(full)
+        if isinstance(fields, str):
+            return _with_request_fields(full, fields)
+        validated = _validated(full)
+        fields = json.dumps([validated[k] for k in _REQUEST_FIELDS])
+        same = json.dumps(_with_request_fields(full, fields)) == json.dumps(validated)
+        if len(self._fields) >= self.LIMIT:
+            self._fields.clear()
+        self._fields[shape] = fields if same else None
+        return validated
+
+
+def _with_request_fields(full: dict[str, Any], fields: str) -> dict[str, Any]:
+    """`full` with the request fields of a validated dump (JSON), each a fresh object."""
+    for key, value in zip(_REQUEST_FIELDS, json.loads(fields), strict=True):
+        full[key] = value
+    return full
+
+
+_CHAT_SHAPES = _ChatShapes()
+
+
+def _chat_shape(full: dict[str, Any], params: dict[str, Any]) -> Hashable | None:
+    """The shape of an assembled chat response (see _ChatShapes); None when a value that
+    validation checks is not of the type the shape assumes."""
+    if type(full["id"]) is not str or type(full["model"]) is not str:
+        return None
+    if type(full["created_at"]) is not float:
+        return None
+    items: list[tuple[Any, Any]] = []
+    for item in full["output"]:
+        if item["type"] == "function_call" and type(item["name"]) is not str:
+            return None
+        items.append((item["type"], item.get("status")))
+    try:
+        request = json.dumps([params.get(k) for k in _REQUEST_FIELDS])
+    except (TypeError, ValueError):
+        return None
+    return full["status"], tuple(items), request
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:
@@ -219,20 +318,34 @@ def from_chat_completion(answer: dict[str, Any], params: dict[str, Any]) -> dict
         )
     raw = usage_object(answer.get("usage"))
     prompt, completion = token_count(raw, "prompt_tokens"), token_count(raw, "completion_tokens")
-    payload = {
-        "id": answer.get("id"),
-        "created_at": answer.get("created"),
-        "model": answer.get("model"),
-        "status": "incomplete" if truncated else "completed",
+    answer_id, model = answer.get("id"), answer.get("model")
+    full = {
+        "id": new_id("resp") if answer_id is None else answer_id,
+        "created_at": _created_at(answer.get("created")),
         "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
+        "model": str(params.get("model") or "") if model is None else model,
+        "object": "response",
         "output": output,
-        "usage": {
-            "input_tokens": prompt,
-            "output_tokens": completion,
-            "total_tokens": token_count(raw, "total_tokens") or prompt + completion,
-        },
+        "parallel_tool_calls": params.get("parallel_tool_calls", True),
+        "tool_choice": _tool_choice(params),
+        "tools": request_tools(params),
+        "status": "incomplete" if truncated else "completed",
+        "usage": usage(prompt, completion, token_count(raw, "total_tokens") or prompt + completion),
     }
-    return build(payload, params)
+    return _CHAT_SHAPES.finish(full, _chat_shape(full, params))
+
+
+def _created_at(created: Any) -> Any:
+    """An answer's `created` as the float `created_at` validation makes of a number (now when
+    absent); anything else as it is, for validation to judge."""
+    if created is None:
+        return float(int(time.time()))
+    if type(created) in (int, float):
+        try:
+            return float(created)
+        except OverflowError:
+            return created
+    return created
 
 
 def from_responses_answer(answer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

@@ -125,7 +125,7 @@ class ModelClient:
         self.path = "/chat/completions" if api == "chat" else "/responses"
         self.replicas = ReplicaPool([base_url] if isinstance(base_url, str) else base_url)
         self.url = self.replicas.describe() + self.path
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
 
     def __repr__(self) -> str:
         return f"ModelClient(url={self.url!r}, model={self.model!r}, api={self.api!r})"
@@ -138,12 +138,16 @@ class ModelClient:
 
     async def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POST the body to a replica; the normalised `response` object."""
+        return self.normalise(await self.send(body, timeout), body)
+
+    async def send(self, body: dict[str, Any], timeout: float) -> bytes:
+        """POST the body to a replica; the answer's body, not parsed (see `normalise`)."""
         replica = self.replicas.acquire()
         headers = self._headers
         if replica.host is not None:
-            headers = {**headers, "Host": replica.host}
+            headers = {**(headers or {}), "Host": replica.host}
         try:
-            answer = await post_json(
+            raw = await post_bytes(
                 self.session,
                 replica.base_url + self.path,
                 body,
@@ -158,6 +162,11 @@ class ModelClient:
             self.replicas.release(replica, failed=False)
             raise
         self.replicas.release(replica, failed=False)
+        return raw
+
+    def normalise(self, raw: bytes, body: dict[str, Any]) -> dict[str, Any]:
+        """An answer's body as the `response` object; RequestError(MALFORMED) if it is not one."""
+        answer = decode_object(raw)
         try:
             if self.api == "chat":
                 return protocol.from_chat_completion(answer, body)
@@ -175,7 +184,19 @@ async def post_json(
     headers: dict[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
 ) -> dict[str, Any]:
-    """POST JSON, answer a JSON object; every failure is a classified RequestError.
+    """POST JSON, answer a JSON object; every failure is a classified RequestError."""
+    return decode_object(await post_bytes(session, url, body, timeout, headers, max_bytes))
+
+
+async def post_bytes(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+) -> bytes:
+    """POST JSON, answer the body of a 2xx/3xx answer; every failure is a classified RequestError.
 
     The body is read in chunks and never beyond `max_bytes` (an answer over it is a TOO_LARGE
     failure, however it is sent), so an endless or huge answer cannot take the process's memory.
@@ -192,6 +213,11 @@ async def post_json(
         raise _http_error(exc.status, str(exc.message).encode(), None) from None
     except (aiohttp.ClientError, ConnectionError) as exc:
         raise RequestError(CONNECTION, f"{type(exc).__name__}: {exc}") from None
+    return raw
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """A body as the JSON object it holds; RequestError(MALFORMED) for anything else."""
     try:
         answer = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode

@@ -24,6 +24,7 @@ import signal
 
 from gym_operator import errors, metrics
 from gym_operator.api import RolloutJob, SpecError, load_resource
+from gym_operator.rollout import heap
 from gym_operator.rollout.runner import parse_shard, run_job
 from gym_operator.termination import run_worker
 
@@ -66,6 +67,7 @@ def _main(args: argparse.Namespace) -> None:
     shard = resolve_shard(args.shard, job.spec.parallelism)
     if args.metrics_port:
         metrics.serve(args.metrics_port)
+    heap.settle()
     failed_reason = asyncio.run(_generate(job, shard, args))
     if failed_reason:
         raise errors.JobFailed(failed_reason)

@@ -250,7 +250,7 @@ class Sampler:
             raise _Dropped
         started = time.perf_counter()
         try:
-            response = await self.clients.model.create(body, timeout)
+            raw = await self.clients.model.send(body, timeout)
         except RequestError as exc:
             if exc.error_class == HTTP_429:
                 self.window.on_throttle(exc.retry_after)
@@ -259,6 +259,7 @@ class Sampler:
             latency = time.perf_counter() - started
             metrics.MODEL_LATENCY.observe(latency)
             self.window.release()
+        response = self.clients.model.normalise(raw, body)
         usage = response.get("usage") or {}
         self.window.on_success(latency, usage.get("output_tokens"))
         metrics.PROMPT_TOKENS.inc(usage.get("input_tokens") or 0)
