@@ -47,6 +47,8 @@ class NgServer:
     """Per task (CASES order): the answer fields NeMo Gym's server must put in the row."""
     judged: bool = False
     """Run with its LLM judge on: NeMo Gym's model server in the pod, calling the model double."""
+    tool_answers: tuple[str | None, ...] = ()
+    """Per task: what the server's tool (called in the pod) answered in the rollout, if called."""
 
     @property
     def image(self) -> str:
@@ -98,6 +100,7 @@ SERVERS = {
             "example_single_tool_call",
             "resources_servers/example_single_tool_call/configs/example_single_tool_call.yaml",
             [{"extracted_answer": ABSENT}, {"extracted_answer": ABSENT}],
+            tool_answers=("The weather in SF is cold.", None),
         ),
     )
 }
@@ -135,6 +138,12 @@ def assert_answer_fields(row: dict[str, Any], expected: dict[str, Any]) -> None:
             assert key not in row, (key, row)
         else:
             assert row[key] == value, (key, row)
+
+
+def tool_outputs(row: dict[str, Any]) -> list[str]:
+    """The tool results in the rollout's output, parsed as the server sent them."""
+    items = [i for i in row["response"]["output"] if i.get("type") == "function_call_output"]
+    return [json.loads(i["output"])["weather_description"] for i in items]
 
 
 @pytest.mark.slow
@@ -182,6 +191,8 @@ def test_every_rollout_is_scored_by_a_nemo_gym_server_pod(
         assert row["reward"] == cases[task][1], (task, row["response"]["output"])
         assert row["response"]["object"] == "response"
         assert_answer_fields(row, ng.answers[task])
+        tool = ng.tool_answers[task] if ng.tool_answers else None
+        assert tool_outputs(row) == ([tool] if tool else []), row["response"]["output"]
     if ng.judged:
         (wrong,) = {r["_ng_task_index"] for r in out.rollouts if r["reward"] == 0.0}
         for row in (r for r in out.rollouts if r["_ng_task_index"] == wrong):
@@ -190,4 +201,4 @@ def test_every_rollout_is_scored_by_a_nemo_gym_server_pod(
             assert evaluation["response"]["object"] == "response"
     assert status["progress"]["completed"] == 2 * len(cases)
     mean = sum(reward for _, reward in cases) / len(cases)
-    assert status["rewards"]["mean"] == pytest.approx(mean)
+    assert status["rewards"]["mean"] == pytest.approx(mean, abs=1e-4)  # status rounds
