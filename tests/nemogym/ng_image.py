@@ -11,11 +11,14 @@ Arguments: the server's top-level config name, its config file (relative to the 
 package, e.g. resources_servers/string_match/configs/string_match.yaml) and the port; optionally
 a JSON object of config overrides (merged over the defaults below, e.g. the policy model's URL and
 `should_use_judge`), then the names of further servers of the resolved config to run in the same
-pod first, each until healthy (e.g. `policy_model`, the judge's NeMo Gym model server).
+pod first, each until healthy (e.g. `policy_model`, the judge's NeMo Gym model server); they end
+when the server ends.
 """
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,10 +67,19 @@ def _env(server: dict[str, Any], config_yaml: str) -> dict[str, str]:
     return env
 
 
+def _end_with_parent() -> None:
+    """In the child: SIGTERM when its parent (the server this process becomes) ends."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _start_healthy(server: dict[str, Any], config_yaml: str, timeout: float = 180.0) -> None:
-    """Start a companion server in this pod; return once its /health answers."""
+    """Start a companion server in this pod, ending with it; return once its /health answers."""
     proc = subprocess.Popen(
-        [sys.executable, server["entrypoint"]], cwd=server["dir"], env=_env(server, config_yaml)
+        [sys.executable, server["entrypoint"]],
+        cwd=server["dir"],
+        env=_env(server, config_yaml),
+        preexec_fn=_end_with_parent,
     )
     url = f"http://{server['host']}:{server['port']}/health"
     deadline = time.monotonic() + timeout
