@@ -469,10 +469,13 @@ class NodeAgent:
             self.core.delete_namespaced_pod(box.name, box.namespace, body=opts)
 
     def _kill(self, box: Sandbox) -> None:
-        if box.proc is not None and box.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(box.proc.pid, signal.SIGKILL)
-            box.proc.wait(10)
+        """Kill the pod's whole process group, also when its sandbox process already exited
+        (a container's children may outlive it)."""
+        if box.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(box.proc.pid, signal.SIGKILL)
+        box.proc.wait(10)
 
     def _forget(self, box: Sandbox) -> None:
         self._kill(box)
