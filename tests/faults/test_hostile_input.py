@@ -720,3 +720,39 @@ def test_a_password_in_the_base_url_reaches_no_artefact(tmp_path: Path) -> None:
     assert record["spec"]["policy"]["baseURL"] == model_url + "/v1"
     basic = model.authorizations[0].split()[1]
     assert holding(out, [password, basic]) == [] and holding(log.parent, [password, basic]) == []
+
+
+async def lone_surrogates(request: web.Request, body: dict[str, Any], prompt: str) -> Any:
+    """Answers whose JSON holds a lone surrogate escape (valid JSON, not writable as UTF-8), in
+    the text and in a key; a proper surrogate pair (an emoji) stays as it is."""
+    answer = chat_answer("#### 0 \ud800 and \U0001f600")
+    answer["choices"][0]["message"]["\udc00odd"] = "key"
+    return web.Response(body=json.dumps(answer).encode(), content_type="application/json")
+
+
+@pytest.mark.slow
+def test_a_lone_surrogate_in_an_answer_is_replaced_and_the_part_is_written(
+    tmp_path: Path,
+) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps(task_row(i)) + "\n" for i in range(3)))
+    out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
+    log.parent.mkdir()
+    model = ScriptedModel(lone_surrogates)
+    with (
+        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        app_in_thread(TinyVerifier().app()) as verifier_url,
+    ):
+        body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)
+        body["spec"]["sampling"]["numRepeats"] = 1
+        (tmp_path / "job.yaml").write_text(yaml.safe_dump(body))
+        proc = gymops("generate", "--spec", str(tmp_path / "job.yaml"), log=log)
+        assert wait_or_dump(proc, 120, log) == 0, log.read_text()[-3000:]
+    rows = [
+        json.loads(line)
+        for part in out.rglob("part-*.jsonl.zst")
+        for line in readable_text(part).splitlines()
+    ]
+    assert len(rows) == 3 and (out / "_SUCCESS").is_file()
+    for row in rows:
+        assert row["response"]["output"][0]["content"][0]["text"] == "#### 0 \ufffd and \U0001f600"

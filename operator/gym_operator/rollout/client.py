@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,27 @@ def decode_object(raw: bytes) -> dict[str, Any]:
         raise RequestError(MALFORMED, f"body is not JSON: {raw[:80]!r}") from None
     if not isinstance(answer, dict):
         raise RequestError(MALFORMED, "body is not a JSON object")
+    if b"\\ud" in raw or b"\\uD" in raw:  # maybe a lone surrogate escape: scrub (rare, slow)
+        try:
+            answer = valid_unicode(answer)
+        except RecursionError:
+            raise RequestError(MALFORMED, "body is nested too deeply") from None
     return answer
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(value: Any) -> Any:
+    """`value` with lone surrogates (JSON escapes that no UTF-8 file can hold, so a part could
+    not be written) replaced by U+FFFD; surrogate pairs were already joined by the decoder."""
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [valid_unicode(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in value.items()}
+    return value
 
 
 async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
