@@ -159,26 +159,21 @@ class AdaptiveWindow(AimdWindow):
         super().__init__(ceiling, clock=clock, on_change=on_change)
         self.limiter = limiter or GradientLimit(ceiling)
         self.limit = self.limiter.limit
-        self._peak = 0
-
-    def _take(self) -> None:
-        super()._take()
-        self._peak = max(self._peak, self.in_flight)
 
     def _grow(self, latency: float | None, tokens: int | None) -> None:
         if latency is None:
             return
         now = self._clock()
-        full = self._peak >= int(self.limit)
+        full = self.requests.peak >= int(self.limit)
         if self.limiter.observe(now - latency, latency, tokens, full):
             self.limit = self.limiter.limit
-            self._peak = self.in_flight
+            self.requests.reset_peak()
             self._notify()
-            self._wake()
+            self.requests.wake()
 
     def _decreased(self) -> None:
         self.limiter.reset(self.limit, self._clock())
-        self._peak = self.in_flight
+        self.requests.reset_peak()
 
 
 def make_window(

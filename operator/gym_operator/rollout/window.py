@@ -12,10 +12,10 @@ their share of recent answers (a moving average over about `1 / smoothing` answe
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
+
+from gym_operator.rollout.stage import Stage
 
 
 class AimdWindow:
@@ -44,33 +44,24 @@ class AimdWindow:
         self.throttled_share = 0.0
         """Moving average of 429s among recent answers."""
         self.limit: float = float(ceiling)
-        self.in_flight = 0
-        self.max_in_flight = 0
         self._clock = clock
         self._last_decrease = float("-inf")
         self._on_change = on_change
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.requests = Stage(lambda: int(self.limit))
+        """The requests in flight, at most the current limit."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight now."""
+        return self.requests.count
 
     async def acquire(self) -> None:
         """Wait until a request may start, then count it as in flight."""
-        if not self._waiters and self.in_flight < int(self.limit):
-            self._take()
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()
-            else:
-                self._waiters.remove(waiter)
-            raise
+        await self.requests.enter()
 
     def release(self) -> None:
         """A request finished (whatever its outcome)."""
-        self.in_flight -= 1
-        self._wake()
+        self.requests.leave()
 
     def on_success(self, latency: float | None = None, tokens: int | None = None) -> None:
         """A model answer: `latency` seconds, `tokens` output tokens (for adaptive subclasses)."""
@@ -83,7 +74,7 @@ class AimdWindow:
             return
         self.limit = min(float(self.ceiling), self.limit + self.increase)
         self._notify()
-        self._wake()
+        self.requests.wake()
 
     def on_throttle(self, retry_after: float | None = None) -> None:
         """Multiplicative decrease on a 429 (once per cooldown), never below the floor; a 429
@@ -101,17 +92,6 @@ class AimdWindow:
 
     def _decreased(self) -> None:
         """Hook: the limit was cut on a 429."""
-
-    def _take(self) -> None:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < int(self.limit):
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._take()
-                waiter.set_result(None)
 
     def _notify(self) -> None:
         if self._on_change:
