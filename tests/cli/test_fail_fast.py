@@ -131,7 +131,7 @@ def test_a_dataset_that_keeps_no_rows_fails_unless_allowed(
     spec_file.write_text(yaml.safe_dump(dataset))
     proc = gymops("run", str(spec_file))
     text = output_of(proc)
-    assert proc.returncode == 1, text
+    assert proc.returncode == 2, text
     assert "0 rows kept of 6 rollouts" in text and "allowEmpty" in text
 
     dataset["spec"]["output"]["allowEmpty"] = True

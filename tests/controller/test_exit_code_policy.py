@@ -65,3 +65,30 @@ def test_the_policy_names_plain_integers_kubernetes_accepts() -> None:
     for rule in builders.pod_failure_policy()["rules"]:
         values = rule.get("onExitCodes", {}).get("values", [])
         assert all(type(v) is int and v != 0 for v in values)
+
+
+BUILDER_INTENDED: dict[ExitCode, str | None] = {
+    ExitCode.OK: None,
+    ExitCode.ERROR: "Count",
+    ExitCode.BAD_SPEC: "FailJob",
+    ExitCode.INTERRUPTED: "Count",
+    ExitCode.CONFLICT: "Count",
+    ExitCode.ENDPOINT_DOWN: "Count",
+    ExitCode.TOO_MANY_FAILURES: "Count",
+}
+"""The same for the dataset builder's pod (one pod, retried up to backoffLimit): a spec it cannot
+use fails the Job at once; the codes a builder never returns are counted like any failure."""
+
+
+@pytest.mark.parametrize("code", list(ExitCode), ids=lambda code: code.name)
+def test_each_exit_code_of_the_dataset_builder_gets_the_action_intended(code: ExitCode) -> None:
+    assert code in BUILDER_INTENDED, f"ExitCode.{code.name} has no intended builder action"
+    policy = builders.builder_failure_policy()
+    if BUILDER_INTENDED[code] is None:
+        named = [v for r in policy["rules"] for v in r.get("onExitCodes", {}).get("values", [])]
+        assert int(code) not in named
+        return
+    assert action(policy, c.CONTAINER_BUILDER, int(code), []) == BUILDER_INTENDED[code]
+    disrupted = [{"type": "DisruptionTarget", "status": "True"}]
+    expected = "Ignore" if BUILDER_INTENDED[code] == "Count" else BUILDER_INTENDED[code]
+    assert action(policy, c.CONTAINER_BUILDER, int(code), disrupted) == expected

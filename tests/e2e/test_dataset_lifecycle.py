@@ -103,3 +103,18 @@ def test_dataset_names_a_missing_source(cluster: Cluster, operator: Operator) ->
 
     status = wait_for(missing, "SourceNotFound")
     assert status["phase"] == "Pending" and "RolloutJob nope not found" in status["message"]
+
+
+def test_a_dataset_that_keeps_nothing_fails_at_once_naming_why(
+    cluster: Cluster, operator: Operator, world: World
+) -> None:
+    cluster.create(world.rolloutjob("src4", tasks=3, sampling={"numRepeats": 2}))
+    out = f"s3://{world.bucket}/datasets/none4/"
+    strict = {"minReward": 2.0}  # rewards are 0 or 1
+    cluster.create(
+        dataset("none4", {"rolloutJobRef": "src4"}, output=out, s3=world.s3(), filters=strict)
+    )
+    status = cluster.wait_phase("Dataset", "none4", "Failed", timeout=240)
+    assert "0 rows kept of 6 rollouts" in status["message"], status
+    # exit 2 fails the builder Job by its podFailurePolicy: no retry of a build that cannot change
+    assert len(cluster.pods_of("none4-build")) == 1

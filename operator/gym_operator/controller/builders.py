@@ -245,6 +245,27 @@ def build_generator_job(job: RolloutJob, cfg: OperatorConfig) -> Manifest:
     return manifest
 
 
+def builder_failure_policy() -> Manifest:
+    """A spec the builder cannot use fails the Job at once (a retry would fail the same way);
+    node drains and preemption do not count as failures."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": c.CONTAINER_BUILDER,
+                    "operator": "In",
+                    "values": [int(ExitCode.BAD_SPEC)],
+                },
+            },
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
+    }
+
+
 def build_dataset_job(dataset: Dataset, source_uris: list[str], cfg: OperatorConfig) -> Manifest:
     """The builder Job of a Dataset, reading the resolved output prefixes of its RolloutJobs."""
     name = dataset.metadata.name
@@ -266,6 +287,7 @@ def build_dataset_job(dataset: Dataset, source_uris: list[str], cfg: OperatorCon
             "completions": 1,
             "parallelism": 1,
             "backoffLimit": cfg.worker.builder_backoff_limit,
+            "podFailurePolicy": builder_failure_policy(),
             "suspend": kueue.queued(dataset.metadata.labels),
             "template": {
                 "metadata": pod_metadata(labels, spec.template),

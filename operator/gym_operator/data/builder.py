@@ -118,8 +118,9 @@ class _Histograms:
         }
 
 
-class EmptyDataset(errors.GymopsError, ValueError):
-    """The build kept no rows and the spec does not allow an empty dataset."""
+class EmptyDataset(errors.BadSpec, ValueError):
+    """The build kept no rows and the spec does not allow an empty dataset: its filters (or its
+    sources) must change, so retrying cannot help."""
 
 
 def empty_message(summary: DatasetSummary) -> str:
