@@ -42,7 +42,9 @@ def lines_of(world: World, uri: str) -> int:
 def test_dataset_waits_for_its_rolloutjob_then_a_real_builder_writes_it(
     cluster: Cluster, operator: Operator, world: World
 ) -> None:
-    world.stub.config.latency = 0.5
+    # src1 cannot finish (6 answers of 5 s per shard) before the Dataset is seen waiting and
+    # patched, however slow the machine is; the stub answers at once after the patch.
+    world.stub.config.latency = 5.0
     cluster.create(world.rolloutjob("src1", tasks=6, sampling={"numRepeats": 2, "concurrency": 1}))
     out = f"s3://{world.bucket}/datasets/sft1/"
     ds_uid = cluster.create(dataset("sft1", {"rolloutJobRef": "src1"}, output=out, s3=world.s3()))[
