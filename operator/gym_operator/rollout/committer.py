@@ -62,6 +62,7 @@ class ShardCommitter:
         output: OutputSpec,
         live: Tally | None = None,
         line_counts: asyncio.Future[list[int]] | None = None,
+        claimed: asyncio.Event | None = None,
     ) -> None:
         self.storage = storage
         self.prefix = prefix
@@ -77,6 +78,8 @@ class ShardCommitter:
         self._flush = asyncio.Event()
         self._line_counts = line_counts
         self._lines: int | None = None
+        self._claimed = claimed
+        """Set once the prefix is this job's; commits wait for it (None: it is already)."""
 
     @property
     def manifest(self) -> ShardManifest:
@@ -130,7 +133,9 @@ class ShardCommitter:
             await self.commit()
 
     async def commit(self) -> None:
-        """Commit what is buffered (nothing to do when empty)."""
+        """Commit what is buffered (nothing to do when empty); waits until the prefix is claimed."""
+        if self._claimed is not None:
+            await self._claimed.wait()
         async with self._lock:
             if self._lines is None and self._line_counts is not None:
                 shard = self._manifest.shard

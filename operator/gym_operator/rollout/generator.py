@@ -91,6 +91,7 @@ class ShardGenerator:
         stop: asyncio.Event | None = None,
         drain_seconds: float = DRAIN_SECONDS,
         line_counts: asyncio.Future[list[int]] | None = None,
+        claimed: asyncio.Event | None = None,
     ) -> None:
         self.spec = spec
         self.storage = storage
@@ -119,6 +120,8 @@ class ShardGenerator:
         self._line_counts = line_counts
         """Non-empty input lines per shard (counted once per process, see runner)."""
         self._committer: ShardCommitter | None = None
+        self._claimed = claimed
+        """Set once the prefix is this job's; until then rows are sampled but not committed."""
 
     @property
     def committer(self) -> ShardCommitter:
@@ -146,6 +149,7 @@ class ShardGenerator:
             output=self.spec.output,
             live=self.stats,
             line_counts=self._line_counts,
+            claimed=self._claimed,
         )
         self.stats.add(manifest)
         self.stats.resumed = (

@@ -100,6 +100,11 @@ class Claim:
     record: JobRecord | None
     restart: bool
 
+    @property
+    def fresh(self) -> bool:
+        """Nothing of a job is in the prefix yet, and nothing is to be deleted first."""
+        return self.record is None and not self.restart
+
 
 def check_prefix(
     storage: Storage, prefix: StorageURI, spec: RolloutJobSpec, *, restart: bool

@@ -275,12 +275,12 @@ async def run_job(
             verifier=verifier,
             agent=AgentClient(model_session, spec.agent.url) if spec.agent else None,
         )
-        if preflight:
-            await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
-        elif not isinstance(verifier, local_verifier.STARTED_HERE):
-            await wait_for_verifier(verify_session, verifier.base_url, spec.retry, stop)
-        digest = await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
-        result = JobResult(output_uri=str(prefix), digest=digest)
+        overlap = preflight and claim.fresh
+        if not overlap:
+            await _before_claim(spec, storage, prefix, clients, preflight, preflight_wait, stop)
+            await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
+        result = JobResult(output_uri=str(prefix), digest=claim.digest)
+        claimed = asyncio.Event() if overlap else None
         line_counts = _count_lines(spec, storage, shards, on_total)
         windows = shard_windows(ceiling, len(shards), spec)
         result.shards = [ShardStats(shard=shard) for shard in shards]
@@ -292,22 +292,32 @@ async def run_job(
                 prefix=prefix,
                 shard=shards[index],
                 num_shards=spec.parallelism,
-                digest=digest,
+                digest=claim.digest,
                 clients=clients,
                 window=windows[index],
                 on_progress=on_progress,
                 stop=stop,
                 line_counts=line_counts,
+                claimed=claimed,
             )
             result.shards[index] = generator.stats
             return generator
 
-        await run_side_by_side(
+        running = run_side_by_side(
             [
                 run_through_outages(functools.partial(make_generator, i), spec.retry, stop)
                 for i in range(len(shards))
             ]
         )
+        if claimed is None:
+            await running
+        else:
+
+            async def preflight_then_claim() -> None:
+                await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
+                await asyncio.to_thread(claim_prefix, storage, prefix, spec, claim)
+
+            await _sample_while_claiming(running, preflight_then_claim(), claimed)
     result.success = await asyncio.to_thread(read_success, storage, prefix) is not None
     if not result.success:
         manifests = await asyncio.to_thread(read_all_manifests, storage, prefix)
@@ -315,6 +325,42 @@ async def run_job(
             spec.failure_policy, manifests, spec.parallelism
         )
     return result
+
+
+async def _before_claim(
+    spec: RolloutJobSpec,
+    storage: Storage,
+    prefix: StorageURI,
+    clients: Clients,
+    preflight: bool,
+    preflight_wait: float,
+    stop: asyncio.Event | None,
+) -> None:
+    """The preflight, or (without one) wait until a verifier started elsewhere answers."""
+    if preflight:
+        await _preflight(spec, storage, prefix, clients, preflight_wait, stop)
+    elif not isinstance(clients.verifier, local_verifier.STARTED_HERE):
+        await wait_for_verifier(
+            clients.verifier.session, clients.verifier.base_url, spec.retry, stop
+        )
+
+
+async def _sample_while_claiming(
+    running: Awaitable[None], claiming: Awaitable[None], claimed: asyncio.Event
+) -> None:
+    """Run the shards beside the preflight (a fresh prefix only): they sample at once, and their
+    commits wait for `claimed`, set once the preflight passed and the prefix is claimed. When the
+    preflight fails, the shards are cancelled before they wrote anything and its error is raised.
+    The preflight's round trip no longer delays the first wave of requests."""
+    shards = asyncio.ensure_future(running)
+    try:
+        await claiming
+    except BaseException:
+        shards.cancel()
+        await asyncio.gather(shards, return_exceptions=True)
+        raise
+    claimed.set()
+    await shards
 
 
 async def _preflight(
