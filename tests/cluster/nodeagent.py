@@ -377,6 +377,7 @@ class NodeAgent:
                 for port in (int(p["containerPort"]) for p in c.get("ports") or [])
             ],
             "mounts": mounts,
+            "keep": self._image_files(spec),
             "containers": containers,
             "status": str(box.dir / "status.json"),
         }
@@ -406,6 +407,19 @@ class NodeAgent:
             cwd=box.dir,
         )
         box.started = now()
+
+    def _image_files(self, spec: Manifest) -> list[str]:
+        """Host paths a pod's volumes must not hide, as they are its images' files here: the
+        checkout and its venv, the agent's own directory, and every absolute path in the image
+        table entries of the pod's images (a checkout under /tmp stays visible in a pod whose
+        /tmp is an emptyDir)."""
+        paths = {TESTS.parent, Path(sys.prefix), self.root}
+        paths.update(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+        for c in spec["containers"]:
+            table = self.images.get(podspec.repository(c.get("image", ""))) or {}
+            paths.update(Path(arg) for argv in table.values() for arg in argv if arg[:1] == "/")
+        found = {q for p in paths if p.is_absolute() for q in (p, p.resolve()) if q.exists()}
+        return sorted(str(p) for p in found)
 
     def _container(
         self,

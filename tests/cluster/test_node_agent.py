@@ -4,9 +4,13 @@ and volumes as the pod spec says, Services by DNS name across replicas, restarts
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,6 +104,45 @@ def test_a_missing_secret_is_a_container_config_error(kube: KubeCluster, namespa
 
     state = wait_for(waiting, "CreateContainerConfigError")
     assert "absent" in state.message
+
+
+@pytest.fixture
+def under_tmp() -> Iterator[Path]:
+    """A directory right under /tmp, where a fresh clone of the project lives in CI."""
+    path = Path(tempfile.mkdtemp(prefix="gymops-image-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_pod_whose_tmp_is_an_empty_dir_still_runs_its_image_files_from_under_tmp(
+    kube: KubeCluster, namespace: str, under_tmp: Path
+) -> None:
+    core = client.CoreV1Api(kube.api)
+    mine, host_only = f"pod-{uuid.uuid4().hex}", under_tmp.with_name(f"host-{uuid.uuid4().hex}")
+    host_only.write_text("the host's /tmp")
+    (under_tmp / "entry.py").write_text(
+        "import json, os, sys\n"
+        "own = '/tmp/' + sys.argv[1]\n"
+        "open(own, 'w').write('mine')\n"
+        "seen = {'host': os.path.exists(sys.argv[2]), 'own': os.path.exists(own)}\n"
+        "open('/dev/termination-log', 'w').write(json.dumps(seen))\n"
+    )
+    entry = [sys.executable, str(under_tmp / "entry.py")]
+    kube.agent.images["gymops-test/under-tmp"] = {"": entry}
+    body = pod("tmp1", "", volumes=[{"name": "tmp", "emptyDir": {}}])
+    body["spec"]["containers"][0] = {
+        "name": "main", "image": "gymops-test/under-tmp", "args": [mine, str(host_only)],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }  # fmt: skip
+    try:
+        core.create_namespaced_pod(namespace, body)
+        status = finished(core, namespace, "tmp1")["status"]
+    finally:
+        host_only.unlink()
+    terminated = status["container_statuses"][0]["state"]["terminated"]
+    assert status["phase"] == "Succeeded", terminated.get("message")
+    assert json.loads(terminated["message"]) == {"host": False, "own": True}
+    assert not (under_tmp.parent / mine).exists()  # what it wrote stayed in its own /tmp
 
 
 SERVER = (
