@@ -370,7 +370,7 @@ class NodeAgent:
         document = {
             "podIP": box.ip,
             "restartPolicy": spec.get("restartPolicy", "Always"),
-            "outbound": self._outbound(own_ports(spec)),
+            "outbound": self._outbound(own_ports(spec), box.ip),
             "inbound": [
                 [port, str(box.dir / f"port-{port}.sock")]
                 for c in spec["containers"]
@@ -613,9 +613,35 @@ class NodeAgent:
     # ------------------------------------------------------------------ services
 
     def _sync_services(self) -> None:
+        """Hosts entries and listeners of every Service: a ClusterIP Service is its ClusterIP,
+        bridged to a ready endpoint per connection; a headless Service (clusterIP None) is each
+        ready endpoint's own IP under the same names, bridged to that one pod."""
         services = self.api.sanitize_for_serialization(
             self.core.list_service_for_all_namespaces().items
         )
+        by_service = self._slices_by_service()
+        hosts: dict[str, list[tuple[str, list[str]]]] = {}
+        wanted: dict[tuple[str, int], list[tuple[str, int]]] = {}
+        for svc in services:
+            meta, spec = svc["metadata"], svc["spec"]
+            ip = spec.get("clusterIP")
+            if not ip:
+                continue
+            ns, name = meta["namespace"], meta["name"]
+            names = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
+            slices = by_service.get((ns, name), [])
+            if ip == "None":
+                for address, ports in self._ready_addresses(slices):
+                    hosts.setdefault(ns, []).append((address, names))
+                    wanted.update({(address, port): [(address, port)] for port in ports})
+                continue
+            hosts.setdefault(ns, []).append((ip, names))
+            for port in spec.get("ports") or []:
+                wanted[(ip, int(port["port"]))] = self._endpoints(slices, port.get("name"))
+        self._listen(wanted)
+        self.hosts = hosts
+
+    def _slices_by_service(self) -> dict[tuple[str, str], list[Manifest]]:
         discovery = client.DiscoveryV1Api(self.api)
         slices = self.api.sanitize_for_serialization(
             discovery.list_endpoint_slice_for_all_namespaces().items
@@ -625,29 +651,32 @@ class NodeAgent:
             owner = (item["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
             if owner:
                 by_service.setdefault((item["metadata"]["namespace"], owner), []).append(item)
-        hosts: dict[str, list[tuple[str, list[str]]]] = {}
-        wanted: set[tuple[str, int]] = set()
-        for svc in services:
-            meta, spec = svc["metadata"], svc["spec"]
-            ip = spec.get("clusterIP")
-            if not ip or ip == "None":
-                continue
-            ns, name = meta["namespace"], meta["name"]
-            names = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
-            hosts.setdefault(ns, []).append((ip, names))
-            for port in spec.get("ports") or []:
-                key = (ip, int(port["port"]))
-                wanted.add(key)
-                self.backends[key] = self._endpoints(
-                    by_service.get((ns, name), []), port.get("name")
-                )
-                if key not in self.services:
-                    path = self.root / "services" / f"{ip}_{key[1]}.sock"
-                    self.services[key] = Listener.on_unix(path, lambda k=key: self._route(k))
-        for key in set(self.services) - wanted:
+        return by_service
+
+    def _listen(self, wanted: dict[tuple[str, int], list[tuple[str, int]]]) -> None:
+        """A Unix socket per (IP, port) a pod may call, routed to `wanted[key]`'s backends."""
+        for key, backends in wanted.items():
+            self.backends[key] = backends
+            if key not in self.services:
+                path = self.service_socket(*key)
+                self.services[key] = Listener.on_unix(path, lambda k=key: self._route(k))
+        for key in set(self.services) - set(wanted):
             self.services.pop(key).close()
             self.backends.pop(key, None)
-        self.hosts = hosts
+
+    @staticmethod
+    def _ready_addresses(slices: list[Manifest]) -> list[tuple[str, list[int]]]:
+        """(address, ports) of each ready endpoint: what a headless Service's DNS names hold."""
+        out: dict[str, list[int]] = {}
+        for item in slices:
+            ports = [int(p["port"]) for p in item.get("ports") or [] if p.get("port")]
+            for endpoint in item.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is False:
+                    continue
+                for address in endpoint["addresses"]:
+                    out.setdefault(address, [])
+                    out[address] += [port for port in ports if port not in out[address]]
+        return sorted(out.items())
 
     @staticmethod
     def _endpoints(slices: list[Manifest], port_name: str | None) -> list[tuple[str, int]]:
@@ -676,15 +705,16 @@ class NodeAgent:
         ip, port = backends[next(self._rr) % len(backends)]
         return unix(self.by_ip[ip].dir / f"port-{port}.sock")
 
-    def _outbound(self, skip: set[int]) -> list[list[Any]]:
-        """The pod's listeners for Service IPs and the exposed test servers, except on ports the
-        pod serves itself: a server binding 0.0.0.0:port would collide with a listener on a
-        Service IP and that port (kube-proxy rewrites packets instead; this agent has no
-        iptables). So a pod cannot call a Service on a port it listens on itself."""
+    def _outbound(self, skip: set[int], own_ip: str) -> list[list[Any]]:
+        """The pod's listeners for Service IPs (and the pod IPs of headless Services' endpoints)
+        and the exposed test servers, except on ports the pod serves itself: a server binding
+        0.0.0.0:port would collide with a listener on a Service IP and that port (kube-proxy
+        rewrites packets instead; this agent has no iptables). So a pod cannot call a Service on
+        a port it listens on itself. Its own pod IP it reaches directly."""
         out: list[list[Any]] = [
-            [ip, port, str(self.root / "services" / f"{ip}_{port}.sock")]
+            [ip, port, str(self.service_socket(ip, port))]
             for ip, port in self.services
-            if port not in skip
+            if port not in skip and ip != own_ip
         ]
         out += [
             ["127.0.0.1", port, str(self.root / "external" / f"{port}.sock")]

@@ -162,9 +162,9 @@ CLIENT = (
 )
 
 
-def test_a_service_reaches_every_ready_replica_by_its_dns_name(
-    kube: KubeCluster, namespace: str
-) -> None:
+def run_echo(kube: KubeCluster, namespace: str, service: dict[str, Any]) -> dict[str, str]:
+    """Two replicas of SERVER behind Service `echo` (`service` is its spec without the
+    selector), once both are ready endpoints; returns each replica's pod IP -> name."""
     apps, core = client.AppsV1Api(kube.api), client.CoreV1Api(kube.api)
     labels = {"app": "echo"}
     env = [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
@@ -179,8 +179,7 @@ def test_a_service_reaches_every_ready_replica_by_its_dns_name(
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
     })  # fmt: skip
     core.create_namespaced_service(namespace, {
-        "metadata": {"name": "echo"},
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http"}]},
+        "metadata": {"name": "echo"}, "spec": {"selector": labels, **service},
     })  # fmt: skip
 
     def both_ready() -> bool:
@@ -196,15 +195,49 @@ def test_a_service_reaches_every_ready_replica_by_its_dns_name(
         ) == 2,
         "both endpoints in the EndpointSlice",
     )  # fmt: skip
+    pods = core.list_namespaced_pod(namespace, label_selector="app=echo").items
+    return {p.status.pod_ip: p.metadata.name for p in pods}
+
+
+def test_a_service_reaches_every_ready_replica_by_its_dns_name(
+    kube: KubeCluster, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube.api)
+    replicas = run_echo(kube, namespace, {"ports": [{"port": 80, "targetPort": "http"}]})
     core.create_namespaced_pod(namespace, pod("client", CLIENT))
     status = finished(core, namespace, "client")["status"]
     message = status["container_statuses"][0]["state"]["terminated"]["message"]
-    replicas = {
-        p.metadata.name
-        for p in core.list_namespaced_pod(namespace, label_selector="app=echo").items
-    }
     assert status["phase"] == "Succeeded", message
-    assert set(message.split(",")) == replicas
+    assert set(message.split(",")) == set(replicas.values())
+
+
+HEADLESS_CLIENT = (
+    "import json, socket, sys, urllib.request\n"
+    "found = socket.getaddrinfo(sys.argv[1], 8080, type=socket.SOCK_STREAM)\n"
+    "ips = sorted({info[4][0] for info in found})\n"
+    "seen = {ip: urllib.request.urlopen(f'http://{ip}:8080/', timeout=5).read().decode()"
+    " for ip in ips}\n"
+    "open('/dev/termination-log', 'w').write(json.dumps(seen))\n"
+)
+
+
+def test_a_headless_service_name_resolves_to_each_ready_replica_and_each_ip_reaches_its_pod(
+    kube: KubeCluster, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube.api)
+    headless = {"clusterIP": "None", "ports": [{"port": 8080, "targetPort": "http"}]}
+    replicas = run_echo(kube, namespace, headless)
+    name = f"echo.{namespace}.svc.cluster.local"
+    body = pod("client", "")
+    body["spec"]["containers"][0].update(
+        command=["python", "-c", HEADLESS_CLIENT, name],
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    core.create_namespaced_pod(namespace, body)
+    status = finished(core, namespace, "client")["status"]
+    message = status["container_statuses"][0]["state"]["terminated"].get("message")
+    assert status["phase"] == "Succeeded", message
+    assert json.loads(message) == replicas  # every replica's IP, each answered by that replica
 
 
 def test_a_crashing_container_is_restarted_and_counted(kube: KubeCluster, namespace: str) -> None:
