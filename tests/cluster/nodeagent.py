@@ -14,8 +14,10 @@ network namespace with its own pod IP on loopback, so two replicas can listen on
 cluster DNS names at its ClusterIP, and the pod listens on each ClusterIP:port; connections go
 through a Unix socket to the agent, which picks a ready endpoint from the Service's EndpointSlices
 (round robin) and connects into that pod's namespace through the Unix socket the pod serves for
-its container port. The test's own loopback servers (moto S3, the stub model) are reachable from
-pods at their usual 127.0.0.1 address once the test `expose`s their port.
+its container port. A headless Service's names stand for each ready endpoint's pod IP, and the
+pod listens on each of those IP:ports, bridged to that one pod. The test's own loopback servers
+(moto S3, the stub model) are reachable from pods at their usual 127.0.0.1 address once the test
+`expose`s their port.
 """
 
 from __future__ import annotations
@@ -146,8 +148,9 @@ class NodeAgent:
             self.exposed[port] = Listener.on_unix(path, lambda: tcp("127.0.0.1", port))
 
     def service_socket(self, cluster_ip: str, port: int) -> Path:
-        """Where a connection to Service cluster_ip:port enters this node (where a pod's listener
-        for that Service forwards to); a test connects here as `port-forward svc/...` would."""
+        """Where a connection to Service cluster_ip:port (or to a headless Service's endpoint
+        IP:port) enters this node, where a pod's listener for it forwards to; a test connects here
+        as `port-forward svc/...` would."""
         return self.root / "services" / f"{cluster_ip}_{port}.sock"
 
     def logs(self, namespace: str) -> str:
