@@ -14,8 +14,10 @@ network namespace with its own pod IP on loopback, so two replicas can listen on
 cluster DNS names at its ClusterIP, and the pod listens on each ClusterIP:port; connections go
 through a Unix socket to the agent, which picks a ready endpoint from the Service's EndpointSlices
 (round robin) and connects into that pod's namespace through the Unix socket the pod serves for
-its container port. The test's own loopback servers (moto S3, the stub model) are reachable from
-pods at their usual 127.0.0.1 address once the test `expose`s their port.
+its container port. A headless Service's names stand for each ready endpoint's pod IP, and the
+pod listens on each of those IP:ports, bridged to that one pod. The test's own loopback servers
+(moto S3, the stub model) are reachable from pods at their usual 127.0.0.1 address once the test
+`expose`s their port.
 """
 
 from __future__ import annotations
@@ -146,8 +148,9 @@ class NodeAgent:
             self.exposed[port] = Listener.on_unix(path, lambda: tcp("127.0.0.1", port))
 
     def service_socket(self, cluster_ip: str, port: int) -> Path:
-        """Where a connection to Service cluster_ip:port enters this node (where a pod's listener
-        for that Service forwards to); a test connects here as `port-forward svc/...` would."""
+        """Where a connection to Service cluster_ip:port (or to a headless Service's endpoint
+        IP:port) enters this node, where a pod's listener for it forwards to; a test connects here
+        as `port-forward svc/...` would."""
         return self.root / "services" / f"{cluster_ip}_{port}.sock"
 
     def logs(self, namespace: str) -> str:
@@ -370,13 +373,14 @@ class NodeAgent:
         document = {
             "podIP": box.ip,
             "restartPolicy": spec.get("restartPolicy", "Always"),
-            "outbound": self._outbound(own_ports(spec)),
+            "outbound": self._outbound(own_ports(spec), box.ip),
             "inbound": [
                 [port, str(box.dir / f"port-{port}.sock")]
                 for c in spec["containers"]
                 for port in (int(p["containerPort"]) for p in c.get("ports") or [])
             ],
             "mounts": mounts,
+            "keep": self._image_files(spec),
             "containers": containers,
             "status": str(box.dir / "status.json"),
         }
@@ -406,6 +410,19 @@ class NodeAgent:
             cwd=box.dir,
         )
         box.started = now()
+
+    def _image_files(self, spec: Manifest) -> list[str]:
+        """Host paths a pod's volumes must not hide, as they are its images' files here: the
+        checkout and its venv, the agent's own directory, and every absolute path in the image
+        table entries of the pod's images (a checkout under /tmp stays visible in a pod whose
+        /tmp is an emptyDir)."""
+        paths = {TESTS.parent, Path(sys.prefix), self.root}
+        paths.update(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+        for c in spec["containers"]:
+            table = self.images.get(podspec.repository(c.get("image", ""))) or {}
+            paths.update(Path(arg) for argv in table.values() for arg in argv if arg[:1] == "/")
+        found = {q for p in paths if p.is_absolute() for q in (p, p.resolve()) if q.exists()}
+        return sorted(str(p) for p in found)
 
     def _container(
         self,
@@ -599,9 +616,35 @@ class NodeAgent:
     # ------------------------------------------------------------------ services
 
     def _sync_services(self) -> None:
+        """Hosts entries and listeners of every Service: a ClusterIP Service is its ClusterIP,
+        bridged to a ready endpoint per connection; a headless Service (clusterIP None) is each
+        ready endpoint's own IP under the same names, bridged to that one pod."""
         services = self.api.sanitize_for_serialization(
             self.core.list_service_for_all_namespaces().items
         )
+        by_service = self._slices_by_service()
+        hosts: dict[str, list[tuple[str, list[str]]]] = {}
+        wanted: dict[tuple[str, int], list[tuple[str, int]]] = {}
+        for svc in services:
+            meta, spec = svc["metadata"], svc["spec"]
+            ip = spec.get("clusterIP")
+            if not ip:
+                continue
+            ns, name = meta["namespace"], meta["name"]
+            names = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
+            slices = by_service.get((ns, name), [])
+            if ip == "None":
+                for address, ports in self._ready_addresses(slices):
+                    hosts.setdefault(ns, []).append((address, names))
+                    wanted.update({(address, port): [(address, port)] for port in ports})
+                continue
+            hosts.setdefault(ns, []).append((ip, names))
+            for port in spec.get("ports") or []:
+                wanted[(ip, int(port["port"]))] = self._endpoints(slices, port.get("name"))
+        self._listen(wanted)
+        self.hosts = hosts
+
+    def _slices_by_service(self) -> dict[tuple[str, str], list[Manifest]]:
         discovery = client.DiscoveryV1Api(self.api)
         slices = self.api.sanitize_for_serialization(
             discovery.list_endpoint_slice_for_all_namespaces().items
@@ -611,29 +654,32 @@ class NodeAgent:
             owner = (item["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
             if owner:
                 by_service.setdefault((item["metadata"]["namespace"], owner), []).append(item)
-        hosts: dict[str, list[tuple[str, list[str]]]] = {}
-        wanted: set[tuple[str, int]] = set()
-        for svc in services:
-            meta, spec = svc["metadata"], svc["spec"]
-            ip = spec.get("clusterIP")
-            if not ip or ip == "None":
-                continue
-            ns, name = meta["namespace"], meta["name"]
-            names = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
-            hosts.setdefault(ns, []).append((ip, names))
-            for port in spec.get("ports") or []:
-                key = (ip, int(port["port"]))
-                wanted.add(key)
-                self.backends[key] = self._endpoints(
-                    by_service.get((ns, name), []), port.get("name")
-                )
-                if key not in self.services:
-                    path = self.root / "services" / f"{ip}_{key[1]}.sock"
-                    self.services[key] = Listener.on_unix(path, lambda k=key: self._route(k))
-        for key in set(self.services) - wanted:
+        return by_service
+
+    def _listen(self, wanted: dict[tuple[str, int], list[tuple[str, int]]]) -> None:
+        """A Unix socket per (IP, port) a pod may call, routed to `wanted[key]`'s backends."""
+        for key, backends in wanted.items():
+            self.backends[key] = backends
+            if key not in self.services:
+                path = self.service_socket(*key)
+                self.services[key] = Listener.on_unix(path, lambda k=key: self._route(k))
+        for key in set(self.services) - set(wanted):
             self.services.pop(key).close()
             self.backends.pop(key, None)
-        self.hosts = hosts
+
+    @staticmethod
+    def _ready_addresses(slices: list[Manifest]) -> list[tuple[str, list[int]]]:
+        """(address, ports) of each ready endpoint: what a headless Service's DNS names hold."""
+        out: dict[str, list[int]] = {}
+        for item in slices:
+            ports = [int(p["port"]) for p in item.get("ports") or [] if p.get("port")]
+            for endpoint in item.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is False:
+                    continue
+                for address in endpoint["addresses"]:
+                    out.setdefault(address, [])
+                    out[address] += [port for port in ports if port not in out[address]]
+        return sorted(out.items())
 
     @staticmethod
     def _endpoints(slices: list[Manifest], port_name: str | None) -> list[tuple[str, int]]:
@@ -662,15 +708,16 @@ class NodeAgent:
         ip, port = backends[next(self._rr) % len(backends)]
         return unix(self.by_ip[ip].dir / f"port-{port}.sock")
 
-    def _outbound(self, skip: set[int]) -> list[list[Any]]:
-        """The pod's listeners for Service IPs and the exposed test servers, except on ports the
-        pod serves itself: a server binding 0.0.0.0:port would collide with a listener on a
-        Service IP and that port (kube-proxy rewrites packets instead; this agent has no
-        iptables). So a pod cannot call a Service on a port it listens on itself."""
+    def _outbound(self, skip: set[int], own_ip: str) -> list[list[Any]]:
+        """The pod's listeners for Service IPs (and the pod IPs of headless Services' endpoints)
+        and the exposed test servers, except on ports the pod serves itself: a server binding
+        0.0.0.0:port would collide with a listener on a Service IP and that port (kube-proxy
+        rewrites packets instead; this agent has no iptables). So a pod cannot call a Service on
+        a port it listens on itself. Its own pod IP it reaches directly."""
         out: list[list[Any]] = [
-            [ip, port, str(self.root / "services" / f"{ip}_{port}.sock")]
+            [ip, port, str(self.service_socket(ip, port))]
             for ip, port in self.services
-            if port not in skip
+            if port not in skip and ip != own_ip
         ]
         out += [
             ["127.0.0.1", port, str(self.root / "external" / f"{port}.sock")]

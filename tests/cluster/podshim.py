@@ -1,10 +1,11 @@
 """One pod's sandbox, run by the node agent inside fresh network and mount namespaces.
 
 `unshare --net --mount python -m cluster.podshim POD.json`: brings up loopback with the pod's IP
-and the Service IPs, bind-mounts the volumes, /etc/hosts and the termination-message files, bridges
-Service and test-server traffic through Unix sockets (cluster.netbridge), runs the containers as
-local processes with restarts per restartPolicy, probes readiness, and keeps `status.json` current
-for the agent. SIGTERM is passed to the containers; the agent SIGKILLs after the grace period.
+and the Service IPs, bind-mounts the volumes, /etc/hosts and the termination-message files (the
+image's files stay visible under them), bridges Service and test-server traffic through Unix
+sockets (cluster.netbridge), runs the containers as local processes with restarts per
+restartPolicy, probes readiness, and keeps `status.json` current for the agent. SIGTERM is passed
+to the containers; the agent SIGKILLs after the grace period.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -60,6 +62,49 @@ def mount(source: str, target: str) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
     sh("mount", "--bind", source, target)
+
+
+def mount_volumes(mounts: list[list[str]], keep: list[str]) -> None:
+    """Bind-mount the pod's volumes, parents before children (as container runtimes order them).
+    A host path in `keep` (the image's files: the checkout, the venv) that a volume would hide is
+    bound again on top of it, from a handle opened before any mount: a checkout under /tmp stays
+    visible in a pod whose /tmp is an emptyDir, and the rest of that /tmp is the pod's own."""
+    handles = {path: os.open(path, os.O_PATH) for path in keep if os.path.exists(path)}
+    try:
+        for source, target in sorted(mounts, key=lambda m: len(Path(m[1]).parts)):
+            mount(source, target)
+            for path in hidden(os.path.normpath(target), list(handles)):
+                rebind(handles[path], path)
+    finally:
+        for handle in handles.values():
+            os.close(handle)
+
+
+def hidden(target: str, keep: list[str]) -> list[str]:
+    """The paths of `keep` under `target` that no other kept path under `target` covers."""
+    below = [p for p in keep if under(p, target)]
+    return [p for p in below if not any(q != p and under(p, q) for q in below)]
+
+
+def under(path: str, parent: str) -> bool:
+    """Whether `path` lies strictly inside directory `parent`."""
+    return path != parent and path.startswith(parent.rstrip("/") + "/")
+
+
+def rebind(handle: int, path: str) -> None:
+    """Bind the file or directory opened as `handle` at `path` (through /proc, which reaches it
+    even where a mount now hides it; --no-canonicalize keeps mount from resolving that link)."""
+    source = f"/proc/self/fd/{handle}"
+    target = Path(path)
+    if os.path.isdir(source):
+        target.mkdir(parents=True, exist_ok=True)
+    elif not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+    subprocess.run(
+        ["mount", "--no-canonicalize", "--bind", source, path],
+        check=True, capture_output=True, pass_fds=(handle,),
+    )  # fmt: skip
 
 
 class Container:
@@ -214,8 +259,7 @@ def probe_readiness(c: Container, probed: dict[str, float]) -> None:
 def main(path: str) -> int:
     pod = json.loads(Path(path).read_text())
     listeners = network(pod)
-    for source, target in pod["mounts"]:
-        mount(source, target)
+    mount_volumes(pod["mounts"], pod.get("keep", []))
     status = Status(Path(pod["status"]))
     containers = [Container(spec, pod, status) for spec in pod["containers"]]
     status.containers = containers

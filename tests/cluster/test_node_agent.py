@@ -4,9 +4,13 @@ and volumes as the pod spec says, Services by DNS name across replicas, restarts
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,6 +106,45 @@ def test_a_missing_secret_is_a_container_config_error(kube: KubeCluster, namespa
     assert "absent" in state.message
 
 
+@pytest.fixture
+def under_tmp() -> Iterator[Path]:
+    """A directory right under /tmp, where a fresh clone of the project lives in CI."""
+    path = Path(tempfile.mkdtemp(prefix="gymops-image-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_pod_whose_tmp_is_an_empty_dir_still_runs_its_image_files_from_under_tmp(
+    kube: KubeCluster, namespace: str, under_tmp: Path
+) -> None:
+    core = client.CoreV1Api(kube.api)
+    mine, host_only = f"pod-{uuid.uuid4().hex}", under_tmp.with_name(f"host-{uuid.uuid4().hex}")
+    host_only.write_text("the host's /tmp")
+    (under_tmp / "entry.py").write_text(
+        "import json, os, sys\n"
+        "own = '/tmp/' + sys.argv[1]\n"
+        "open(own, 'w').write('mine')\n"
+        "seen = {'host': os.path.exists(sys.argv[2]), 'own': os.path.exists(own)}\n"
+        "open('/dev/termination-log', 'w').write(json.dumps(seen))\n"
+    )
+    entry = [sys.executable, str(under_tmp / "entry.py")]
+    kube.agent.images["gymops-test/under-tmp"] = {"": entry}
+    body = pod("tmp1", "", volumes=[{"name": "tmp", "emptyDir": {}}])
+    body["spec"]["containers"][0] = {
+        "name": "main", "image": "gymops-test/under-tmp", "args": [mine, str(host_only)],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }  # fmt: skip
+    try:
+        core.create_namespaced_pod(namespace, body)
+        status = finished(core, namespace, "tmp1")["status"]
+    finally:
+        host_only.unlink()
+    terminated = status["container_statuses"][0]["state"]["terminated"]
+    assert status["phase"] == "Succeeded", terminated.get("message")
+    assert json.loads(terminated["message"]) == {"host": False, "own": True}
+    assert not (under_tmp.parent / mine).exists()  # what it wrote stayed in its own /tmp
+
+
 SERVER = (
     "import http.server, os\n"
     "class H(http.server.BaseHTTPRequestHandler):\n"
@@ -119,9 +162,9 @@ CLIENT = (
 )
 
 
-def test_a_service_reaches_every_ready_replica_by_its_dns_name(
-    kube: KubeCluster, namespace: str
-) -> None:
+def run_echo(kube: KubeCluster, namespace: str, service: dict[str, Any]) -> dict[str, str]:
+    """Two replicas of SERVER behind Service `echo` (`service` is its spec without the
+    selector), once both are ready endpoints; returns each replica's pod IP -> name."""
     apps, core = client.AppsV1Api(kube.api), client.CoreV1Api(kube.api)
     labels = {"app": "echo"}
     env = [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
@@ -136,8 +179,7 @@ def test_a_service_reaches_every_ready_replica_by_its_dns_name(
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
     })  # fmt: skip
     core.create_namespaced_service(namespace, {
-        "metadata": {"name": "echo"},
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http"}]},
+        "metadata": {"name": "echo"}, "spec": {"selector": labels, **service},
     })  # fmt: skip
 
     def both_ready() -> bool:
@@ -153,15 +195,49 @@ def test_a_service_reaches_every_ready_replica_by_its_dns_name(
         ) == 2,
         "both endpoints in the EndpointSlice",
     )  # fmt: skip
+    pods = core.list_namespaced_pod(namespace, label_selector="app=echo").items
+    return {p.status.pod_ip: p.metadata.name for p in pods}
+
+
+def test_a_service_reaches_every_ready_replica_by_its_dns_name(
+    kube: KubeCluster, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube.api)
+    replicas = run_echo(kube, namespace, {"ports": [{"port": 80, "targetPort": "http"}]})
     core.create_namespaced_pod(namespace, pod("client", CLIENT))
     status = finished(core, namespace, "client")["status"]
     message = status["container_statuses"][0]["state"]["terminated"]["message"]
-    replicas = {
-        p.metadata.name
-        for p in core.list_namespaced_pod(namespace, label_selector="app=echo").items
-    }
     assert status["phase"] == "Succeeded", message
-    assert set(message.split(",")) == replicas
+    assert set(message.split(",")) == set(replicas.values())
+
+
+HEADLESS_CLIENT = (
+    "import json, socket, sys, urllib.request\n"
+    "found = socket.getaddrinfo(sys.argv[1], 8080, type=socket.SOCK_STREAM)\n"
+    "ips = sorted({info[4][0] for info in found})\n"
+    "seen = {ip: urllib.request.urlopen(f'http://{ip}:8080/', timeout=5).read().decode()"
+    " for ip in ips}\n"
+    "open('/dev/termination-log', 'w').write(json.dumps(seen))\n"
+)
+
+
+def test_a_headless_service_name_resolves_to_each_ready_replica_and_each_ip_reaches_its_pod(
+    kube: KubeCluster, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube.api)
+    headless = {"clusterIP": "None", "ports": [{"port": 8080, "targetPort": "http"}]}
+    replicas = run_echo(kube, namespace, headless)
+    name = f"echo.{namespace}.svc.cluster.local"
+    body = pod("client", "")
+    body["spec"]["containers"][0].update(
+        command=["python", "-c", HEADLESS_CLIENT, name],
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    core.create_namespaced_pod(namespace, body)
+    status = finished(core, namespace, "client")["status"]
+    message = status["container_statuses"][0]["state"]["terminated"].get("message")
+    assert status["phase"] == "Succeeded", message
+    assert json.loads(message) == replicas  # every replica's IP, each answered by that replica
 
 
 def test_a_crashing_container_is_restarted_and_counted(kube: KubeCluster, namespace: str) -> None:

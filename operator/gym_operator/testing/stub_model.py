@@ -96,6 +96,8 @@ class StubModel:
         self.in_flight = 0
         self.max_in_flight = 0
         self.status_counts: Counter[int] = Counter()
+        self.hosts: Counter[str] = Counter()
+        """Model requests per Host header (a headless Service's name, when called through one)."""
         self.first_request: float | None = None
         self.last_answer: float | None = None
         self.in_flight_seconds = 0.0
@@ -129,6 +131,7 @@ class StubModel:
                 "first_request": self.first_request,
                 "last_answer": self.last_answer,
                 "status_counts": {str(k): v for k, v in self.status_counts.items()},
+                "hosts": dict(self.hosts),
             }
         )
 
@@ -169,6 +172,7 @@ class StubModel:
 
     async def _handle(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         self.requests += 1
+        self.hosts[request.host] += 1
         if self.first_request is None:
             self.first_request = time.time()
         self._count_in_flight(+1)
