@@ -25,8 +25,7 @@ MODULES: dict[str, tuple[str, ...]] = {
 
 
 @cache
-def load(name: str) -> bool:
-    """Import the modules of the built-in `name` (once); False when there is no such built-in."""
+def load(name: str) -> None:
+    """Import the modules of the built-in `name` (once); nothing for an unknown name."""
     for module in MODULES.get(name, ()):
         importlib.import_module(module)
-    return name in MODULES
