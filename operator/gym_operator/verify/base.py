@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gym_operator.protocol.response import response_text as response_text  # re-exported
+from gym_operator.verify import builtins
 
 if TYPE_CHECKING:
     import aiohttp
@@ -100,26 +101,27 @@ def register_fallback(verifier: str) -> Callable[[FallbackFunction], FallbackFun
 
 def get_fallback(name: str) -> FallbackFunction | None:
     """The second opinion registered for a built-in, if any."""
-    _load_builtins()
+    builtins.load(name)
     return _FALLBACKS.get(name)
 
 
-def _load_builtins() -> None:
-    from gym_operator.verify import builtins  # noqa: F401 - registers the built-ins
+def _known_names() -> list[str]:
+    """The built-ins' names and any other registered verifier, sorted."""
+    return sorted({*builtins.MODULES, *_REGISTRY})
 
 
 def get_verifier(name: str) -> CheckFunction | AsyncCheckFunction:
     """The check function of a built-in verifier; KeyError names the known ones."""
-    _load_builtins()
+    builtins.load(name)
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown verifier {name!r}; built-ins: {sorted(_REGISTRY)}") from None
+        raise KeyError(f"unknown verifier {name!r}; built-ins: {_known_names()}") from None
 
 
 def get_tools(name: str) -> dict[str, ToolFunction]:
     """The tools a built-in verifier defines (may be empty)."""
-    _load_builtins()
+    builtins.load(name)
     return dict(_TOOLS.get(name, {}))
 
 

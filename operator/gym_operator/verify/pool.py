@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from gym_operator import metrics
-from gym_operator.verify import sandbox
+from gym_operator.verify import builtins, sandbox
 from gym_operator.verify.base import VerifierError, VerifyResult, get_verifier
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class PoolManager:
         self.isolation = isolation
         self.restarts = 0
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["gym_operator.verify.builtins"])
+        self._context.set_forkserver_preload(list(builtins.MODULES.get(builtin, ())))
         self.pool = self._new_pool()
         self._queue: list[tuple[dict[str, Any], str, asyncio.Future[dict[str, Any]]]] = []
         self._in_pool = 0

@@ -21,38 +21,11 @@ A task without a parseable reference answer is a VerifierError.
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import Any
 
 from gym_operator.verify.base import VerifyResult, register
 from gym_operator.verify.builtins.math_grading import grade
-
-_BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_BRACE = re.compile(r"[{}]")
-# A marked answer longer than this is not an answer (bounds math-verify's work and its logs).
-MAX_MARKED_CHARS = 1000
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (balanced braces), or None.
-
-    One pass with a stack of open braces, so text full of unclosed `\\boxed{` costs linear time
-    (a scan per marker would be quadratic).
-    """
-    starts = {m.end() for m in _BOXED_OPEN.finditer(text)}
-    if not starts:
-        return None
-    stack: list[int] = []
-    best: tuple[int, int] | None = None
-    for brace in _BRACE.finditer(text):
-        if brace.group() == "{":
-            stack.append(brace.end())
-        elif stack:
-            start = stack.pop()
-            if start in starts and (best is None or start > best[0]):
-                best = (start, brace.start())
-    return None if best is None else text[best[0] : best[1]].strip()
 
 
 def _timeout(config: dict[str, Any]) -> int | None:

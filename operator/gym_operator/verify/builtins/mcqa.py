@@ -22,7 +22,33 @@ import string
 from typing import Any
 
 from gym_operator.verify.base import VerifierError, VerifyResult, register
-from gym_operator.verify.builtins.math import MAX_MARKED_CHARS, last_boxed
+
+_BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
+# A boxed answer longer than this is not an option letter (bounds the work on hostile text).
+MAX_MARKED_CHARS = 1000
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (balanced braces), or None.
+
+    One pass with a stack of open braces, so text full of unclosed `\\boxed{` costs linear time
+    (a scan per marker would be quadratic).
+    """
+    starts = {m.end() for m in _BOXED_OPEN.finditer(text)}
+    if not starts:
+        return None
+    stack: list[int] = []
+    best: tuple[int, int] | None = None
+    for brace in _BRACE.finditer(text):
+        if brace.group() == "{":
+            stack.append(brace.end())
+        elif stack:
+            start = stack.pop()
+            if start in starts and (best is None or start > best[0]):
+                best = (start, brace.start())
+    return None if best is None else text[best[0] : best[1]].strip()
+
 
 MODES = ("auto", "strict", "boxed", "first", "last")
 # A chosen letter: "(b)" in any case, or a bare capital "B" (a bare "a" is the English article).
