@@ -48,9 +48,10 @@ from test_security import readable_text
 
 from gym_operator.api import SpecError, load_resource, parse_resource
 from gym_operator.controller.crdgen import openapi_to_jsonschema
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.rollout import tool_loop
 from gym_operator.rollout.client import ModelClient, make_session
-from gym_operator.rollout.retry import TOO_LARGE, RequestError
+from gym_operator.rollout.retry import RequestError
 from gym_operator.rollout.tasks import BadRow, Task, count_shard_lines, iter_shard
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
@@ -335,7 +336,7 @@ async def test_oversized_answers_are_a_typed_failure(prompt: str) -> None:
             elapsed = time.monotonic() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            assert info.value.error_class == TOO_LARGE and not info.value.retryable
+            assert info.value.error_class == FailureClass.TOO_LARGE and not info.value.retryable
             assert elapsed < 30 and peak < 4 * limit + 8 * 1024 * 1024
             good = await client.create(client.request_body({"input": "fine"}), timeout=60)
             assert good["output"][0]["content"][0]["text"] == "#### 4"
