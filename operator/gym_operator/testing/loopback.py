@@ -1,9 +1,11 @@
-"""Running an aiohttp server on its own event loop in a daemon thread, for tests and benches."""
+"""Serving an aiohttp app on loopback (in the running loop, a daemon thread, or as a process),
+for tests and benches."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +21,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def start_app(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> tuple[web.AppRunner, str]:
+    """Serve `app` in the running loop (port 0: a free one); returns the runner and its root URL.
+    `options` go to the AppRunner (e.g. `shutdown_timeout`)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **options)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+    return runner, f"http://{host}:{bound[1]}"
+
+
+def serve_until_interrupted(start: ServerStart) -> None:
+    """Serve with `start()` as this process's work, printing its base URL as the first line of
+    output, until interrupted (Ctrl-C); for servers started as child processes."""
+
+    async def serve() -> None:
+        runner, url = await start()
+        sys.stdout.write(f"{url}\n")
+        sys.stdout.flush()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from gym_operator.testing import answers
+from gym_operator.testing.loopback import serve_until_interrupted, start_app
 from gym_operator.testing.stub_model import answer_for, answer_text, prompt_text
 
 
@@ -239,12 +240,8 @@ async def start(
     server: SimServer, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Start in the running loop; returns the runner and the base URL (ending in /v1)."""
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return runner, f"http://{host}:{bound[1]}/v1"
+    runner, root = await start_app(server.app(), host, port)
+    return runner, f"{root}/v1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,17 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         base, step_base=base.step_base / args.speed, step_per_seq=base.step_per_seq / args.speed
     )
 
-    async def serve() -> None:
-        runner, url = await start(SimServer(profile, args.seed), args.host, args.port)
-        sys.stdout.write(f"{url}\n")
-        sys.stdout.flush()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    serve_until_interrupted(lambda: start(SimServer(profile, args.seed), args.host, args.port))
     return 0
 
 

@@ -36,7 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from gym_operator.testing import answers
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing.loopback import run_in_thread, serve_until_interrupted, start_app
 
 _DIRECTIVE = re.compile(r"#fault:(\w+?)(?:x(\d+))?\b")
 _INT = re.compile(r"-?\d+")
@@ -257,12 +257,8 @@ async def start(
     stub: StubModel, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Start in the running loop; returns the runner and the base URL (ending in /v1)."""
-    runner = web.AppRunner(stub.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return runner, f"http://{host}:{bound[1]}/v1"
+    runner, root = await start_app(stub.app(), host, port, shutdown_timeout=0.5)
+    return runner, f"{root}/v1"
 
 
 def serve_in_thread(stub: StubModel) -> AbstractContextManager[str]:
@@ -282,19 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = StubConfig(**{f.name: getattr(args, f.name) for f in fields(StubConfig)})
 
-    async def serve() -> None:
-        runner, url = await start(StubModel(config), args.host, args.port)
-        sys.stdout.write(f"{url}\n")
-        sys.stdout.flush()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    serve_until_interrupted(lambda: start(StubModel(config), args.host, args.port))
     return 0
 
 
