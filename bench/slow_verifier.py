@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ def serve_verifier(latency: float) -> None:
     """A /verify that answers after `latency` seconds: 1.0 when expected_answer is in the text."""
     from aiohttp import web
 
+    from gym_operator.testing.loopback import serve_until_interrupted, start_app
+
     async def verify(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         await asyncio.sleep(latency)
@@ -36,19 +37,9 @@ def serve_verifier(latency: float) -> None:
         expected = str(body.get("expected_answer", ""))
         return web.json_response({"reward": 1.0 if expected and expected in text else 0.0})
 
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_post("/verify", verify)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        sys.stdout.write(f"http://127.0.0.1:{port}\n")
-        sys.stdout.flush()
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    app = web.Application()
+    app.router.add_post("/verify", verify)
+    serve_until_interrupted(lambda: start_app(app))
 
 
 def run_once(args: argparse.Namespace, verifier_latency: float) -> dict[str, float]:

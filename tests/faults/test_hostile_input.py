@@ -41,7 +41,6 @@ from hostilekit import (
     ScriptedModel,
     chat_answer,
     serve_app,
-    serve_in_thread,
     tool_calls_answer,
 )
 from test_security import readable_text
@@ -55,6 +54,7 @@ from gym_operator.rollout.retry import RequestError
 from gym_operator.rollout.tasks import BadRow, Task, count_shard_lines, iter_shard
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
+from gym_operator.testing.loopback import run_in_thread
 from gym_operator.verify.base import VerifyResult, get_verifier, strip_reasoning
 from gym_operator.verify.server import VerifierSettings, start_server
 
@@ -124,7 +124,7 @@ def test_think_stripping_of_bait_is_linear_and_keeps_answers() -> None:
 def math_server() -> Iterator[str]:
     """The real verifier server (math, one pool worker) on loopback."""
     settings = VerifierSettings(builtin="math", workers=1, timeout_seconds=60)
-    with serve_in_thread(lambda: start_server(settings)) as url:
+    with run_in_thread(lambda: start_server(settings)) as url:
         yield url
 
 
@@ -650,7 +650,7 @@ def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) 
     log.parent.mkdir()
     model = ScriptedModel(echoing)
     with (
-        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
         body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)
@@ -701,7 +701,7 @@ def test_a_password_in_the_base_url_reaches_no_artefact(tmp_path: Path) -> None:
 
     model = ScriptedModel(echo_credentials)
     with (
-        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
         base_url = model_url.replace("http://", f"http://gymops:{password}@") + "/v1"
@@ -741,7 +741,7 @@ def test_a_lone_surrogate_in_an_answer_is_replaced_and_the_part_is_written(
     log.parent.mkdir()
     model = ScriptedModel(lone_surrogates)
     with (
-        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
         body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)

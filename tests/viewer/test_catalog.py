@@ -13,7 +13,7 @@ import viewerkit
 from aiohttp import web
 
 from gym_operator.storage.store import Storage
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing.loopback import run_in_thread, start_app
 from gym_operator.viewer.catalog import Catalog, Entry, _entry
 from gym_operator.viewer.server import make_app
 
@@ -30,11 +30,8 @@ def starter(catalog: Catalog) -> Callable[[], Awaitable[tuple[web.AppRunner, str
     """What run_in_thread starts: the viewer's app over `catalog` on a free loopback port."""
 
     async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(make_app(catalog))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+        runner, url = await start_app(make_app(catalog))
+        return runner, f"{url}/"
 
     return start
 
