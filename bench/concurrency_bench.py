@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
+import common
 
 from gym_operator.rollout.concurrency import make_window
 from gym_operator.rollout.window import AimdWindow
@@ -43,17 +43,12 @@ class Run:
 @contextlib.contextmanager
 def sim_server(profile: str) -> Iterator[str]:
     """The simulated server in a child process; yields its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gym_operator.testing.sim_gpu", "--profile", profile, "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    cmd = [common.PYTHON, "-m", "gym_operator.testing.sim_gpu", "--profile", profile, "--port", "0"]
+    proc, url = common.start_server(cmd)
     try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
+        yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        common.stop(proc)
 
 
 async def drive(

@@ -17,77 +17,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-import yaml
+import common
 
-PYTHON = sys.executable
 TARGET_SECONDS = 5.0
 
 
-def pinned(cmd: list[str], core: int) -> list[str]:
-    """Prefix `taskset -c core` when there are at least two cores."""
-    return ["taskset", "-c", str(core), *cmd] if len(os.sched_getaffinity(0)) >= 2 else cmd
-
-
-def start_stub(latency: float | None) -> tuple[subprocess.Popen[str], str]:
-    """The stub model in its own process (None: no latency, as the verifier)."""
-    args = ["--latency", str(latency)] if latency else []
-    cmd = pinned([PYTHON, "-m", "gym_operator.testing.stub_model", "--port", "0", *args], 0)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError(f"stub did not start: {url!r}")
-    return proc, url
-
-
-def stats(url: str) -> dict:
-    """The stub's counters."""
-    with urllib.request.urlopen(f"{url.removesuffix('/v1')}/stats", timeout=5) as answer:
-        return json.loads(answer.read())
-
-
-def write_job(
-    workdir: Path, rollouts: int, concurrency: int, url: str, verifier: str, part_seconds: str
-) -> Path:
-    """Tasks and the spec (`part_seconds` "default": the field is left out)."""
-    tasks = workdir / "tasks.jsonl"
-    with tasks.open("w") as fh:
-        for i in range(rollouts // 4):
-            row = {
-                "responses_create_params": {
-                    "input": [{"role": "user", "content": f"What is {i} + {i + 1}?"}]
-                },
-                "expected_answer": str(2 * i + 1),
-            }
-            fh.write(json.dumps(row) + "\n")
-    output: dict[str, object] = {"uri": str(workdir / "out")}
+def job_spec(
+    args: argparse.Namespace, url: str, verifier: str, out: Path, part_seconds: str
+) -> dict[str, object]:
+    """The spec's fields (`part_seconds` "default": the field is left out)."""
+    output: dict[str, object] = {"uri": str(out)}
     if part_seconds != "default":
         output["partSeconds"] = float(part_seconds)
-    spec = {
-        "apiVersion": "gymops.dev/v1alpha1",
-        "kind": "RolloutJob",
-        "metadata": {"name": "bench-kill"},
-        "spec": {
-            "input": {"uri": str(tasks)},
-            "policy": {"baseURL": url, "model": "stub"},
-            "sampling": {"numRepeats": 4, "concurrency": concurrency},
-            "verifier": {"url": verifier.removesuffix("/v1")},
-            "output": output,
-            "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 60, "maxRetrySeconds": 600},
-        },
+    return {
+        "policy": {"baseURL": url, "model": "stub"},
+        "sampling": {"numRepeats": 4, "concurrency": args.concurrency},
+        "verifier": {"url": verifier.removesuffix("/v1")},
+        "output": output,
+        "retry": common.RETRY,
     }
-    path = workdir / "job.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def storage_writes(prefix: Path) -> int:
@@ -102,36 +55,35 @@ def storage_writes(prefix: Path) -> int:
 
 def run_setting(args: argparse.Namespace, part_seconds: str) -> str:
     """Kill at 50%, restart, and report."""
-    from gym_operator.rollout.output import read_committed
-    from gym_operator.storage.store import Storage
-    from gym_operator.storage.uri import parse_uri
-
-    verifier, verifier_url = start_stub(None)
-    stub, url = start_stub(args.latency)
+    verifier, verifier_url = common.start_stub(None)
+    stub, url = common.start_stub(args.latency)
     try:
         with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
-            spec = write_job(
-                Path(tmp), args.rollouts, args.concurrency, url, verifier_url, part_seconds
+            out = Path(tmp) / "out"
+            spec = common.write_job(
+                Path(tmp),
+                "bench-kill",
+                args.rollouts // 4,
+                job_spec(args, url, verifier_url, out, part_seconds),
             )
-            cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "generate"]
-            cmd = pinned([*cmd, "--spec", str(spec), "--shard", "0/1"], 1)
+            cmd = common.pinned(common.generate_cmd(spec), 1)
             proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
-            while stats(url)["requests"] < args.rollouts / 2:
+            while common.server_stats(url)["requests"] < args.rollouts / 2:
                 time.sleep(0.01)
             proc.kill()
             proc.wait()
-            at_kill, killed_at = stats(url), time.time()
+            at_kill, killed_at = common.server_stats(url), time.time()
             answered = at_kill["requests"] - at_kill["in_flight"]
             rate = answered / (killed_at - at_kill["first_request"])
             subprocess.run(cmd, stderr=subprocess.DEVNULL, check=True)
-            final = stats(url)
-            out = read_committed(Storage(), parse_uri(str(Path(tmp) / "out")))
-            keys = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in out.rollouts]
-            writes = storage_writes(Path(tmp) / "out")
+            final = common.server_stats(url)
+            keys = [
+                (r["_ng_task_index"], r["_ng_rollout_index"])
+                for r in common.committed(out).rollouts
+            ]
+            writes = storage_writes(out)
     finally:
-        for proc in (stub, verifier):
-            proc.terminate()
-            proc.wait(10)
+        common.stop(stub, verifier)
     resent = final["requests"] - args.rollouts
     bound = at_kill["in_flight"] + TARGET_SECONDS * rate
     verdict = "met" if resent <= bound else "not met"

@@ -19,46 +19,29 @@ rows (its requests in flight are sent again to the others).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-import yaml
+import common
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-RUN_PY = str(ROOT / "bench" / "run.py")
-
-
-def pinned(cmd: list[str], core: int) -> list[str]:
-    """Prefix `taskset -c core` when there are at least two cores."""
-    return ["taskset", "-c", str(core), *cmd] if len(os.sched_getaffinity(0)) >= 2 else cmd
+RUN_PY = str(Path(__file__).resolve().parent / "run.py")
 
 
 def start_sim(profile: str, speed: float, seed: int) -> tuple[subprocess.Popen[str], str]:
     """A simulated server in its own process on core 0; returns it and its base URL (/v1)."""
-    cmd = [PYTHON, "-m", "gym_operator.testing.sim_gpu", "--port", "0", "--profile", profile]
-    cmd += ["--speed", str(speed), "--seed", str(seed)]
-    proc = subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError(f"sim_gpu did not start: {url!r}")
-    return proc, url
+    cmd = [common.PYTHON, "-m", "gym_operator.testing.sim_gpu", "--port", "0"]
+    cmd += ["--profile", profile, "--speed", str(speed), "--seed", str(seed)]
+    return common.start_server(common.pinned(cmd, 0))
 
 
 def completed(url: str) -> int:
-    """Requests the server has answered so far (0 once it is gone)."""
+    """Requests the server has answered so far (-1 once it is gone)."""
     try:
-        with urllib.request.urlopen(f"{url.removesuffix('/v1')}/stats", timeout=5) as answer:
-            return int(json.loads(answer.read())["completed"])
+        return int(common.server_stats(url)["completed"])
     except OSError:
         return -1
 
@@ -95,46 +78,12 @@ def watch(
 
 def capacity(url: str, concurrency: int, requests: int) -> float:
     """One replica alone, saturated by the raw client: completions per second."""
-    cmd = [PYTHON, RUN_PY, "--baseline-client", url, "--concurrency", str(concurrency)]
+    cmd = [common.PYTHON, RUN_PY, "--baseline-client", url, "--concurrency", str(concurrency)]
     cmd += ["--rollouts", str(requests)]
-    proc = subprocess.Popen(pinned(cmd, 1), text=True)
+    proc = subprocess.Popen(common.pinned(cmd, 1), text=True)
     start = completed(url)
     rate = watch(proc, [url], requests + start)
     return rate
-
-
-def write_job(workdir: Path, urls: list[str], rollouts: int, concurrency: int) -> Path:
-    """Tasks and a RolloutJob sampling from every replica."""
-    tasks = workdir / "tasks.jsonl"
-    with tasks.open("w") as fh:
-        for i in range(rollouts // 4):
-            prompt = [{"role": "user", "content": f"What is {i} + {i + 1}?"}]
-            fh.write(json.dumps({"responses_create_params": {"input": prompt}}) + "\n")
-    spec = {
-        "apiVersion": "gymops.dev/v1alpha1",
-        "kind": "RolloutJob",
-        "metadata": {"name": "bench-replicas"},
-        "spec": {
-            "input": {"uri": str(tasks)},
-            "policy": {"baseURLs": urls, "model": "sim"},
-            "sampling": {"numRepeats": 4, "concurrency": concurrency},
-            "verifier": {"builtin": "regex", "config": {"pattern": "#### \\d+"}},
-            "output": {"uri": str(workdir / "out"), "partRows": 1000, "partSeconds": 1},
-            "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 300, "maxRetrySeconds": 900},
-        },
-    }
-    path = workdir / "job.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def failure_rows(out: Path) -> int:
-    """Failure rows committed under the output prefix."""
-    from gym_operator.rollout.output import read_committed
-    from gym_operator.storage.store import Storage
-    from gym_operator.storage.uri import parse_uri
-
-    return len(read_committed(Storage(), parse_uri(str(out))).failures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,11 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"capacity alone: fast {fast:.1f}/s, slow {slow:.1f}/s ({fast / slow:.2f}x)")
         ideal = 3 * fast + slow
         with tempfile.TemporaryDirectory(prefix="gymops-replicas-") as tmp:
-            spec = write_job(Path(tmp), urls, args.rollouts, 4 * args.per_replica)
-            cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "run", str(spec)]
-            proc = subprocess.Popen(
-                pinned([*cmd, "--no-progress"], 1), stdout=subprocess.DEVNULL, text=True
+            out = Path(tmp) / "out"
+            spec = common.write_job(
+                Path(tmp),
+                "bench-replicas",
+                args.rollouts // 4,
+                {
+                    "policy": {"baseURLs": urls, "model": "sim"},
+                    "sampling": {"numRepeats": 4, "concurrency": 4 * args.per_replica},
+                    "verifier": {"builtin": "regex", "config": {"pattern": "#### \\d+"}},
+                    "output": {"uri": str(out), "partRows": 1000, "partSeconds": 1},
+                    "retry": {**common.RETRY, "requestTimeoutSeconds": 300, "maxRetrySeconds": 900},
+                },
             )
+            cmd = common.pinned(common.run_cmd(spec), 1)
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True)
             before = sum(max(0, completed(url)) for url in urls)
             killed = sims[1][0]
             started = time.monotonic()
@@ -169,20 +128,17 @@ def main(argv: list[str] | None = None) -> int:
                 on_half=(lambda: killed.send_signal(signal.SIGKILL)) if args.kill else None,
             )
             wall = time.monotonic() - started
-            failures = failure_rows(Path(tmp) / "out")
-            done = (Path(tmp) / "out" / "_SUCCESS").is_file()
+            failures = len(common.committed(out).failures)
+            done = (out / "_SUCCESS").is_file()
         print(
             f"gymops run over 4 replicas: {rate:.1f}/s = {rate / ideal:.3f} of the sum of "
             f"capacities ({ideal:.1f}/s); wall {wall:.1f} s; failure rows {failures}; "
             f"_SUCCESS {'yes' if done else 'no'}"
             + ("; a fast replica killed at 50%" if args.kill else "")
         )
-        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average at the end: {common.load_average()}")
     finally:
-        for proc, _ in sims:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
+        common.stop(*(proc for proc, _ in sims))
     return 0
 
 

@@ -27,21 +27,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import common
 import psutil
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 
 
 @dataclass
@@ -106,71 +101,34 @@ QUICK_ROLLOUTS = {"S4": 100_000, "S3-long": 16_000}
 BEFORE = "gymops before"
 
 
-def cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0))
-
-
-def pinned(cmd: list[str], core: int) -> list[str]:
-    """Prefix `taskset -c core` when there are at least two cores."""
-    return ["taskset", "-c", str(core), *cmd] if cores() >= 2 else cmd
-
-
 def start_stub(scenario: Scenario | None, core: int = 0) -> tuple[subprocess.Popen[str], str]:
     """A stub in its own process (None: no latency, as the verifier); returns it and its URL."""
-    args = ["--latency", str(scenario.latency), *scenario.stub_args] if scenario else []
-    cmd = [PYTHON, "-m", "gym_operator.testing.stub_model", "--port", "0", *args]
-    proc = subprocess.Popen(pinned(cmd, core), stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError(f"stub did not start: {url!r}")
-    return proc, url
-
-
-def stub_stats(url: str) -> dict:
-    """The stub's counters (first request, last answer, max in flight)."""
-    root = url.removesuffix("/v1")
-    with urllib.request.urlopen(f"{root}/stats", timeout=5) as answer:
-        return json.loads(answer.read())
+    if scenario is None:
+        return common.start_stub(None, core=core)
+    return common.start_stub(scenario.latency, scenario.stub_args, core)
 
 
 def write_inputs(
     workdir: Path, scenario: Scenario, stub_url: str, verifier_url: str, part_rows: int = 1000
 ) -> Path:
     """Tasks and the RolloutJob spec of the run."""
-    tasks = workdir / "tasks.jsonl"
-    count = scenario.rollouts // scenario.repeats
-    with tasks.open("w") as fh:
-        for i in range(count):
-            row = {
-                "responses_create_params": {
-                    "input": [{"role": "user", "content": f"What is {i} + {i + 1}?"}]
-                },
-                "expected_answer": str(2 * i + 1),
-            }
-            fh.write(json.dumps(row) + "\n")
-    spec = {
-        "apiVersion": "gymops.dev/v1alpha1",
-        "kind": "RolloutJob",
-        "metadata": {"name": f"bench-{scenario.name.lower()}"},
-        "spec": {
-            "input": {"uri": str(tasks)},
+    verifier = (
+        LOCAL_VERIFIERS[scenario.builtin]
+        if scenario.local
+        else {"url": verifier_url.removesuffix("/v1")}
+    )
+    return common.write_job(
+        workdir,
+        f"bench-{scenario.name.lower()}",
+        scenario.rollouts // scenario.repeats,
+        {
             "policy": {"baseURL": stub_url, "model": "stub"},
             "sampling": {"numRepeats": scenario.repeats, "concurrency": scenario.concurrency},
-            "verifier": (
-                LOCAL_VERIFIERS[scenario.builtin]
-                if scenario.local
-                else {"url": verifier_url.removesuffix("/v1")}
-            ),
+            "verifier": verifier,
             "output": {"uri": str(workdir / "out"), "partRows": part_rows, "partSeconds": 1},
-            "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 60, "maxRetrySeconds": 600},
+            "retry": common.RETRY,
         },
-    }
-    path = workdir / "job.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    )
 
 
 @dataclass
@@ -249,7 +207,7 @@ def measure(
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        stats = stub_stats(stub_url)
+        stats = common.server_stats(stub_url)
         if cpu_at_first is None and stats["requests"] > 0:
             cpu_at_first = tree_cpu(watcher)
         if second is None and stats["requests"] >= 2:
@@ -269,7 +227,7 @@ def measure(
     if proc.returncode != 0:
         stderr = proc.stderr.read() if proc.stderr else ""
         raise RuntimeError(f"{client} exited {proc.returncode}:\n{stderr[-3000:]}")
-    stats = stub_stats(stub_url)
+    stats = common.server_stats(stub_url)
     run = stats["last_answer"] - stats["first_request"]
     return Measured(
         client=client,
@@ -328,49 +286,26 @@ def run_scenario(scenario: Scenario, before: Path | None = None) -> list[Measure
         try:
             with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
                 if client == "raw aiohttp":
-                    cmd = [
-                        PYTHON,
-                        __file__,
-                        "--baseline-client",
-                        url,
-                        "--concurrency",
-                        str(scenario.concurrency),
-                        "--rollouts",
-                        str(scenario.rollouts),
-                    ]
+                    cmd = [common.PYTHON, __file__, "--baseline-client", url]
+                    cmd += ["--concurrency", str(scenario.concurrency)]
+                    cmd += ["--rollouts", str(scenario.rollouts)]
                 else:
                     spec = write_inputs(Path(tmp), scenario, url, verifier_url)
-                    cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "run"]
-                    cmd += [str(spec), "--no-progress"]
-                if client == "gymops generate":
-                    cmd = [
-                        PYTHON,
-                        "-m",
-                        "gym_operator.cli",
-                        "--log-level",
-                        "WARNING",
-                        "generate",
-                        "--spec",
-                        str(spec),
-                        "--shard",
-                        "0/1",
-                    ]
+                    generate = client == "gymops generate"
+                    cmd = common.generate_cmd(spec) if generate else common.run_cmd(spec)
                 env = None
                 if client == BEFORE:
                     env = {**os.environ, "PYTHONPATH": str(before)}
-                results.append(measure(client, pinned(cmd, 1), scenario, url, env))
+                results.append(measure(client, common.pinned(cmd, 1), scenario, url, env))
                 print_row(results[-1])
         finally:
-            stub.terminate()
-            stub.wait(10)
-    verifier.terminate()
-    verifier.wait(10)
+            common.stop(stub)
+    common.stop(verifier)
     return results
 
 
 def run_kill_scenario(scenario: Scenario) -> str:
     """S5: SIGKILL `gymops generate` at 50%, restart; count lost, duplicated and re-sent."""
-    from gym_operator.rollout.output import read_committed
     from gym_operator.storage.manifest import read_manifest
     from gym_operator.storage.store import Storage
     from gym_operator.storage.uri import parse_uri
@@ -380,26 +315,24 @@ def run_kill_scenario(scenario: Scenario) -> str:
     try:
         with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
             spec = write_inputs(Path(tmp), scenario, url, verifier_url, part_rows=64)
-            cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "generate"]
-            cmd += ["--spec", str(spec), "--shard", "0/1"]
-            proc = subprocess.Popen(pinned(cmd, 1), stderr=subprocess.DEVNULL)
-            while stub_stats(url)["requests"] < scenario.rollouts / 2:
+            cmd = common.pinned(common.generate_cmd(spec), 1)
+            proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+            while common.server_stats(url)["requests"] < scenario.rollouts / 2:
                 time.sleep(0.01)
             proc.kill()
             proc.wait()
-            at_kill = stub_stats(url)
+            at_kill = common.server_stats(url)
             prefix = parse_uri(str(Path(tmp) / "out"))
             manifest = read_manifest(Storage(), prefix, 0)
             committed = manifest.completed if manifest else 0
             answered = at_kill["requests"] - at_kill["in_flight"]
             uncommitted = answered - committed
-            restart = subprocess.run(pinned(cmd, 1), stderr=subprocess.DEVNULL, check=False)
-            final = stub_stats(url)
-            out = read_committed(Storage(), prefix)
+            restart = subprocess.run(cmd, stderr=subprocess.DEVNULL, check=False)
+            final = common.server_stats(url)
+            out = common.committed(Path(tmp) / "out")
             keys = [(r["_ng_task_index"], r["_ng_rollout_index"]) for r in out.rollouts]
     finally:
-        stub.terminate()
-        verifier.terminate()
+        common.stop(stub, verifier)
     resent = final["requests"] - scenario.rollouts
     in_flight = at_kill["in_flight"]
     verdict = "met" if resent <= in_flight else "not met"
@@ -485,7 +418,7 @@ def print_table(rows: list[Measured], notes: list[str]) -> None:
         print(line)
     for note in notes:
         print(note)
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at the end: {common.load_average()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -514,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(baseline_client(args.baseline_client, args.concurrency, args.rollouts))
         return 0
     names = ALL if args.scenario == "all" else args.scenario.split(",")
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"cores: {cores()}  python: {sys.version.split()[0]}  load average: {load}")
+    load = common.load_average()
+    print(f"cores: {common.cores()}  python: {sys.version.split()[0]}  load average: {load}")
     print(HEADER, flush=True)
     rows: list[Measured] = []
     notes: list[str] = []

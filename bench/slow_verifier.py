@@ -16,44 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-import yaml
-
-PYTHON = sys.executable
-
-
-def pinned(cmd: list[str], core: int) -> list[str]:
-    """Prefix `taskset -c core` when there are at least two cores."""
-    return ["taskset", "-c", str(core), *cmd] if len(os.sched_getaffinity(0)) >= 2 else cmd
-
-
-def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """A server process that prints its base URL first; returns it and the URL."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError(f"server did not start: {url!r}")
-    return proc, url
-
-
-def stub_stats(url: str) -> dict:
-    """The stub model's counters."""
-    with urllib.request.urlopen(f"{url.removesuffix('/v1')}/stats", timeout=5) as answer:
-        return json.loads(answer.read())
+import common
 
 
 def serve_verifier(latency: float) -> None:
     """A /verify that answers after `latency` seconds: 1.0 when expected_answer is in the text."""
     from aiohttp import web
+
+    from gym_operator.testing.loopback import serve_until_interrupted, start_app
 
     async def verify(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -62,76 +37,38 @@ def serve_verifier(latency: float) -> None:
         expected = str(body.get("expected_answer", ""))
         return web.json_response({"reward": 1.0 if expected and expected in text else 0.0})
 
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_post("/verify", verify)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        sys.stdout.write(f"http://127.0.0.1:{port}\n")
-        sys.stdout.flush()
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
-
-
-def write_job(workdir: Path, args: argparse.Namespace, model_url: str, verifier_url: str) -> Path:
-    """Tasks and the RolloutJob spec."""
-    tasks = workdir / "tasks.jsonl"
-    with tasks.open("w") as fh:
-        for i in range(args.rollouts // 4):
-            row = {
-                "responses_create_params": {
-                    "input": [{"role": "user", "content": f"What is {i} + {i + 1}?"}]
-                },
-                "expected_answer": str(2 * i + 1),
-            }
-            fh.write(json.dumps(row) + "\n")
-    spec = {
-        "apiVersion": "gymops.dev/v1alpha1",
-        "kind": "RolloutJob",
-        "metadata": {"name": "bench-slow-verifier"},
-        "spec": {
-            "input": {"uri": str(tasks)},
-            "policy": {"baseURL": model_url, "model": "stub"},
-            "sampling": {"numRepeats": 4, "concurrency": args.concurrency},
-            "verifier": {"url": verifier_url},
-            "output": {"uri": str(workdir / "out")},
-            "retry": {"maxAttempts": 10, "requestTimeoutSeconds": 60, "maxRetrySeconds": 600},
-        },
-    }
-    path = workdir / "job.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    app = web.Application()
+    app.router.add_post("/verify", verify)
+    serve_until_interrupted(lambda: start_app(app))
 
 
 def run_once(args: argparse.Namespace, verifier_latency: float) -> dict[str, float]:
     """One `gymops generate` run; the model side's rate and mean requests in flight."""
-    model, model_url = start(
-        pinned(
-            [PYTHON, "-m", "gym_operator.testing.stub_model", "--port", "0"]
-            + ["--latency", str(args.latency)],
-            0,
-        )
-    )
-    verifier, verifier_url = start(
-        pinned([PYTHON, __file__, "--serve-verifier", str(verifier_latency)], 0)
+    model, model_url = common.start_stub(args.latency)
+    verifier, verifier_url = common.start_server(
+        common.pinned([common.PYTHON, __file__, "--serve-verifier", str(verifier_latency)], 0)
     )
     try:
         with tempfile.TemporaryDirectory(prefix="gymops-bench-") as tmp:
-            spec = write_job(Path(tmp), args, model_url, verifier_url)
-            cmd = [PYTHON, "-m", "gym_operator.cli", "--log-level", "WARNING", "generate"]
-            cmd += ["--spec", str(spec), "--shard", "0/1"]
+            spec = common.write_job(
+                Path(tmp),
+                "bench-slow-verifier",
+                args.rollouts // 4,
+                {
+                    "policy": {"baseURL": model_url, "model": "stub"},
+                    "sampling": {"numRepeats": 4, "concurrency": args.concurrency},
+                    "verifier": {"url": verifier_url},
+                    "output": {"uri": str(Path(tmp) / "out")},
+                    "retry": common.RETRY,
+                },
+            )
             started = time.time()
-            subprocess.run(pinned(cmd, 1), check=True, stderr=subprocess.DEVNULL)
+            cmd = common.pinned(common.generate_cmd(spec), 1)
+            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
             wall = time.time() - started
-        stats = stub_stats(model_url)
+        stats = common.server_stats(model_url)
     finally:
-        for proc in (model, verifier):
-            proc.terminate()
-            proc.wait(10)
+        common.stop(model, verifier)
     run = stats["last_answer"] - stats["first_request"]
     return {
         "rate": stats["requests"] / run,

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-from verify_bench import JSON, free_port, make_cases, response_of, tree_cpu_seconds, wait_healthy
+from verify_bench import JSON, make_cases, response_of, tree_cpu_seconds, wait_healthy
+
+from gym_operator.testing.loopback import free_port
 
 HERE = Path(__file__).resolve().parent.parent
 

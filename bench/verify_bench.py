@@ -16,7 +16,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from gym_operator.testing.loopback import free_port
 from gym_operator.verify.base import get_verifier
 
 JSON = {"Content-Type": "application/json"}
@@ -105,13 +105,6 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
                 roles["workers"] += cpu[pid]
                 frontier.append(pid)
     return roles
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_healthy(session: aiohttp.ClientSession, url: str, seconds: float = 60) -> None:

@@ -15,6 +15,7 @@ from gym_operator.rollout.output import read_committed
 from gym_operator.rollout.runner import run_job
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
+from gym_operator.testing.loopback import start_app
 from gym_operator.testing.stub_model import StubModel, start
 
 
@@ -29,11 +30,7 @@ def refusing_verifier(status: int) -> web.Application:
 
 @pytest.mark.parametrize("status", [422, 400])
 async def test_a_verifier_refusing_everything_stops_the_shard(tmp_path: Path, status: int) -> None:
-    runner = web.AppRunner(refusing_verifier(status))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, verifier_url = await start_app(refusing_verifier(status))
     stub_runner, base_url = await start(StubModel())
     tasks = write_tasks(tmp_path / "tasks.jsonl", [math_task(i) for i in range(12)])
     body = {
@@ -42,7 +39,7 @@ async def test_a_verifier_refusing_everything_stops_the_shard(tmp_path: Path, st
             "input": {"uri": str(tasks)},
             "policy": {"baseURL": base_url, "model": "stub"},
             "sampling": {"numRepeats": 2, "concurrency": 4},
-            "verifier": {"url": f"http://127.0.0.1:{port}", "maxAttempts": 1},
+            "verifier": {"url": verifier_url, "maxAttempts": 1},
             "output": {"uri": str(tmp_path / "out")},
             "retry": {"endpointFailureLimit": 5, "endpointWaitSeconds": 0},
         },

@@ -11,6 +11,8 @@ from typing import Any
 
 from kubernetes.client import ApiException
 
+from gym_operator.controller.reconcile import Outcome
+
 Key = tuple[str, str, str]
 
 
@@ -23,6 +25,18 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             merge(target[key], value)
         else:
             target[key] = copy.deepcopy(value)
+
+
+def applied(resource: dict[str, Any], outcome: Outcome) -> None:
+    """Write a reconcile's outcome into the resource as the handler's patch does: its status
+    fields (None deletes one) and annotations."""
+    status = resource.setdefault("status", {})
+    for key, value in outcome.status.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+    resource["metadata"].setdefault("annotations", {}).update(outcome.annotations)
 
 
 class FakeKube:

@@ -257,4 +257,4 @@ def test_children_pass_the_kubernetes_schema_strictly(manifest: dict) -> None:
 def test_a_generator_exiting_over_the_failure_policy_fails_the_whole_job() -> None:
     rules = builders.pod_failure_policy()["rules"]
     fail_job = [r for r in rules if r["action"] == "FailJob"]
-    assert [r["onExitCodes"]["values"] for r in fail_job] == [[c.EXIT_CODE_TOO_MANY_FAILURES]]
+    assert [r["onExitCodes"]["values"] for r in fail_job] == [[ExitCode.TOO_MANY_FAILURES]]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakekube import FakeKube
+from fakekube import FakeKube, applied
 
 from gym_operator.api import DatasetStatus
 from gym_operator.controller import constants as c
@@ -61,16 +61,6 @@ def builder(kube: FakeKube, **status: Any) -> None:
 def started(kube: FakeKube, resource: dict[str, Any], rt: Runtime) -> None:
     source(kube, "Succeeded")
     applied(resource, dataset.reconcile(rt, resource))
-
-
-def applied(resource: dict[str, Any], outcome: reconcile.Outcome) -> None:
-    status = resource.setdefault("status", {})
-    for key, value in outcome.status.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    resource["metadata"].setdefault("annotations", {}).update(outcome.annotations)
 
 
 @dataclass

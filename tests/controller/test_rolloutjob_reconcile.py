@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakekube import FakeKube
+from fakekube import FakeKube, applied
 
 from gym_operator.api import RolloutJobStatus
 from gym_operator.controller import constants as c
@@ -55,16 +55,6 @@ def started(resource: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     outcome = rolloutjob.reconcile(rt, admitted(resource, rt))
     applied(resource, outcome)
     return resource
-
-
-def applied(resource: dict[str, Any], outcome: reconcile.Outcome) -> None:
-    status = resource.setdefault("status", {})
-    for key, value in outcome.status.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    resource["metadata"].setdefault("annotations", {}).update(outcome.annotations)
 
 
 def job_status(kube: FakeKube, **status: Any) -> None:

@@ -10,6 +10,7 @@ from gym_operator.controller import constants as c
 from gym_operator.controller import jobstate, podstate
 from gym_operator.controller import status as st
 from gym_operator.controller.conditions import Observed
+from gym_operator.errors import ExitCode
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:05:00Z"
@@ -235,7 +236,7 @@ def test_a_job_over_its_failure_policy_fails_with_the_generators_reason() -> Non
     reason = (
         "240 of 400 rollouts failed (60%; failurePolicy.maxFailedFraction is 0.1): malformed x240"
     )
-    pods = [exited("gen-a0", 0, ""), exited("gen-a1", c.EXIT_CODE_TOO_MANY_FAILURES, reason)]
+    pods = [exited("gen-a0", 0, ""), exited("gen-a1", ExitCode.TOO_MANY_FAILURES, reason)]
     observed = jobstate.job_state(failed, pods)
     assert (observed.phase, observed.reason) == (Phase.FAILED, c.REASON_TOO_MANY_FAILURES)
     assert observed.message == reason

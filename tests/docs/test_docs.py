@@ -20,7 +20,7 @@ from gym_operator.controller import constants
 from gym_operator.data import filters, kinds
 from gym_operator.data.builder import build_dataset
 from gym_operator.data.synthetic import rollout_row, write_rollouts
-from gym_operator.rollout import retry
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.storage.store import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -304,13 +304,13 @@ def test_every_column_the_exporter_writes_is_documented(
 def test_failure_classes_are_documented() -> None:
     body = section(read("concepts.md"), "Retries, the retry budget and AIMD on 429")
     for name in (
-        retry.TIMEOUT,
-        retry.CONNECTION,
-        retry.HTTP_5XX,
-        retry.HTTP_429,
-        retry.HTTP_4XX,
-        retry.MALFORMED,
-        retry.UNSCORABLE,
+        FailureClass.TIMEOUT,
+        FailureClass.CONNECTION,
+        FailureClass.HTTP_5XX,
+        FailureClass.HTTP_429,
+        FailureClass.HTTP_4XX,
+        FailureClass.MALFORMED,
+        FailureClass.VERIFIER_UNSCORABLE,
     ):
         assert f"`{name}`" in body
 

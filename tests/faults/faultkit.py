@@ -22,7 +22,7 @@ from gym_operator.storage import layout
 from gym_operator.storage.manifest import ShardManifest, read_all_manifests
 from gym_operator.storage.store import S3Settings, Storage
 from gym_operator.storage.uri import StorageURI
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing.loopback import run_in_thread, start_app
 from gym_operator.testing.s3_fault_proxy import S3FaultProxy
 from gym_operator.verify.base import response_text
 
@@ -209,18 +209,9 @@ class TinyVerifier:
 async def serve(
     app: web.Application, port: int = 0, shutdown_timeout: float = 60.0
 ) -> tuple[web.AppRunner, str]:
-    """Serve an app on 127.0.0.1; returns the runner and base URL.
-
-    `shutdown_timeout=0` makes `runner.cleanup()` a crash: requests in flight are cut off.
-    """
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{bound[1]}"
+    """Serve an app on 127.0.0.1 (a restarted one on its old port); returns the runner and base
+    URL. `shutdown_timeout=0` makes `runner.cleanup()` a crash: requests in flight are cut off."""
+    return await start_app(app, port=port, reuse_address=True, shutdown_timeout=shutdown_timeout)
 
 
 def app_in_thread(app: web.Application) -> AbstractContextManager[str]:

@@ -2,62 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from gym_operator.testing.loopback import start_app
 from gym_operator.testing.stub_model import prompt_text
 
 Answer = Callable[[web.Request, dict[str, Any], str], Awaitable[web.StreamResponse]]
 
 
-@contextmanager
-def serve_in_thread(start: Callable[[], Awaitable[tuple[web.AppRunner, str]]]) -> Iterator[str]:
-    """Start a server on its own loop in a thread (generous start deadline: a busy machine)."""
-    loop = asyncio.new_event_loop()
-    box: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            box["runner"], box["url"] = loop.run_until_complete(start())
-        except BaseException as exc:  # reported to the test below
-            box["error"] = exc
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="hostile-server", daemon=True)
-    thread.start()
-    assert ready.wait(120), "server did not start within 120 s"
-    if "error" in box:
-        raise box["error"]
-    try:
-        yield box["url"]
-    finally:
-        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
-
-
 async def serve_app(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve an app on 127.0.0.1:0."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    """Serve an app on 127.0.0.1:0 (requests in flight get 1 s at cleanup)."""
+    return await start_app(app, shutdown_timeout=1)
 
 
 def chat_answer(content: str | None, **extra: Any) -> dict[str, Any]:

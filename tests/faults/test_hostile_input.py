@@ -41,19 +41,20 @@ from hostilekit import (
     ScriptedModel,
     chat_answer,
     serve_app,
-    serve_in_thread,
     tool_calls_answer,
 )
 from test_security import readable_text
 
 from gym_operator.api import SpecError, load_resource, parse_resource
 from gym_operator.controller.crdgen import openapi_to_jsonschema
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.rollout import tool_loop
 from gym_operator.rollout.client import ModelClient, make_session
-from gym_operator.rollout.retry import TOO_LARGE, RequestError
+from gym_operator.rollout.retry import RequestError
 from gym_operator.rollout.tasks import BadRow, Task, count_shard_lines, iter_shard
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
+from gym_operator.testing.loopback import run_in_thread
 from gym_operator.verify.base import VerifyResult, get_verifier, strip_reasoning
 from gym_operator.verify.server import VerifierSettings, start_server
 
@@ -123,7 +124,7 @@ def test_think_stripping_of_bait_is_linear_and_keeps_answers() -> None:
 def math_server() -> Iterator[str]:
     """The real verifier server (math, one pool worker) on loopback."""
     settings = VerifierSettings(builtin="math", workers=1, timeout_seconds=60)
-    with serve_in_thread(lambda: start_server(settings)) as url:
+    with run_in_thread(lambda: start_server(settings)) as url:
         yield url
 
 
@@ -335,7 +336,7 @@ async def test_oversized_answers_are_a_typed_failure(prompt: str) -> None:
             elapsed = time.monotonic() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            assert info.value.error_class == TOO_LARGE and not info.value.retryable
+            assert info.value.error_class == FailureClass.TOO_LARGE and not info.value.retryable
             assert elapsed < 30 and peak < 4 * limit + 8 * 1024 * 1024
             good = await client.create(client.request_body({"input": "fine"}), timeout=60)
             assert good["output"][0]["content"][0]["text"] == "#### 4"
@@ -649,7 +650,7 @@ def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) 
     log.parent.mkdir()
     model = ScriptedModel(echoing)
     with (
-        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
         body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)
@@ -700,7 +701,7 @@ def test_a_password_in_the_base_url_reaches_no_artefact(tmp_path: Path) -> None:
 
     model = ScriptedModel(echo_credentials)
     with (
-        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
         base_url = model_url.replace("http://", f"http://gymops:{password}@") + "/v1"
@@ -740,7 +741,7 @@ def test_a_lone_surrogate_in_an_answer_is_replaced_and_the_part_is_written(
     log.parent.mkdir()
     model = ScriptedModel(lone_surrogates)
     with (
-        serve_in_thread(lambda: serve_app(model.app())) as model_url,
+        run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
         body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-from hostilekit import serve_in_thread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gym_operator.testing.loopback import run_in_thread
 from gym_operator.verify.server import VerifierSettings, start_server
 
 FUZZ = settings(
@@ -80,7 +80,7 @@ bodies = st.fixed_dictionaries(
 def server(request: pytest.FixtureRequest) -> Iterator[str]:
     """The real verifier server for one built-in, one pool worker, on loopback."""
     options = VerifierSettings(builtin=request.param, workers=1, timeout_seconds=20)
-    with serve_in_thread(lambda: start_server(options)) as url:
+    with run_in_thread(lambda: start_server(options)) as url:
         yield url
 
 

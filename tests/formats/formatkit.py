@@ -24,6 +24,13 @@ SUPPORTED = [
     if (fmt, kind, ff) != ("verl", "sft", "jsonl")
 ]
 # Realistic data: 5,000 tasks x 4 repeats = 20,000 rollouts (gym_operator.data.mixed).
+TRL_COLUMNS = {
+    "sft": ["prompt", "completion"],
+    "dpo": ["prompt", "chosen", "rejected"],
+    "rl": ["prompt"],
+    "kto": ["prompt", "completion", "label"],
+}
+"""The conversational columns TRL's chat templating reads, by dataset kind."""
 REALISTIC_TASKS = 5000
 SMALL_FILES = 300  # rowsPerFile: dozens of files, some with no tool call at all
 

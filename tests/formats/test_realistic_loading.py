@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import pytest
-from formatkit import SMALL_FILES, SUPPORTED, files
+from formatkit import SMALL_FILES, SUPPORTED, TRL_COLUMNS, files
 
 pytestmark = pytest.mark.formats
 
@@ -187,12 +187,7 @@ def test_trl_templates_realistic_rows(realistic, tokenizer, kind, file_format) -
     from trl.data_utils import apply_chat_template, is_conversational
 
     dataset = load(files(realistic("trl", kind, file_format, SMALL_FILES)), file_format)
-    keys = {
-        "sft": ["prompt", "completion"],
-        "dpo": ["prompt", "chosen", "rejected"],
-        "rl": ["prompt"],
-        "kto": ["prompt", "completion", "label"],
-    }[kind]
+    keys = TRL_COLUMNS[kind]
     with_tools = with_calls = 0
     for example in sample(dataset):
         assert is_conversational(example)

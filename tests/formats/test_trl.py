@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from formatkit import files
+from formatkit import TRL_COLUMNS, files
 
 pytestmark = pytest.mark.formats
 
@@ -69,12 +69,7 @@ def test_rows_are_conversational_and_template(exported, tokenizer, kind, file_fo
         assert is_conversational(example)
         tools = example.get("tools")
         tools = json.loads(tools) if isinstance(tools, str) else tools  # as the trainers do
-        keys = {
-            "sft": ["prompt", "completion"],
-            "dpo": ["prompt", "chosen", "rejected"],
-            "rl": ["prompt"],
-            "kto": ["prompt", "completion", "label"],
-        }[kind]
+        keys = TRL_COLUMNS[kind]
         text = apply_chat_template({k: example[k] for k in keys}, tokenizer, tools=tools)
         assert text["prompt"].startswith("<|im_start|>")
         assert text["prompt"].endswith("<|im_start|>assistant\n")

@@ -6,12 +6,9 @@ import time
 
 import pytest
 
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.rollout.client import ModelClient, make_session
 from gym_operator.rollout.retry import (
-    HTTP_4XX,
-    HTTP_5XX,
-    HTTP_429,
-    TIMEOUT,
     RetriesExhausted,
     RetryPolicy,
     call_with_retry,
@@ -54,7 +51,7 @@ async def test_400_is_not_retried(stub: tuple[StubModel, str]) -> None:
     model, url = stub
     with pytest.raises(RetriesExhausted) as caught:
         await _call(url, "1 + 2 #fault:400")
-    assert caught.value.error_class == HTTP_4XX
+    assert caught.value.error_class == FailureClass.HTTP_4XX
     assert caught.value.attempts == 1
     assert caught.value.failure()["status"] == 400
     assert model.counts[("1 + 2 #fault:400", 0)] == 1
@@ -64,7 +61,7 @@ async def test_attempts_never_exceed_max_attempts(stub: tuple[StubModel, str]) -
     model, url = stub
     with pytest.raises(RetriesExhausted) as caught:
         await _call(url, "1 + 2 #fault:500x9")
-    assert caught.value.error_class == HTTP_5XX
+    assert caught.value.error_class == FailureClass.HTTP_5XX
     assert caught.value.attempts == 3
     assert model.counts[("1 + 2 #fault:500x9", 0)] == 3
 
@@ -74,7 +71,7 @@ async def test_hang_times_out(stub: tuple[StubModel, str]) -> None:
     policy = RetryPolicy(max_attempts=2, timeout=0.2, budget=5, backoff_base=0.01)
     with pytest.raises(RetriesExhausted) as caught:
         await _call(url, "1 + 2 #fault:hangx5", policy)
-    assert caught.value.error_class == TIMEOUT
+    assert caught.value.error_class == FailureClass.TIMEOUT
     assert caught.value.attempts == 2
 
 
@@ -86,7 +83,7 @@ async def test_budget_exhausted_ends_early(stub: tuple[StubModel, str]) -> None:
     with pytest.raises(RetriesExhausted) as caught:
         await _call(url, "1 + 2 #fault:429x9", policy)
     assert time.monotonic() - started < 2.5  # half the 5 s Retry-After it must not wait out
-    assert caught.value.error_class == HTTP_429
+    assert caught.value.error_class == FailureClass.HTTP_429
     assert caught.value.attempts == 1
     assert "budget" in caught.value.failure()["message"]
 

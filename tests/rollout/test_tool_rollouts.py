@@ -14,6 +14,7 @@ from gym_operator.rollout.output import read_committed
 from gym_operator.rollout.runner import run_job
 from gym_operator.storage.store import Storage
 from gym_operator.storage.uri import parse_uri
+from gym_operator.testing.loopback import start_app
 
 TOOLS = [
     {
@@ -79,13 +80,9 @@ def verifier_app(sessions: dict[str, int]) -> web.Application:
 
 
 async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, url = await start_app(app)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         await runner.cleanup()
 

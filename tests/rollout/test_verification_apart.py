@@ -12,7 +12,7 @@ from rolloutkit import make_job, math_task, write_tasks
 from gym_operator.rollout.generator import ShardStats
 from gym_operator.rollout.runner import run_job
 from gym_operator.rollout.stage import Stage
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing.loopback import run_in_thread, start_app
 from gym_operator.testing.stub_model import StubConfig, StubModel, serve_in_thread
 
 MODEL_SECONDS = 0.2
@@ -29,12 +29,7 @@ async def slow_verifier(seconds: float) -> tuple[web.AppRunner, str]:
 
     app = web.Application()
     app.router.add_post("/verify", verify)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return await start_app(app)
 
 
 async def test_a_verifier_three_times_slower_leaves_the_model_window_full(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import pytest
 from aiohttp import web
 from verifykit import post_verify
 
+from gym_operator.testing.loopback import start_app
+
 API_KEY = "judge-key-that-must-never-leak"
 
 
@@ -60,12 +62,8 @@ async def judge() -> AsyncIterator[tuple[StubJudge, str]]:
     stub = StubJudge()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", stub.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield stub, f"http://127.0.0.1:{port}/v1"
+    runner, url = await start_app(app)
+    yield stub, f"{url}/v1"
     await runner.cleanup()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import viewerkit
 from aiohttp import web
 
 from gym_operator.storage.store import Storage
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing.loopback import run_in_thread, start_app
 from gym_operator.viewer.catalog import Catalog, Entry, _entry
 from gym_operator.viewer.server import make_app
 
@@ -30,13 +31,27 @@ def starter(catalog: Catalog) -> Callable[[], Awaitable[tuple[web.AppRunner, str
     """What run_in_thread starts: the viewer's app over `catalog` on a free loopback port."""
 
     async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(make_app(catalog))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+        runner, url = await start_app(make_app(catalog))
+        return runner, f"{url}/"
 
     return start
+
+
+@contextmanager
+def serving(outputs: viewerkit.Outputs, tmp_path: Path) -> Iterator[tuple[list[Entry], str]]:
+    """The viewer over a catalog listing the math job and the dpo dataset; yields that list (a
+    test may change it) and the viewer's URL."""
+    listed = [
+        Entry("job", f"file://{outputs.rollouts}/", "ns/math", "Succeeded", "40/40 rollouts"),
+        Entry("dataset", f"file://{outputs.dataset}/", "ns/dpo", "Succeeded", "5 rows"),
+    ]
+    catalog = Catalog(Storage(), tmp_path, refresh=0.5)
+    catalog.lister = lambda: list(listed)
+    try:
+        with run_in_thread(starter(catalog), name="viewer") as url:
+            yield listed, url
+    finally:
+        catalog.stop()
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -80,51 +95,33 @@ def test_resources_become_entries() -> None:
 def test_catalog_lists_on_each_look_and_opens_on_first_use(
     outputs: viewerkit.Outputs, tmp_path: Path
 ) -> None:
-    listed = [
-        Entry("job", f"file://{outputs.rollouts}/", "ns/math", "Succeeded", "40/40 rollouts"),
-        Entry("dataset", f"file://{outputs.dataset}/", "ns/dpo", "Succeeded", "5 rows"),
-    ]
-    catalog = Catalog(Storage(), tmp_path, refresh=0.5)
-    catalog.lister = lambda: list(listed)
-    try:
-        with run_in_thread(starter(catalog), name="viewer") as url:
-            _, views = get(url + "api/views")
-            assert [(v["id"], v["name"], v["phase"]) for v in views] == [
-                (0, "ns/math", "Succeeded"),
-                (1, "ns/dpo", "Succeeded"),
-            ]
-            status, overview = get(url + "api/v/0/overview")
-            assert status == 200 and overview["status"]["uri"] == f"file://{outputs.rollouts}"
-            status, dataset = get(url + "api/v/1/dataset")
-            assert status == 200 and dataset["name"] == "viewer-dpo"
-            listed.append(Entry("dataset", f"file://{tmp_path / 'unbuilt'}/", "ns/new", "Pending"))
-            _, views = get(url + "api/views")
-            assert [v["name"] for v in views] == ["ns/math", "ns/dpo", "ns/new"]
-            status, body = get(url + "api/v/2/dataset")
-            assert status == 404 and "not built yet" in body["error"]
-            status, body = get(url + "api/v/7/overview")
-            assert status == 404
-    finally:
-        catalog.stop()
+    with serving(outputs, tmp_path) as (listed, url):
+        _, views = get(url + "api/views")
+        assert [(v["id"], v["name"], v["phase"]) for v in views] == [
+            (0, "ns/math", "Succeeded"),
+            (1, "ns/dpo", "Succeeded"),
+        ]
+        status, overview = get(url + "api/v/0/overview")
+        assert status == 200 and overview["status"]["uri"] == f"file://{outputs.rollouts}"
+        status, dataset = get(url + "api/v/1/dataset")
+        assert status == 200 and dataset["name"] == "viewer-dpo"
+        listed.append(Entry("dataset", f"file://{tmp_path / 'unbuilt'}/", "ns/new", "Pending"))
+        _, views = get(url + "api/views")
+        assert [v["name"] for v in views] == ["ns/math", "ns/dpo", "ns/new"]
+        status, body = get(url + "api/v/2/dataset")
+        assert status == 404 and "not built yet" in body["error"]
+        status, body = get(url + "api/v/7/overview")
+        assert status == 404
 
 
 def test_a_resource_path_opens_its_page_and_follows_a_rerun(
     outputs: viewerkit.Outputs, tmp_path: Path
 ) -> None:
-    listed = [
-        Entry("job", f"file://{outputs.rollouts}/", "ns/math", "Succeeded", "40/40 rollouts"),
-        Entry("dataset", f"file://{outputs.dataset}/", "ns/dpo", "Succeeded", "5 rows"),
-    ]
-    catalog = Catalog(Storage(), tmp_path, refresh=0.5)
-    catalog.lister = lambda: list(listed)
-    try:
-        with run_in_thread(starter(catalog), name="viewer") as url:
-            assert location(url + "rolloutjobs/ns/math") == (302, "/#/v/0")
-            assert location(url + "datasets/ns/dpo") == (302, "/#/v/1")
-            status, body = location(url + "rolloutjobs/ns/dpo")
-            assert status == 404 and "RolloutJob ns/dpo" in body
-            assert location(url + "rolloutjobs/other/math")[0] == 404
-            listed[0] = Entry("job", f"file://{tmp_path / 'rerun'}/", "ns/math", "Running")
-            assert location(url + "rolloutjobs/ns/math") == (302, "/#/v/2")
-    finally:
-        catalog.stop()
+    with serving(outputs, tmp_path) as (listed, url):
+        assert location(url + "rolloutjobs/ns/math") == (302, "/#/v/0")
+        assert location(url + "datasets/ns/dpo") == (302, "/#/v/1")
+        status, body = location(url + "rolloutjobs/ns/dpo")
+        assert status == 404 and "RolloutJob ns/dpo" in body
+        assert location(url + "rolloutjobs/other/math")[0] == 404
+        listed[0] = Entry("job", f"file://{tmp_path / 'rerun'}/", "ns/math", "Running")
+        assert location(url + "rolloutjobs/ns/math") == (302, "/#/v/2")

@@ -24,7 +24,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing.loopback import run_in_thread, start_app
 
 
 @dataclass(frozen=True)
@@ -138,12 +138,8 @@ def model_front(stub_url: str, gate: threading.Event | None = None) -> Iterator[
     """The front on loopback; yields its /v1 base URL."""
 
     async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(front_app(stub_url, gate))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return runner, f"http://127.0.0.1:{port}/v1"
+        runner, url = await start_app(front_app(stub_url, gate))
+        return runner, f"{url}/v1"
 
     with run_in_thread(start, name="model-front") as url:
         yield url

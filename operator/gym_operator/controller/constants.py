@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 from gym_operator.api import API_GROUP
-from gym_operator.errors import ExitCode
 
 ANNOTATION_PREFIX = f"{API_GROUP}/"
 """Prefix of every annotation and label key the operator writes (kopf's state included)."""
@@ -47,9 +46,6 @@ VERIFIER_CONFIG_FILE = "verifier.json"
 TMP_DIR = "/tmp"
 WORKER_UID = 65532
 """Numeric non-root user of worker pods (the distroless `nonroot` user)."""
-
-EXIT_CODE_TOO_MANY_FAILURES = int(ExitCode.TOO_MANY_FAILURES)
-"""Exit code of the generator that finished a job over its failurePolicy: the job failed."""
 
 MAX_NAME_LENGTH = 63
 """Job names become pod labels (job-name), so children are kept to a DNS label's length."""

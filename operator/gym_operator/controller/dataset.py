@@ -14,20 +14,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gym_operator.api import Dataset, DatasetStatus, Phase, SpecError
+from gym_operator.api import Dataset, DatasetStatus, Phase
 from gym_operator.controller import builders
 from gym_operator.controller import constants as c
 from gym_operator.controller.conditions import Observed, spec_aspect
 from gym_operator.controller.jobstate import admission_state, job_state
 from gym_operator.controller.reconcile import (
     Event,
-    Forbidden,
     Outcome,
     conclude,
     create_children,
-    expire_if_due,
-    forbidden,
-    parse,
+    pass_over,
     record_applied_spec,
     refused_fields,
     spec_refusal_events,
@@ -36,7 +33,6 @@ from gym_operator.controller.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
-KIND = "Dataset"
 DATASET_RESULT_FILE = "_DATASET.json"
 """Written last by the dataset builder under the output prefix (data.builder.RESULT_FILE):
 counts, splits, files, card. Not imported: the builder's dependencies stay out of the operator."""
@@ -44,21 +40,7 @@ counts, splits, files, card. Not imported: the builder's dependencies stay out o
 
 def reconcile(rt: Runtime, body: Body) -> Outcome:
     """One pass over an admitted Dataset (the handlers set its first phase)."""
-    phase = (body.get("status") or {}).get("phase")
-    if not phase:
-        return Outcome()
-    try:
-        dataset: Dataset = parse(body)
-    except SpecError:
-        return Outcome()
-    if Phase(phase).is_terminal():
-        rt.record_phase(KIND, str(body["metadata"]["uid"]), phase)
-        return expire_if_due(rt, body, dataset.spec.ttl_seconds_after_finished)
-    outcome = Outcome()
-    try:
-        return follow(rt, body, dataset, outcome)
-    except Forbidden as error:
-        return conclude(rt, DatasetStatus, body, forbidden(body, error), outcome=outcome)
+    return pass_over(rt, DatasetStatus, body, follow)
 
 
 def follow(rt: Runtime, body: Body, dataset: Dataset, outcome: Outcome) -> Outcome:

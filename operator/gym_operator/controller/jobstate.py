@@ -17,6 +17,7 @@ from gym_operator.controller.podstate import (
     pods_problem_message,
     termination_message,
 )
+from gym_operator.errors import ExitCode
 
 Body = Mapping[str, Any]
 
@@ -33,7 +34,7 @@ def _too_many_failures(pods: list[Body]) -> str:
     for pod in pods:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             terminated = (cs.get("state") or {}).get("terminated") or {}
-            if terminated.get("exitCode") == c.EXIT_CODE_TOO_MANY_FAILURES:
+            if terminated.get("exitCode") == ExitCode.TOO_MANY_FAILURES:
                 return termination_message(pod) or "too many rollouts failed (failurePolicy)"
     return ""
 

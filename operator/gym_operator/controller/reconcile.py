@@ -140,6 +140,31 @@ def create_children(rt: Runtime, owner: Body, manifests: Iterable[dict[str, Any]
     return created
 
 
+Follow = Callable[[Runtime, Body, Any, Outcome], Outcome]
+"""A kind's pass over its running resource: (runtime, body, parsed resource, outcome so far)."""
+
+
+def pass_over(rt: Runtime, model: type[ResourceStatus], body: Body, follow: Follow) -> Outcome:
+    """One pass over an admitted resource: nothing before its first phase (the handlers set it)
+    or for a spec that never ran (admission said why it is invalid); a finished one is deleted
+    once its TTL is due; otherwise `follow`, and a missing permission is kept as its reason."""
+    phase = (body.get("status") or {}).get("phase")
+    if not phase:
+        return Outcome()
+    try:
+        resource = parse(body)
+    except SpecError:
+        return Outcome()
+    if Phase(phase).is_terminal():
+        rt.record_phase(str(body.get("kind")), str(body["metadata"]["uid"]), phase)
+        return expire_if_due(rt, body, resource.spec.ttl_seconds_after_finished)
+    outcome = Outcome()
+    try:
+        return follow(rt, body, resource, outcome)
+    except Forbidden as error:
+        return conclude(rt, model, body, forbidden(body, error), outcome=outcome)
+
+
 def forbidden(body: Body, error: Forbidden) -> Observed:
     """The resource stays where it is, with the missing permission as its reason."""
     phase = (body.get("status") or {}).get("phase") or Phase.PENDING

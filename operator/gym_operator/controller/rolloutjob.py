@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gym_operator.api import Phase, RolloutJob, RolloutJobStatus, SpecError
+from gym_operator.api import Phase, RolloutJob, RolloutJobStatus
 from gym_operator.controller import builders, endpoint, kueue, progress, serverbuilders, serving
 from gym_operator.controller import constants as c
 from gym_operator.controller.conditions import (
@@ -25,14 +25,11 @@ from gym_operator.controller.conditions import (
 from gym_operator.controller.jobstate import admission_state, job_state
 from gym_operator.controller.reconcile import (
     Event,
-    Forbidden,
     Outcome,
     applied_spec,
     conclude,
     create_children,
-    expire_if_due,
-    forbidden,
-    parse,
+    pass_over,
     record_applied_spec,
     refused_fields,
     spec_refusal_events,
@@ -43,26 +40,11 @@ from gym_operator.controller.viewerlink import viewer_path
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
-KIND = "RolloutJob"
 
 
 def reconcile(rt: Runtime, body: Body) -> Outcome:
     """One pass over an admitted RolloutJob (the handlers set its first phase)."""
-    phase = (body.get("status") or {}).get("phase")
-    if not phase:
-        return Outcome()
-    try:
-        job: RolloutJob = parse(body)
-    except SpecError:
-        return Outcome()  # only a spec that never ran can be invalid; admission said why
-    if Phase(phase).is_terminal():
-        rt.record_phase(KIND, str(body["metadata"]["uid"]), phase)
-        return expire_if_due(rt, body, job.spec.ttl_seconds_after_finished)
-    outcome = Outcome()
-    try:
-        return follow(rt, body, job, outcome)
-    except Forbidden as error:
-        return conclude(rt, RolloutJobStatus, body, forbidden(body, error), outcome=outcome)
+    return pass_over(rt, RolloutJobStatus, body, follow)
 
 
 def where_output_is(rt: Runtime, job: RolloutJob) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 
 from gym_operator.protocol import verify as protocol
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.protocol.response import ProtocolError
 from gym_operator.rollout.client import post_json
-from gym_operator.rollout.retry import MALFORMED, RequestError
+from gym_operator.rollout.retry import RequestError
 
 
 class AgentClient:
@@ -32,8 +33,8 @@ class AgentClient:
         answer = await post_json(self.session, self.url, body, timeout)
         response = answer.get("response")
         if not isinstance(response, dict) or not isinstance(response.get("output"), list):
-            raise RequestError(MALFORMED, "agent answered no response object")
+            raise RequestError(FailureClass.MALFORMED, "agent answered no response object")
         try:
             return response, protocol.read_answer(answer, task)
         except ProtocolError as exc:
-            raise RequestError(MALFORMED, str(exc)) from None
+            raise RequestError(FailureClass.MALFORMED, str(exc)) from None

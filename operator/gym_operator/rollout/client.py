@@ -19,18 +19,9 @@ from typing import Any
 import aiohttp
 
 from gym_operator.protocol import response as protocol
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.rollout.replicas import ReplicaPool
-from gym_operator.rollout.retry import (
-    CONNECTION,
-    HTTP_4XX,
-    HTTP_5XX,
-    HTTP_429,
-    MALFORMED,
-    TIMEOUT,
-    TOO_LARGE,
-    RequestError,
-    parse_retry_after,
-)
+from gym_operator.rollout.retry import RequestError, parse_retry_after
 
 # Responses-API request fields that Chat Completions does not take (dropped or translated).
 _RESPONSES_ONLY = frozenset(
@@ -48,7 +39,7 @@ _RESPONSES_ONLY = frozenset(
         "prompt",
     }
 )
-REPLICA_FAULTS = frozenset({CONNECTION, TIMEOUT, HTTP_5XX})
+REPLICA_FAULTS = frozenset({FailureClass.CONNECTION, FailureClass.TIMEOUT, FailureClass.HTTP_5XX})
 """Failures that count against the replica that answered them (not the request's fault)."""
 ERROR_BODY_CHARS = 300
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -166,7 +157,7 @@ class ModelClient:
         return raw
 
     def normalise(self, raw: bytes, body: dict[str, Any]) -> dict[str, Any]:
-        """An answer's body as the `response` object; RequestError(MALFORMED) if it is not one."""
+        """An answer's body as the `response` object; a `malformed` RequestError if not one."""
         answer = decode_object(raw)
         try:
             if self.api == "chat":
@@ -174,7 +165,9 @@ class ModelClient:
             return protocol.from_responses_answer(answer, body)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # An answer of the wrong shape is this rollout's failure, never the shard's crash.
-            raise RequestError(MALFORMED, f"unexpected answer shape: {exc!r}"[:300]) from None
+            raise RequestError(
+                FailureClass.MALFORMED, f"unexpected answer shape: {exc!r}"[:300]
+            ) from None
 
 
 async def post_json(
@@ -199,8 +192,9 @@ async def post_bytes(
 ) -> bytes:
     """POST JSON, answer the body of a 2xx/3xx answer; every failure is a classified RequestError.
 
-    The body is read in chunks and never beyond `max_bytes` (an answer over it is a TOO_LARGE
-    failure, however it is sent), so an endless or huge answer cannot take the process's memory.
+    The body is read in chunks and never beyond `max_bytes` (an answer over it is an
+    `answer_too_large` failure, however it is sent), so an endless or huge answer cannot take the
+    process's memory.
     """
     try:
         async with asyncio.timeout(timeout):
@@ -209,27 +203,27 @@ async def post_bytes(
                 if resp.status >= 400:
                     raise _http_error(resp.status, raw, resp.headers.get("Retry-After"))
     except TimeoutError:
-        raise RequestError(TIMEOUT, f"no answer within {timeout:g}s") from None
+        raise RequestError(FailureClass.TIMEOUT, f"no answer within {timeout:g}s") from None
     except aiohttp.ClientResponseError as exc:
         raise _http_error(exc.status, str(exc.message).encode(), None) from None
     except (aiohttp.ClientError, ConnectionError) as exc:
-        raise RequestError(CONNECTION, f"{type(exc).__name__}: {exc}") from None
+        raise RequestError(FailureClass.CONNECTION, f"{type(exc).__name__}: {exc}") from None
     return raw
 
 
 def decode_object(raw: bytes) -> dict[str, Any]:
-    """A body as the JSON object it holds; RequestError(MALFORMED) for anything else."""
+    """A body as the JSON object it holds; a `malformed` RequestError for anything else."""
     try:
         answer = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
-        raise RequestError(MALFORMED, f"body is not JSON: {raw[:80]!r}") from None
+        raise RequestError(FailureClass.MALFORMED, f"body is not JSON: {raw[:80]!r}") from None
     if not isinstance(answer, dict):
-        raise RequestError(MALFORMED, "body is not a JSON object")
+        raise RequestError(FailureClass.MALFORMED, "body is not a JSON object")
     if b"\\ud" in raw or b"\\uD" in raw:  # maybe a lone surrogate escape: scrub (rare, slow)
         try:
             answer = valid_unicode(answer)
         except RecursionError:
-            raise RequestError(MALFORMED, "body is nested too deeply") from None
+            raise RequestError(FailureClass.MALFORMED, "body is nested too deeply") from None
     return answer
 
 
@@ -249,8 +243,10 @@ def valid_unicode(value: Any) -> Any:
 
 
 async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The whole body, read in chunks; RequestError(TOO_LARGE) as soon as it passes max_bytes."""
-    too_large = RequestError(TOO_LARGE, f"answer larger than {max_bytes} bytes (not read)")
+    """The whole body, read in chunks; `answer_too_large` as soon as it passes max_bytes."""
+    too_large = RequestError(
+        FailureClass.TOO_LARGE, f"answer larger than {max_bytes} bytes (not read)"
+    )
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise too_large
     if resp.content_length is not None and "Content-Encoding" not in resp.headers:
@@ -268,13 +264,13 @@ async def read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
 def _http_error(status: int, raw: bytes, retry_after: str | None) -> RequestError:
     text = raw[:ERROR_BODY_CHARS].decode("utf-8", errors="replace")
     if status == 429:
-        cls = HTTP_429
+        cls = FailureClass.HTTP_429
     elif status == 408:
-        cls = TIMEOUT
+        cls = FailureClass.TIMEOUT
     elif status >= 500:
-        cls = HTTP_5XX
+        cls = FailureClass.HTTP_5XX
     else:
-        cls = HTTP_4XX
+        cls = FailureClass.HTTP_4XX
     return RequestError(
         cls, f"HTTP {status}: {text}", status=status, retry_after=parse_retry_after(retry_after)
     )

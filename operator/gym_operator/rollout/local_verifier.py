@@ -32,14 +32,8 @@ import aiohttp
 from aiohttp import web
 
 from gym_operator.protocol import verify as protocol
-from gym_operator.rollout.retry import (
-    CONNECTION,
-    HTTP_5XX,
-    MALFORMED,
-    TIMEOUT,
-    UNSCORABLE,
-    RequestError,
-)
+from gym_operator.protocol.failures import FailureClass
+from gym_operator.rollout.retry import RequestError
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.verify.base import get_tools, is_async_check, response_text, strip_reasoning
 from gym_operator.verify.base import get_verifier as get_check
@@ -64,17 +58,19 @@ def final_text(response: dict[str, Any], strip: bool) -> str:
     try:
         text = response_text(response)
     except (AttributeError, TypeError) as exc:
-        raise RequestError(MALFORMED, f"response has no readable text: {exc}") from None
+        raise RequestError(
+            FailureClass.MALFORMED, f"response has no readable text: {exc}"
+        ) from None
     return strip_reasoning(text) if strip else text
 
 
 def verdict(outcome: dict[str, Any]) -> protocol.Verdict:
-    """A check's outcome as the verifier server's answer would read; RequestError(UNSCORABLE)
-    when it could not score (as the server's 422)."""
+    """A check's outcome as the verifier server's answer would read; a
+    `verifier_unscorable` RequestError when it could not score (as the server's 422)."""
     if "error" not in outcome and not math.isfinite(outcome["reward"]):
         outcome = {"error": f"verifier produced a non-finite reward {outcome['reward']}"}
     if "error" in outcome:
-        raise RequestError(UNSCORABLE, str(outcome["error"]), status=422)
+        raise RequestError(FailureClass.VERIFIER_UNSCORABLE, str(outcome["error"]), status=422)
     details = outcome.get("details")
     components = outcome.get("components") or {}
     return protocol.Verdict(
@@ -107,7 +103,7 @@ class InlineVerifier(VerifierClient):
         timeout: float,
         headers: dict[str, str] | None = None,
     ) -> protocol.Verdict | protocol.Masked:
-        """What the check says of one rollout; RequestError(UNSCORABLE) when it cannot score."""
+        """What the check says of one rollout; `verifier_unscorable` when it cannot score."""
         text = final_text(response, self.strip)
         return verdict(run_check(self.builtin, task, text, self.config))
 
@@ -136,9 +132,9 @@ class ChildVerifier(VerifierClient):
             async with asyncio.timeout(timeout):
                 outcome = await self.child.check(task, text)
         except TimeoutError:
-            raise RequestError(TIMEOUT, f"no answer within {timeout:g}s") from None
+            raise RequestError(FailureClass.TIMEOUT, f"no answer within {timeout:g}s") from None
         except CheckFailed as exc:
-            error_class = CONNECTION if exc.status is None else HTTP_5XX
+            error_class = FailureClass.CONNECTION if exc.status is None else FailureClass.HTTP_5XX
             raise RequestError(error_class, str(exc), status=exc.status) from None
         return verdict(outcome)
 

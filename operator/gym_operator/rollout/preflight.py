@@ -14,16 +14,11 @@ from typing import Any
 from gym_operator import errors
 from gym_operator.api.rolloutjob import RolloutJobSpec
 from gym_operator.protocol import verify as protocol_verify
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.rollout import tool_loop
 from gym_operator.rollout.breaker import ENDPOINT_CLASSES, hint
 from gym_operator.rollout.client import ModelClient, merge_params
-from gym_operator.rollout.retry import (
-    UNSCORABLE,
-    RequestError,
-    RetriesExhausted,
-    RetryPolicy,
-    call_with_retry,
-)
+from gym_operator.rollout.retry import RequestError, RetriesExhausted, RetryPolicy, call_with_retry
 from gym_operator.rollout.tasks import Task, iter_shard
 from gym_operator.rollout.verifier_client import VerifierClient
 from gym_operator.storage.store import Storage
@@ -159,7 +154,7 @@ def _model_failure(exc: RetriesExhausted, url: str) -> str:
 
 def _verifier_failure(exc: RetriesExhausted, task: Task, url: str) -> str:
     last: RequestError = exc.last
-    if last.error_class == UNSCORABLE:
+    if last.error_class == FailureClass.VERIFIER_UNSCORABLE:
         what = (
             "check spec.verifier.config and the task fields the verifier reads "
             "(e.g. expected_answer)"

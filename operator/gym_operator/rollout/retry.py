@@ -21,16 +21,10 @@ from gym_operator.protocol.failures import FailureClass
 
 T = TypeVar("T")
 
-# the request classes by their short names (see gym_operator.protocol.failures)
-TIMEOUT = FailureClass.TIMEOUT
-CONNECTION = FailureClass.CONNECTION
-HTTP_5XX = FailureClass.HTTP_5XX
-HTTP_429 = FailureClass.HTTP_429
-HTTP_4XX = FailureClass.HTTP_4XX
-MALFORMED = FailureClass.MALFORMED
-UNSCORABLE = FailureClass.VERIFIER_UNSCORABLE
-TOO_LARGE = FailureClass.TOO_LARGE
-NON_RETRYABLE = frozenset({HTTP_4XX, UNSCORABLE, TOO_LARGE})
+NON_RETRYABLE = frozenset(
+    {FailureClass.HTTP_4XX, FailureClass.VERIFIER_UNSCORABLE, FailureClass.TOO_LARGE}
+)
+"""Classes final at once: sending the request again cannot change the answer."""
 
 
 class RequestError(Exception):

@@ -24,13 +24,7 @@ from gym_operator.protocol.verify import Masked, Verdict
 from gym_operator.rollout import tool_loop
 from gym_operator.rollout.agent_client import AgentClient
 from gym_operator.rollout.client import ModelClient, merge_params
-from gym_operator.rollout.retry import (
-    HTTP_429,
-    RequestError,
-    RetriesExhausted,
-    RetryPolicy,
-    call_with_retry,
-)
+from gym_operator.rollout.retry import RequestError, RetriesExhausted, RetryPolicy, call_with_retry
 from gym_operator.rollout.reward import make_reward_fn
 from gym_operator.rollout.tasks import Task
 from gym_operator.rollout.verifier_client import VerifierClient
@@ -252,7 +246,7 @@ class Sampler:
         try:
             raw = await self.clients.model.send(body, timeout)
         except RequestError as exc:
-            if exc.error_class == HTTP_429:
+            if exc.error_class == FailureClass.HTTP_429:
                 self.window.on_throttle(exc.retry_after)
             raise
         finally:

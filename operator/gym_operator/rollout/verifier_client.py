@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 
 from gym_operator.protocol import verify as protocol
+from gym_operator.protocol.failures import FailureClass
 from gym_operator.protocol.response import ProtocolError
 from gym_operator.rollout.client import post_json
-from gym_operator.rollout.retry import MALFORMED, UNSCORABLE, RequestError
+from gym_operator.rollout.retry import RequestError
 
 
 class VerifierClient:
@@ -39,9 +40,9 @@ class VerifierClient:
             answer = await post_json(self.session, self.url, body, timeout, headers)
         except RequestError as exc:
             if exc.status == 422:
-                exc.error_class = UNSCORABLE
+                exc.error_class = FailureClass.VERIFIER_UNSCORABLE
             raise
         try:
             return protocol.read_answer(answer, task)
         except ProtocolError as exc:
-            raise RequestError(MALFORMED, str(exc)) from None
+            raise RequestError(FailureClass.MALFORMED, str(exc)) from None

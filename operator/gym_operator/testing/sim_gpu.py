@@ -25,16 +25,16 @@ import contextlib
 import math
 import random
 import sys
-import time
-import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
-from gym_operator.testing.stub_model import answer_for, prompt_text
+from gym_operator.testing import answers
+from gym_operator.testing.loopback import serve_until_interrupted, start_app
+from gym_operator.testing.stub_model import answer_for, answer_text, prompt_text
 
 
 @dataclass(frozen=True)
@@ -212,77 +212,36 @@ class SimServer:
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        tokens = await self.engine.generate(limit)
-        text, length = _text(body, tokens, limit)
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "sim"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "length" if length else "stop",
-                    }
-                ],
-                "usage": _usage(self.engine.profile, tokens, chat=True),
-            }
-        )
+        return web.json_response(await self._answer(body, limit, answers.chat_completion))
 
     async def _responses(self, request: web.Request) -> web.Response:
         body = await request.json()
         limit = body.get("max_output_tokens")
+        return web.json_response(await self._answer(body, limit, answers.response))
+
+    async def _answer(
+        self, body: dict[str, Any], limit: int | None, build: Callable[..., dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The stub's answer once generated; cut short when the token limit was reached."""
         tokens = await self.engine.generate(limit)
-        text, length = _text(body, tokens, limit)
-        status = "incomplete" if length else "completed"
-        return web.json_response(
-            {
-                "id": f"resp_{uuid.uuid4().hex[:16]}",
-                "object": "response",
-                "created_at": int(time.time()),
-                "model": body.get("model", "sim"),
-                "status": status,
-                "incomplete_details": {"reason": "max_output_tokens"} if length else None,
-                "output": [
-                    {
-                        "type": "message",
-                        "id": f"msg_{uuid.uuid4().hex[:16]}",
-                        "role": "assistant",
-                        "status": status,
-                        "content": [{"type": "output_text", "text": text, "annotations": []}],
-                    }
-                ],
-                "usage": _usage(self.engine.profile, tokens, chat=False),
-            }
+        length = bool(limit) and tokens >= int(limit or 0)
+        prompt = prompt_text(body)
+        text = answer_text(answer_for(prompt, body.get("seed")), length, prompt)
+        return build(
+            body.get("model", "sim"),
+            text,
+            length=length,
+            input_tokens=self.engine.profile.prompt_tokens,
+            output_tokens=tokens,
         )
-
-
-def _text(body: dict[str, Any], tokens: int, limit: int | None) -> tuple[str, bool]:
-    """The stub's answer; cut short (finish_reason length) when the token limit was reached."""
-    length = bool(limit) and tokens >= int(limit or 0)
-    answer = answer_for(prompt_text(body), body.get("seed"))
-    return ("The sum" if length else f"The sum is {answer}.\n#### {answer}"), length
-
-
-def _usage(profile: GpuProfile, tokens: int, *, chat: bool) -> dict[str, int]:
-    prompt, total = profile.prompt_tokens, profile.prompt_tokens + tokens
-    if chat:
-        return {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": total}
-    return {"input_tokens": prompt, "output_tokens": tokens, "total_tokens": total}
 
 
 async def start(
     server: SimServer, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Start in the running loop; returns the runner and the base URL (ending in /v1)."""
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return runner, f"http://{host}:{bound[1]}/v1"
+    runner, root = await start_app(server.app(), host, port)
+    return runner, f"{root}/v1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,17 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         base, step_base=base.step_base / args.speed, step_per_seq=base.step_per_seq / args.speed
     )
 
-    async def serve() -> None:
-        runner, url = await start(SimServer(profile, args.seed), args.host, args.port)
-        sys.stdout.write(f"{url}\n")
-        sys.stdout.flush()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    serve_until_interrupted(lambda: start(SimServer(profile, args.seed), args.host, args.port))
     return 0
 
 

@@ -28,7 +28,6 @@ import random
 import re
 import sys
 import time
-import uuid
 from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
@@ -36,7 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gym_operator.testing.loopback import run_in_thread
+from gym_operator.testing import answers
+from gym_operator.testing.loopback import run_in_thread, serve_until_interrupted, start_app
 
 _DIRECTIVE = re.compile(r"#fault:(\w+?)(?:x(\d+))?\b")
 _INT = re.compile(r"-?\d+")
@@ -192,8 +192,7 @@ class StubModel:
             self.status_counts[200] += 1
             length = "#length" in prompt or self._rng.random() < self.config.rate_length
             answer = answer_for(prompt, seed)
-            make = _chat_answer if chat else _responses_answer
-            return web.json_response(make(body, prompt, answer, length))
+            return web.json_response(_answer(body, prompt, answer, length, chat=chat))
         finally:
             self._count_in_flight(-1)
             self.last_answer = time.time()
@@ -224,10 +223,6 @@ class StubModel:
         raise ConnectionResetError("injected reset")
 
 
-def _usage(prompt: str, text: str) -> tuple[int, int]:
-    return len(prompt.split()) + 1, len(text.split())
-
-
 def judge_verdict(prompt: str) -> str:
     """A judge's verdict on llm_judge's equivalence prompt: equal when the last lines of both
     answers hold the same numbers (a crude, deterministic judge; it never reads the question)."""
@@ -241,74 +236,33 @@ def judge_verdict(prompt: str) -> str:
     return "Comparing the final numbers. " + ("[[A=B]]" if same else "[[A!=B]]")
 
 
-def _text(answer: int, length: bool, prompt: str = "") -> str:
+def answer_text(answer: int, length: bool, prompt: str = "") -> str:
+    """The stub's reply: `... #### <answer>`, a cut-short sentence when `length`, or a verdict."""
     if JUDGE_REQUEST in prompt:
         return judge_verdict(prompt)
     return "Let me add these up. The sum" if length else f"The sum is {answer}.\n#### {answer}"
 
 
-def _chat_answer(body: dict[str, Any], prompt: str, answer: int, length: bool) -> dict[str, Any]:
-    text = _text(answer, length, prompt)
-    prompt_tokens, completion_tokens = _usage(prompt, text)
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.get("model", "stub"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "length" if length else "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def _responses_answer(
-    body: dict[str, Any], prompt: str, answer: int, length: bool
+def _answer(
+    body: dict[str, Any], prompt: str, answer: int, length: bool, *, chat: bool
 ) -> dict[str, Any]:
-    text = _text(answer, length, prompt)
-    prompt_tokens, completion_tokens = _usage(prompt, text)
-    return {
-        "id": f"resp_{uuid.uuid4().hex[:16]}",
-        "object": "response",
-        "created_at": int(time.time()),
-        "model": body.get("model", "stub"),
-        "status": "incomplete" if length else "completed",
-        "incomplete_details": {"reason": "max_output_tokens"} if length else None,
-        "output": [
-            {
-                "type": "message",
-                "id": f"msg_{uuid.uuid4().hex[:16]}",
-                "role": "assistant",
-                "status": "incomplete" if length else "completed",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
-        ],
-        "usage": {
-            "input_tokens": prompt_tokens,
-            "output_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+    text = answer_text(answer, length, prompt)
+    build = answers.chat_completion if chat else answers.response
+    return build(
+        body.get("model", "stub"),
+        text,
+        length=length,
+        input_tokens=len(prompt.split()) + 1,
+        output_tokens=len(text.split()),
+    )
 
 
 async def start(
     stub: StubModel, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Start in the running loop; returns the runner and the base URL (ending in /v1)."""
-    runner = web.AppRunner(stub.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return runner, f"http://{host}:{bound[1]}/v1"
+    runner, root = await start_app(stub.app(), host, port, shutdown_timeout=0.5)
+    return runner, f"{root}/v1"
 
 
 def serve_in_thread(stub: StubModel) -> AbstractContextManager[str]:
@@ -328,19 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = StubConfig(**{f.name: getattr(args, f.name) for f in fields(StubConfig)})
 
-    async def serve() -> None:
-        runner, url = await start(StubModel(config), args.host, args.port)
-        sys.stdout.write(f"{url}\n")
-        sys.stdout.flush()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    serve_until_interrupted(lambda: start(StubModel(config), args.host, args.port))
     return 0
 
 

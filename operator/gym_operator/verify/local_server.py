@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -204,29 +203,18 @@ async def _answer_checks(
 async def _answer_one(request: dict[str, Any], out: asyncio.WriteTransport, app: Any) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
-    from gym_operator.verify.server import SETTINGS_KEY, _score
+    from gym_operator.verify.server import score_answer
 
     ident = request["id"]
-    seconds = app[SETTINGS_KEY].timeout_seconds
     try:
-        outcome = await _score(_AppOnly(app), request["task"], request["text"])  # type: ignore[arg-type]
-    except TimeoutError:
-        answer = {"id": ident, "status": 504, "error": f"verification exceeded {seconds} s"}
+        outcome = await score_answer(app, request["task"], request["text"])
+    except TimeoutError as exc:
+        answer = {"id": ident, "status": 504, "error": str(exc)}
     except BrokenProcessPool:
         answer = {"id": ident, "status": 503, "error": "a verifier worker process died; retry"}
     else:
-        reward = outcome.get("reward")
-        if "error" not in outcome and not math.isfinite(reward):
-            outcome = {"error": f"verifier produced a non-finite reward {reward}"}
         answer = {"id": ident, "outcome": outcome}
     out.write(json.dumps(answer, default=str).encode() + b"\n")
-
-
-class _AppOnly:
-    """What the server's scoring reads of a request: its application."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
 
 
 if __name__ == "__main__":

@@ -82,12 +82,31 @@ HTTP_KEY: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientS
 STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("verifier_state", dict)
 
 
-async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[str, Any]:
+async def score_answer(app: web.Application, task: dict[str, Any], text: str) -> dict[str, Any]:
+    """Score an answer's final `text` against its task row, as `POST /verify` does.
+
+    The app's check runs in its process pool (or on the event loop when it is async) under the
+    settings' timeout, then the check's fallback, if it has one. Returns the outcome: `reward`
+    (with components and details), or `error` when the verifier cannot score the answer (a
+    non-finite reward included). Raises TimeoutError naming the timeout (a pool check's pool is
+    recycled) and BrokenProcessPool when a pool worker died (the pool is recreated; retry).
+    """
+    try:
+        outcome = await _score(app, task, text)
+    except TimeoutError:
+        seconds = app[SETTINGS_KEY].timeout_seconds
+        raise TimeoutError(f"verification exceeded {seconds} s") from None
+    if "error" not in outcome and not math.isfinite(outcome["reward"]):
+        return {"error": f"verifier produced a non-finite reward {outcome['reward']}"}
+    return outcome
+
+
+async def _score(app: web.Application, task: dict[str, Any], text: str) -> dict[str, Any]:
     """Run the check (pool or event loop) under the timeout; raises TimeoutError/BrokenPool."""
-    settings = request.app[SETTINGS_KEY]
+    settings = app[SETTINGS_KEY]
     check = get_verifier(settings.builtin)
     if is_async_check(check):
-        context = VerifyContext(http=request.app[HTTP_KEY], state=request.app[STATE_KEY])
+        context = VerifyContext(http=app[HTTP_KEY], state=app[STATE_KEY])
         try:
             async with asyncio.timeout(settings.timeout_seconds):
                 result = await check(task, text, settings.config, context)  # type: ignore[call-arg]
@@ -98,7 +117,7 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
         except Exception as exc:  # a verifier bug on an odd row is a failure row, not a 500
             return {"error": f"verifier raised {type(exc).__name__}: {exc}"}
         return pool.outcome(result)  # type: ignore[arg-type]
-    manager = request.app[POOL_KEY]
+    manager = app[POOL_KEY]
     current = manager.pool
     try:
         async with asyncio.timeout(settings.timeout_seconds):
@@ -106,18 +125,18 @@ async def _score(request: web.Request, task: dict[str, Any], text: str) -> dict[
     except TimeoutError:
         manager.recycle(current, "a check exceeded the request timeout")
         raise
-    return await _second_opinion(request, task, text, outcome)
+    return await _second_opinion(app, task, text, outcome)
 
 
 async def _second_opinion(
-    request: web.Request, task: dict[str, Any], text: str, outcome: dict[str, Any]
+    app: web.Application, task: dict[str, Any], text: str, outcome: dict[str, Any]
 ) -> dict[str, Any]:
     """The verifier's registered fallback (with its own timeouts) on a pool outcome, if any."""
-    settings = request.app[SETTINGS_KEY]
+    settings = app[SETTINGS_KEY]
     fallback = get_fallback(settings.builtin)
     if fallback is None or "error" in outcome:
         return outcome
-    context = VerifyContext(http=request.app[HTTP_KEY], state=request.app[STATE_KEY])
+    context = VerifyContext(http=app[HTTP_KEY], state=app[STATE_KEY])
     try:
         return await fallback(task, text, settings.config, context, outcome)
     except VerifierError as exc:
@@ -142,18 +161,16 @@ async def verify(request: web.Request) -> web.Response:
     started = time.monotonic()
     metrics.VERIFIER_IN_FLIGHT.inc()
     try:
-        outcome = await _score(request, task, text)
-    except TimeoutError:
+        outcome = await score_answer(request.app, task, text)
+    except TimeoutError as exc:
         metrics.VERIFIER_VERIFICATIONS.labels("timeout").inc()
-        return error_answer(504, f"verification exceeded {settings.timeout_seconds} s")
+        return error_answer(504, str(exc))
     except BrokenProcessPool:
         metrics.VERIFIER_VERIFICATIONS.labels("worker_crash").inc()
         return error_answer(503, "a verifier worker process died; the pool was recreated, retry")
     finally:
         metrics.VERIFIER_IN_FLIGHT.dec()
         metrics.VERIFIER_CHECK_SECONDS.observe(time.monotonic() - started)
-    if "error" not in outcome and not math.isfinite(outcome["reward"]):
-        outcome = {"error": f"verifier produced a non-finite reward {outcome['reward']}"}
     if "error" in outcome:
         metrics.VERIFIER_VERIFICATIONS.labels("unscorable").inc()
         return error_answer(422, outcome["error"])
