@@ -81,20 +81,18 @@ def is_truncated(row: dict[str, Any]) -> bool:
     return protocol.is_truncated(row.get("response") or {})
 
 
+TRAINING_TOOL_FIELDS = ("name", "description", "parameters")
+"""The function fields a dataset keeps: what a chat template renders for the model. `strict` is
+left out: it asks the server to enforce the schema while decoding, it is not part of the prompt."""
+
+
 def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The tools offered to the model, in chat-completions shape ({type: function, function})."""
     params = row.get("responses_create_params") or {}
     tools = params.get("tools")
     if not isinstance(tools, list) or not tools:
         return None
-    out = []
-    for tool in tools:
-        if isinstance(tool, dict) and "function" not in tool and tool.get("type") == "function":
-            spec = {k: v for k, v in tool.items() if k in ("name", "description", "parameters")}
-            out.append({"type": "function", "function": spec})
-        else:
-            out.append(tool)
-    return out
+    return protocol.chat_tools(tools, TRAINING_TOOL_FIELDS)
 
 
 def ground_truth_value(row: dict[str, Any]) -> Any:

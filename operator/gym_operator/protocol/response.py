@@ -134,12 +134,16 @@ def request_tools(params: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Responses-shape function tools as Chat Completions wants them (`{function: {...}}`)."""
+FUNCTION_FIELDS = ("name", "description", "parameters", "strict")
+
+
+def chat_tools(tools: list[Any], fields: tuple[str, ...] = FUNCTION_FIELDS) -> list[dict[str, Any]]:
+    """Responses-shape function tools as Chat Completions wants them (`{function: {...}}`), each
+    function keeping `fields`; tools already in that shape, and any other item, as given."""
     out = []
     for tool in tools:
-        if tool.get("type") == "function" and "function" not in tool:
-            fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
+        if isinstance(tool, dict) and tool.get("type") == "function" and "function" not in tool:
+            fn = {k: tool[k] for k in fields if k in tool}
             out.append({"type": "function", "function": fn})
         else:
             out.append(tool)
