@@ -108,9 +108,10 @@ def llama_args(port: int = 8000) -> list[str]:
     return command[command.index("--model") :]
 
 
-def run_stub_service(cluster: Cluster, name: str, replicas: int) -> None:
+def run_stub_service(cluster: Cluster, name: str, replicas: int, *, headless: bool = False) -> None:
     """A Deployment of `replicas` stub models behind a Service `name` on port 8000, the way a
-    user runs vLLM; returns once every replica is ready."""
+    user runs vLLM (`headless`: clusterIP None, for client-side balancing); returns once every
+    replica is a ready endpoint (a pod sees the endpoints that were ready when it started)."""
     labels = {"app": name}
     container = {
         "name": "model",
@@ -119,6 +120,7 @@ def run_stub_service(cluster: Cluster, name: str, replicas: int) -> None:
         "ports": [{"name": "http", "containerPort": 8000}],
         "readinessProbe": {"httpGet": {"path": "/v1/models", "port": "http"}, "periodSeconds": 1},
     }
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [container]}}
     cluster.apps.create_namespaced_deployment(
         cluster.namespace,
         {
@@ -126,25 +128,25 @@ def run_stub_service(cluster: Cluster, name: str, replicas: int) -> None:
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                "template": template,
             },
         },
     )
+    service: dict[str, object] = {"selector": labels, "ports": [{"name": "http", "port": 8000}]}
+    if headless:
+        service["clusterIP"] = "None"
     cluster.core.create_namespaced_service(
-        cluster.namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 8000}]},
-        },
+        cluster.namespace, {"metadata": {"name": name}, "spec": service}
     )
-    wait_for(
-        lambda: (
-            cluster.apps.read_namespaced_deployment(name, cluster.namespace).status.ready_replicas
-            == replicas
-        ),
-        f"{replicas} stub replicas of {name} ready",
-        timeout=90,
-    )
+    discovery = client.DiscoveryV1Api(cluster.kube.api)
+
+    def ready_endpoints() -> int:
+        slices = discovery.list_namespaced_endpoint_slice(
+            cluster.namespace, label_selector=f"kubernetes.io/service-name={name}"
+        ).items
+        return sum(1 for s in slices for e in s.endpoints or [] if e.conditions.ready)
+
+    wait_for(lambda: ready_endpoints() == replicas, f"{replicas} ready endpoints of {name}", 90)
 
 
 def wait_verifier_ready(cluster: Cluster, job: str) -> None:

@@ -4,16 +4,8 @@ to one address per ready replica and spread their requests over all of them."""
 from __future__ import annotations
 
 import pytest
-from clusterkit import Cluster, Operator, World, wait_for
-from kubernetes import client
-from serverkit import (
-    STUB_ARGS,
-    STUB_IMAGE,
-    pod_stats,
-    pods_with,
-    register_images,
-    wait_verifier_ready,
-)
+from clusterkit import Cluster, Operator, World
+from serverkit import pod_stats, pods_with, register_images, run_stub_service, wait_verifier_ready
 
 MODEL = "stub-headless"
 
@@ -23,49 +15,10 @@ def images(cluster: Cluster) -> None:
     register_images(cluster)
 
 
-def run_headless_model(cluster: Cluster, replicas: int) -> None:
-    """`replicas` stub models behind headless Service MODEL (clusterIP None) on port 8000, the
-    way a user runs vLLM for client-side balancing; returns once each is a ready endpoint (a
-    pod sees the endpoints that were ready when it started)."""
-    labels = {"app": MODEL}
-    container = {
-        "name": "model",
-        "image": STUB_IMAGE,
-        "args": [*STUB_ARGS, "--latency", "0.05"],
-        "ports": [{"name": "http", "containerPort": 8000}],
-        "readinessProbe": {"httpGet": {"path": "/v1/models", "port": "http"}, "periodSeconds": 1},
-    }
-    template = {"metadata": {"labels": labels}, "spec": {"containers": [container]}}
-    cluster.apps.create_namespaced_deployment(
-        cluster.namespace,
-        {
-            "metadata": {"name": MODEL},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": template,
-            },
-        },
-    )
-    service = {"clusterIP": "None", "selector": labels, "ports": [{"name": "http", "port": 8000}]}
-    cluster.core.create_namespaced_service(
-        cluster.namespace, {"metadata": {"name": MODEL}, "spec": service}
-    )
-    discovery = client.DiscoveryV1Api(cluster.kube.api)
-
-    def ready_endpoints() -> int:
-        slices = discovery.list_namespaced_endpoint_slice(
-            cluster.namespace, label_selector=f"kubernetes.io/service-name={MODEL}"
-        ).items
-        return sum(1 for s in slices for e in s.endpoints or [] if e.conditions.ready)
-
-    wait_for(lambda: ready_endpoints() == replicas, f"{replicas} ready endpoints", timeout=90)
-
-
 def test_a_headless_service_of_two_stub_models_serves_the_job_from_both_replicas(
     cluster: Cluster, operator: Operator, world: World
 ) -> None:
-    run_headless_model(cluster, replicas=2)
+    run_stub_service(cluster, MODEL, replicas=2, headless=True)
     host = f"{MODEL}.{cluster.namespace}.svc.cluster.local:8000"
     policy = {"baseURL": f"http://{host}/v1", "model": "stub"}
     # Created suspended, resumed once its verifier serves: this test is about the model's
