@@ -55,6 +55,20 @@ def test_reference_sample_is_renewed_after_the_window() -> None:
     assert report.sample == progress.Sample(at=1010.0, done=10)
 
 
+def test_concurrency_limit_is_the_running_shards_sum() -> None:
+    shards = [
+        shard(0, 4, concurrency_limit=48),
+        shard(1, 6, concurrency_limit=16),
+        shard(2, 9, concurrency_limit=64, finished=True),  # done: sends nothing any more
+    ]
+    report = progress.aggregate(shards, None, None, now=1010.0)
+    assert report.progress["concurrencyLimit"] == 64
+    suspended = progress.aggregate(shards, None, None, now=1010.0, running=False)
+    assert "concurrencyLimit" not in suspended.progress
+    finished = [s.model_copy(update={"finished": True}) for s in shards]
+    assert "concurrencyLimit" not in progress.aggregate(finished, None, None, 1010.0).progress
+
+
 def test_total_falls_back_to_the_hint_until_every_shard_reports() -> None:
     report = progress.aggregate([shard(0, 4, expected_rollouts=10)], 40, None, now=1010.0)
     assert report.progress["total"] == 40

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
+
+from fakekube import merge
 
 from gym_operator.api import Phase, RolloutJobStatus
 from gym_operator.controller import conditions as cond
@@ -136,6 +139,21 @@ def test_status_patch_is_empty_when_nothing_changed() -> None:
     patch = st.status_patch(wire, st.desired_status(model, wire, done, 3, LATER))
     assert patch["phase"] == "Succeeded" and patch["completionTime"] == LATER
     assert "startTime" not in patch
+
+
+def test_a_progress_field_that_goes_away_is_removed_from_the_stored_status() -> None:
+    observed = Observed(Phase.RUNNING, "PodsRunning", "go")
+    running = {"completed": 4, "etaSeconds": 12.0, "concurrencyLimit": 16}
+    wire = st.desired_status(RolloutJobStatus, {}, observed, 1, NOW, {"progress": running}).wire()
+    suspended = Observed(Phase.SUSPENDED, "Suspended", "held")
+    now = {"progress": {"completed": 4}}  # no pod samples: no rate, no ETA, no limit
+    desired = st.desired_status(RolloutJobStatus, wire, suspended, 1, LATER, now)
+    patch = st.status_patch(wire, desired)
+    assert patch["progress"] == {"etaSeconds": None, "concurrencyLimit": None}
+    stored = copy.deepcopy(wire)
+    merge(stored, patch)  # as the API server applies a merge patch
+    assert stored["progress"] == desired.wire()["progress"]
+    assert not {"etaSeconds", "concurrencyLimit"} & set(stored["progress"])
 
 
 def test_status_fields_the_model_does_not_own_are_left_alone() -> None:

@@ -164,18 +164,29 @@ def test_a_bad_input_fails_its_index_at_once(
 def test_suspend_stops_the_pods_and_resume_finishes_exactly_once(
     cluster: Cluster, operator: Operator, world: World
 ) -> None:
-    world.stub.config.latency = 1.0
+    world.stub.config.latency = 3.0
     tasks, repeats = 6, 2
     cluster.create(
         world.rolloutjob("run4", tasks=tasks, sampling={"numRepeats": 2, "concurrency": 1})
     )
-    wait_for(
-        lambda: any(p["status"].get("phase") == "Running" for p in cluster.pods_of("run4-gen")),
-        "a running generator pod",
+    # each shard's limit (concurrency 1) reaches status once it committed a part (2 rows)
+    limit = wait_for(
+        lambda: cluster.status("RolloutJob", "run4").get("progress", {}).get("concurrencyLimit"),
+        "status.progress.concurrencyLimit",
+        timeout=120,
     )
+    assert limit in (1, 2)  # one per running shard
     cluster.patch_spec("RolloutJob", "run4", {"suspend": True})
     status = cluster.wait_phase("RolloutJob", "run4", "Suspended")
     assert conditions(status)["Suspended"]["status"] == "True"
+    status = wait_for(
+        lambda: (
+            (s := cluster.status("RolloutJob", "run4"))
+            and "concurrencyLimit" not in s.get("progress", {})
+            and s
+        ),
+        "no concurrency limit while suspended",
+    )
     wait_for(lambda: cluster.pods_of("run4-gen") == [], "the Job controller to remove the pods")
 
     world.stub.config.latency = 0.0

@@ -10,6 +10,9 @@ from rolloutkit import make_job, math_task, write_tasks
 
 from gym_operator.rollout.generator import ShardStats
 from gym_operator.rollout.runner import run_job
+from gym_operator.storage.manifest import read_manifest
+from gym_operator.storage.store import Storage
+from gym_operator.storage.uri import parse_uri
 from gym_operator.testing import sim_gpu
 from gym_operator.testing.loopback import run_in_thread
 
@@ -33,3 +36,6 @@ async def test_auto_run_finishes_every_rollout_within_max_concurrency(tmp_path: 
     assert server.engine.stats.completed == 200
     assert reports and all(1 <= r.concurrency_limit <= 24 for r in reports)
     assert 1 <= (REGISTRY.get_sample_value("gymops_concurrency_window") or 0) <= 24
+    # the manifest carries the limit, where the operator reads it into status.progress
+    manifest = read_manifest(Storage(), parse_uri(str(tmp_path / "out")), 0)
+    assert manifest is not None and 1 <= (manifest.concurrency_limit or 0) <= 24

@@ -585,6 +585,12 @@ class Progress(ApiModel):
     percent: float = Field(default=0.0, description="(completed + failed) / total x 100.")
     rollouts_per_second: float | None = Field(default=None, description="Recent throughput.")
     eta_seconds: float | None = Field(default=None, description="Estimated seconds to finish.")
+    concurrency_limit: int | None = Field(
+        default=None,
+        description="Model requests the running shards may have in flight, summed from their "
+        "last commits (sampling.concurrency, cut on 429s, or what `auto` found); absent while "
+        "the job is not Running.",
+    )
     summary: str | None = Field(
         default=None, description="`done/total` (or `done/?`), shown by kubectl get."
     )

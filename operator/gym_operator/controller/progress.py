@@ -85,8 +85,11 @@ def aggregate(
     total_hint: int | None,
     previous: Sample | None,
     now: float,
+    *,
+    running: bool = True,
 ) -> ProgressReport:
-    """Sum the shards; the rate comes from the previous sample (or the shards' own spans)."""
+    """Sum the shards; the rate comes from the previous sample (or the shards' own spans). The
+    concurrency limit is the unfinished shards' sum while `running` (their pods sample now)."""
     completed = sum(m.completed for m in manifests)
     failed = sum(m.failed for m in manifests)
     passed = sum(m.passed for m in manifests)
@@ -108,6 +111,7 @@ def aggregate(
     eta: float | None = None
     if total is not None and rate and rate > 0:
         eta = round(max(total - done, 0) / rate, 1)
+    limits = [m.concurrency_limit for m in manifests if running and not m.finished]
     progress: dict[str, Any] = {
         "total": total,
         "completed": completed,
@@ -115,6 +119,7 @@ def aggregate(
         "percent": percent,
         "rolloutsPerSecond": round(rate, 3) if rate is not None else None,
         "etaSeconds": 0.0 if finished else eta,
+        "concurrencyLimit": sum(filter(None, limits)) or None,
         "summary": f"{done}/{total if total is not None else '?'}",
         "lastUpdated": now_iso(),
     }

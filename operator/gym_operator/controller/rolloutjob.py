@@ -229,7 +229,8 @@ def conclude_job(
     observed = admission_state(observed, job.spec.suspend, queue)
     finished = observed.phase.is_terminal()
     extra: dict[str, Any] = where_output_is(rt, job)
-    extra.update(read_progress(rt, job, uid, finished, body.get("status") or {}))
+    running = observed.phase == Phase.RUNNING
+    extra.update(read_progress(rt, job, uid, finished, body.get("status") or {}, running))
     aspects: list[Aspect] = []
     if finished:
         extra.update(finish(rt, job, observed))
@@ -264,10 +265,16 @@ def finish(rt: Runtime, job: RolloutJob, observed: Observed) -> dict[str, Any]:
 
 
 def read_progress(
-    rt: Runtime, job: RolloutJob, uid: str, force: bool, current: Mapping[str, Any]
+    rt: Runtime,
+    job: RolloutJob,
+    uid: str,
+    force: bool,
+    current: Mapping[str, Any],
+    running: bool,
 ) -> dict[str, Any]:
     """status.progress/rewards from the shard manifests, at most every progress_seconds;
-    nothing when the reading equals `current` (the status) but for its time."""
+    nothing when the reading equals `current` (the status) but for its time. `running`: the
+    generator pods sample now (else no concurrency limit is shown)."""
     now = time.time()
     if not force and now - rt.last_read.get(uid, 0.0) < rt.cfg.timers.progress_seconds:
         return {}
@@ -282,7 +289,7 @@ def read_progress(
         rt.read_errors[uid] = problem
         return {}
     rt.read_errors.pop(uid, None)
-    report = progress.aggregate(found, total_hint(job), rt.samples.get(uid), now)
+    report = progress.aggregate(found, total_hint(job), rt.samples.get(uid), now, running=running)
     rt.samples[uid] = report.sample
     if (
         progress.same_reading(current.get("progress"), report.progress)

@@ -71,13 +71,26 @@ def desired_status(
 
 
 def status_patch(current: Mapping[str, Any], desired: ResourceStatus) -> dict[str, Any]:
-    """The merge patch (top-level keys) turning `current` into `desired`; empty when equal.
-    Keys the model does not own are left as they are."""
+    """The merge patch turning `current` into `desired`; empty when equal. Top-level keys the
+    model does not own are left as they are."""
     wire = desired.wire()
-    patch: dict[str, Any] = {key: value for key, value in wire.items() if current.get(key) != value}
+    patch = merge_patch({k: v for k, v in current.items() if k in wire}, wire)
     for key in wire_keys(type(desired)):
         if key in current and key not in wire:
             patch[key] = None
+    return patch
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) from `old` to `new`: a server merges nested objects key by
+    key, so a key gone from a nested object (e.g. progress.etaSeconds) must be sent as null."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        nested = isinstance(before, Mapping) and isinstance(value, Mapping)
+        patch[key] = merge_patch(before, value) if nested else value
     return patch
 
 

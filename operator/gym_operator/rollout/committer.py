@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,7 @@ class ShardCommitter:
         live: Tally | None = None,
         line_counts: asyncio.Future[list[int]] | None = None,
         claimed: asyncio.Event | None = None,
+        limit: Callable[[], int] | None = None,
     ) -> None:
         self.storage = storage
         self.prefix = prefix
@@ -80,6 +82,8 @@ class ShardCommitter:
         self._lines: int | None = None
         self._claimed = claimed
         """Set once the prefix is this job's; commits wait for it (None: it is already)."""
+        self._limit = limit
+        """The shard's concurrency limit now, written into each manifest it commits."""
 
     @property
     def manifest(self) -> ShardManifest:
@@ -143,7 +147,8 @@ class ShardCommitter:
             buf, self._buffer = self._buffer, PartBuffer()
             if not len(buf):
                 return
-            upload = asyncio.ensure_future(asyncio.to_thread(self._commit_sync, buf))
+            limit = self._limit() if self._limit is not None else None
+            upload = asyncio.ensure_future(asyncio.to_thread(self._commit_sync, buf, limit))
             try:
                 await asyncio.shield(upload)
             except asyncio.CancelledError:
@@ -153,7 +158,7 @@ class ShardCommitter:
                 raise
             metrics.PARTS_COMMITTED.inc()
 
-    def _commit_sync(self, buf: PartBuffer) -> None:
+    def _commit_sync(self, buf: PartBuffer, limit: int | None) -> None:
         current = self._manifest
         seq = current.next_seq()
         entry = PartEntry(
@@ -162,6 +167,7 @@ class ShardCommitter:
         files = self._encode(buf, entry)
         committed = commit_part(self.storage, self.prefix, current, files, entry, buf.slots)
         committed.add(buf.tally)
+        committed.concurrency_limit = limit
         for row in buf.failures:
             failure = row["failure"]
             committed.note_failure_example(str(failure["class"]), str(failure.get("message", "")))

@@ -150,6 +150,7 @@ class ShardGenerator:
             live=self.stats,
             line_counts=self._line_counts,
             claimed=self._claimed,
+            limit=lambda: int(self.window.limit),
         )
         self.stats.add(manifest)
         self.stats.resumed = (

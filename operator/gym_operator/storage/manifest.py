@@ -81,6 +81,11 @@ class ShardManifest(Tally):
         description="Failed runs so far of the slots sampled again on resume (slot -> runs).",
     )
     expected_rollouts: int | None = None
+    concurrency_limit: int | None = Field(
+        default=None,
+        description="Model requests the shard could have in flight at its last commit (its "
+        "window's limit: the fixed setting, cut on 429s, or what `auto` found).",
+    )
     finished: bool = False
     started_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
