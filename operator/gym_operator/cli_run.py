@@ -256,6 +256,7 @@ def _progress(console: Console, *, disabled: bool) -> Iterator[Progress | None]:
         TimeRemainingColumn(),
         TextColumn("reward {task.fields[reward]}"),
         TextColumn("failed {task.fields[failed]}"),
+        TextColumn("concurrency {task.fields[limit]}"),
         console=console,
         transient=False,
     )
@@ -281,7 +282,7 @@ class _Reporter:
         self.started = time.monotonic()
         self.last = 0.0
         self.task = (
-            progress.add_task("rollouts", total=None, rate=0.0, reward="-", failed=0)
+            progress.add_task("rollouts", total=None, rate=0.0, reward="-", failed=0, limit="-")
             if progress is not None
             else None
         )
@@ -311,6 +312,7 @@ class _Reporter:
             rate=fresh / max(now - self.started, 1e-6),
             reward="-" if reward is None else f"{reward:.3f}",
             failed=sum(s.failed for s in self.shards.values()),
+            limit=sum(s.concurrency_limit for s in self.shards.values()) or "-",
         )
 
 
