@@ -110,6 +110,13 @@ CRDS: tuple[CrdInfo, ...] = (
                 "priority": 1,
             },
             {
+                "name": "Concurrency",
+                "type": "integer",
+                "jsonPath": ".status.progress.concurrencyLimit",
+                "description": "Model requests the running shards may have in flight.",
+                "priority": 1,
+            },
+            {
                 "name": "Message",
                 "type": "string",
                 "jsonPath": ".status.message",
