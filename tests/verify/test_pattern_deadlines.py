@@ -9,6 +9,7 @@ out of its budget is an error (`verifier_unscorable`, 422 on the server), never 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -145,7 +146,10 @@ async def test_a_remote_ref_in_a_task_schema_is_not_fetched() -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     ref = f"http://127.0.0.1:{port}/schema.json"
     try:
-        outcome = run_check("json_schema", {"schema": {"$ref": ref}}, "{}", {})
+        # in a thread, so that code which does fetch gets its answer and fails the test
+        outcome = await asyncio.to_thread(
+            run_check, "json_schema", {"schema": {"$ref": ref}}, "{}", {}
+        )
     finally:
         await runner.cleanup()
     assert fetched == [] and ref in outcome["error"] and "nothing is fetched" in outcome["error"]
