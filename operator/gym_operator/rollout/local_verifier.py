@@ -14,10 +14,12 @@ extraction, same reward fields, a check that cannot score is `verifier_unscorabl
 VerifierClient interface the generator already uses.
 
 In this process the server's per-request timeout does not apply: a check runs to its end on the
-event loop (regex and the other checks bound the text they read). A task that carries tools
-still gets a tool loop: its `/seed_session` and tool calls go to an empty server on loopback,
-which answers 404 to all of them (no sessions, unknown tools), as the verifier server does for a
-verifier that defines no tools.
+event loop. Each end is near: our own patterns take time linear in the answer, and patterns
+from a config or task (regex, json_schema) stop after one CPU second per check
+(`verify.pattern_deadline`), as a check that cannot score (`verifier_unscorable`). A task that
+carries tools still gets a tool loop: its `/seed_session` and tool calls go to an empty server
+on loopback, which answers 404 to all of them (no sessions, unknown tools), as the verifier
+server does for a verifier that defines no tools.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ Config (all optional):
 
 Reward: 1.0 when the response parses and validates, `partialCredit` when it only parses, else
 0.0. Components: `parse` and `valid` (0.0/1.0). A missing or invalid schema is a VerifierError.
+
+The schema's patterns run on model text under one CPU-time budget per check
+(`json_schema_patterns`, `pattern_deadline`): running past it is a VerifierError, and so is a
+schema whose matching could not be bounded. `$ref`s resolve within the schema and to the
+drafts' own metaschemas; nothing is fetched (an unknown `$ref` is a VerifierError).
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ import re
 from typing import Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
 
 from gym_operator.verify.base import VerifierError, VerifyResult, register
+from gym_operator.verify.builtins import json_schema_patterns as patterns
+from gym_operator.verify.pattern_deadline import budget
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
 _MISSING = object()
@@ -44,7 +53,20 @@ def load_schema(task: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise VerifierError(f"invalid schema: {exc.message}") from None
+    unbounded = patterns.unbounded_parts(schema)
+    if unbounded:
+        raise VerifierError(f"schema not supported: {unbounded} (its matching is unbounded)")
     return schema
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> list[jsonschema.ValidationError]:
+    """Where `value` breaks the schema, by path; patterns within one check's budget."""
+    validator = patterns.validator_class(schema)(schema, registry=referencing.Registry())
+    try:
+        with budget():
+            return sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    except referencing.exceptions.Unresolvable as exc:
+        raise VerifierError(f"schema $ref {exc.ref!r} is unknown (nothing is fetched)") from None
 
 
 def parse_json_answer(text: str) -> Any:
@@ -67,10 +89,7 @@ def check_json_schema(task: dict[str, Any], text: str, config: dict[str, Any]) -
     value = parse_json_answer(text)
     if value is _MISSING:
         return VerifyResult(0.0, {"parse": 0.0, "valid": 0.0}, {"error": "response is not JSON"})
-    errors = sorted(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(value),
-        key=lambda e: list(e.path),
-    )
+    errors = schema_errors(schema, value)
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(root)"
         partial = float(config.get("partialCredit", 0.0))

@@ -10,23 +10,27 @@ Config (all optional):
 - `answerField` (default —): when set, the match must also capture the task's answer: group
   `answer` or group 1 equals this field (stripped)
 
-Reward: 1.0 on a match (and an equal capture, when `answerField` is set), else 0.0. A missing or
-invalid pattern is a VerifierError.
+Reward: 1.0 on a match (and an equal capture, when `answerField` is set), else 0.0. A missing,
+invalid or oversized pattern is a VerifierError, and so is a match that runs past its CPU budget
+on this answer (`pattern_deadline.PATTERN_SECONDS`): backtracking bait is never a reward.
 """
 
 from __future__ import annotations
 
-import re
 from functools import reduce
 from typing import Any
 
-from gym_operator.verify.base import VerifierError, VerifyResult, register
+import regex
 
-FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}
+from gym_operator.verify.base import VerifierError, VerifyResult, register
+from gym_operator.verify.pattern_deadline import compile_pattern as compile_timed
+from gym_operator.verify.pattern_deadline import timed_match
+
+FLAGS = {"IGNORECASE": regex.IGNORECASE, "MULTILINE": regex.MULTILINE, "DOTALL": regex.DOTALL}
 MAX_RESPONSE_CHARS = 1_000_000
 
 
-def compile_pattern(task: dict[str, Any], config: dict[str, Any]) -> re.Pattern[str]:
+def compile_pattern(task: dict[str, Any], config: dict[str, Any]) -> regex.Pattern[str]:
     """The configured pattern with its flags; VerifierError names what is wrong."""
     pattern = config.get("pattern")
     if pattern is None:
@@ -38,13 +42,10 @@ def compile_pattern(task: dict[str, Any], config: dict[str, Any]) -> re.Pattern[
     if unknown:
         raise VerifierError(f"config.flags {unknown} not among {sorted(FLAGS)}")
     flags = reduce(lambda acc, f: acc | FLAGS[f], config.get("flags", []), 0)
-    try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise VerifierError(f"invalid pattern {pattern!r}: {exc}") from None
+    return compile_timed(pattern, flags)
 
 
-def captured(match: re.Match[str]) -> str | None:
+def captured(match: regex.Match[str]) -> str | None:
     """The `answer` group, else group 1, else None."""
     if "answer" in match.re.groupindex:
         return match.group("answer")
@@ -59,7 +60,7 @@ def check_regex(task: dict[str, Any], text: str, config: dict[str, Any]) -> Veri
     if mode not in ("search", "full"):
         raise VerifierError(f"config.mode {mode!r} is not one of ('search', 'full')")
     text = text[:MAX_RESPONSE_CHARS]
-    match = compiled.fullmatch(text.strip()) if mode == "full" else compiled.search(text)
+    match = timed_match(compiled, text.strip() if mode == "full" else text, full=mode == "full")
     ok = match is not None
     answer_field = config.get("answerField")
     if ok and answer_field:
