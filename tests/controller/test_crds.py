@@ -126,7 +126,8 @@ def test_names_columns_and_status_subresource() -> None:
     assert [c["name"] for c in columns if not c.get("priority")] == [
         "Phase", "Progress", "Rollouts/s", "Reward", "Age"
     ]  # fmt: skip
-    assert [c["name"] for c in columns if c.get("priority") == 1] == ["Failed", "ETA", "Message"]
+    wide = [c["name"] for c in columns if c.get("priority") == 1]
+    assert wide == ["Failed", "ETA", "Concurrency", "Message"]
 
 
 def test_cel_rules_and_unknown_fields_come_from_the_models() -> None:

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from verifykit import post_verify
 
+import gym_operator
 from gym_operator.verify.base import VerifierError
 from gym_operator.verify.builtins.code_execution import extract_program
 from gym_operator.verify.sandbox import (
@@ -238,3 +243,22 @@ def test_reads_outside_the_system_libraries_are_denied() -> None:
     result = run_python(f"print(open({readable_by_permissions!r}).read()[:10])")
     assert result.exit_code == 1 and "PermissionError" in result.reason
     assert run_python("import json, fractions\nprint(json.dumps(1))").stdout == "1\n"
+
+
+def test_assert_tests_run_when_the_package_sits_below_a_private_directory(tmp_path) -> None:
+    """An install beneath a 0700 directory (a home or a `mktemp -d`): the run's own uid cannot
+    enter it, yet the harness still runs the program and its tests."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shutil.copytree(Path(gym_operator.__file__).parent, private / "gym_operator")
+    check = (
+        "from gym_operator.verify.sandbox import run_tests\n"
+        "verdicts = run_tests('def f(x):\\n    return 2 * x\\n', 'assert f(2) == 4', ['t0'])\n"
+        "print(verdicts.outcomes)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(private)}
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[(True," in done.stdout, done.stdout

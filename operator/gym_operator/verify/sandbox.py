@@ -44,7 +44,14 @@ from gym_operator.verify.sandbox_run import (
 
 log = logging.getLogger(__name__)
 
-HARNESS = Path(__file__).with_name("sandbox_harness.py")
+HARNESS = "sandbox_harness.py"
+HARNESS_FILES = {
+    name: Path(__file__).with_name(name).read_text(encoding="utf-8")
+    for name in (HARNESS, "sandbox_wire.py")
+}
+"""The harness and the wire module it loads, copied into each run's work directory: the run's
+unprivileged uid may not be able to enter the directories above an installed package (a 0700
+home or temporary directory), and a copy there is read once, before the program starts."""
 RESULTS_LIMIT_BYTES = 4 * 1024 * 1024
 
 
@@ -176,8 +183,8 @@ def run_tests(
     try:
         solution = launch(
             isolation,
-            {"main.py": code},
-            str(HARNESS),
+            {"main.py": code, **HARNESS_FILES},
+            HARNESS,
             ["solution", str(requests_read), str(answers_write)],
             "",
             limits,
@@ -188,8 +195,8 @@ def run_tests(
             held.remove(fd)
         checker = launch(
             isolation,
-            {"tests.py": tests},
-            str(HARNESS),
+            {"tests.py": tests, **HARNESS_FILES},
+            HARNESS,
             ["tests", str(requests_write), str(answers_read), str(results)],
             "",
             limits,
