@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -641,32 +642,46 @@ async def echoing(request: web.Request, body: dict[str, Any], prompt: str) -> An
     return web.json_response(chat_answer("#### 0"))
 
 
-@pytest.mark.slow
-def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) -> None:
-    key = f"sk-{uuid.uuid4().hex}{uuid.uuid4().hex}"
-    tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps(task_row(i)) + "\n" for i in range(6)))
-    out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
-    log.parent.mkdir()
-    model = ScriptedModel(echoing)
+@contextlib.contextmanager
+def scripted_job(
+    tmp_path: Path, model: ScriptedModel, tasks: int, policy: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """`tasks` task rows, `model` and a TinyVerifier on loopback, and a one-repeat RolloutJob
+    spec writing to tmp_path/out (logs go to tmp_path/logs); yields the spec's path."""
+    task_file = tmp_path / "tasks.jsonl"
+    task_file.write_text("".join(json.dumps(task_row(i)) + "\n" for i in range(tasks)))
+    (tmp_path / "logs").mkdir()
     with (
         run_in_thread(lambda: serve_app(model.app())) as model_url,
         app_in_thread(TinyVerifier().app()) as verifier_url,
     ):
-        body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)
+        body = job_body(str(task_file), str(tmp_path / "out"), model_url + "/v1", verifier_url)
         body["spec"]["sampling"]["numRepeats"] = 1
-        body["spec"]["policy"]["maxAnswerBytes"] = 65536
+        body["spec"]["policy"].update(policy or {})
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(body))
-        spec = str(tmp_path / "job.yaml")
+        yield str(tmp_path / "job.yaml")
+
+
+def committed_rows(out: Path) -> list[dict[str, Any]]:
+    """Every rollout row of the committed parts under `out`."""
+    return [
+        json.loads(line)
+        for part in out.rglob("part-*.jsonl.zst")
+        for line in readable_text(part).splitlines()
+    ]
+
+
+@pytest.mark.slow
+def test_an_echoed_key_reaches_no_row_failure_log_or_job_record(tmp_path: Path) -> None:
+    key = f"sk-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    model = ScriptedModel(echoing)
+    out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
+    with scripted_job(tmp_path, model, tasks=6, policy={"maxAnswerBytes": 65536}) as spec:
         env = {"FAULTS_API_KEY": key}
         proc = gymops("--log-level", "DEBUG", "generate", "--spec", spec, log=log, env=env)
         assert wait_or_dump(proc, 120, log) == 0, log.read_text()[-3000:]
     assert set(model.authorizations) == {f"Bearer {key}"}, "the key was never sent"
-    rows = {
-        json.loads(line)["_ng_task_index"]: json.loads(line)
-        for part in out.rglob("part-*.jsonl.zst")
-        for line in readable_text(part).splitlines()
-    }
+    rows = {row["_ng_task_index"]: row for row in committed_rows(out)}
     failures = {
         json.loads(line)["_ng_task_index"]: json.loads(line)["failure"]
         for part in out.rglob("failures-*.jsonl")
@@ -735,25 +750,11 @@ async def lone_surrogates(request: web.Request, body: dict[str, Any], prompt: st
 def test_a_lone_surrogate_in_an_answer_is_replaced_and_the_part_is_written(
     tmp_path: Path,
 ) -> None:
-    tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps(task_row(i)) + "\n" for i in range(3)))
     out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
-    log.parent.mkdir()
-    model = ScriptedModel(lone_surrogates)
-    with (
-        run_in_thread(lambda: serve_app(model.app())) as model_url,
-        app_in_thread(TinyVerifier().app()) as verifier_url,
-    ):
-        body = job_body(str(tasks), str(out), model_url + "/v1", verifier_url)
-        body["spec"]["sampling"]["numRepeats"] = 1
-        (tmp_path / "job.yaml").write_text(yaml.safe_dump(body))
-        proc = gymops("generate", "--spec", str(tmp_path / "job.yaml"), log=log)
+    with scripted_job(tmp_path, ScriptedModel(lone_surrogates), tasks=3) as spec:
+        proc = gymops("generate", "--spec", spec, log=log)
         assert wait_or_dump(proc, 120, log) == 0, log.read_text()[-3000:]
-    rows = [
-        json.loads(line)
-        for part in out.rglob("part-*.jsonl.zst")
-        for line in readable_text(part).splitlines()
-    ]
+    rows = committed_rows(out)
     assert len(rows) == 3 and (out / "_SUCCESS").is_file()
     for row in rows:
         assert row["response"]["output"][0]["content"][0]["text"] == "#### 0 \ufffd and \U0001f600"
